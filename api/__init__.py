@@ -1,0 +1,1 @@
+"""shouwang: api."""

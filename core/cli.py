@@ -1,0 +1,188 @@
+"""The ``shouwang`` command. Each subcommand builds the settings once and hands values down.
+
+Stages are imported inside their subcommands, so ``shouwang migrate`` does not load scikit-learn.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from core.errors import ShouwangError
+from core.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="shouwang (守望): residential IoT telemetry.")
+gateway_app = typer.Typer(no_args_is_help=True, help="Device credentials and the broker's ACL.")
+app.add_typer(gateway_app, name="gateway")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print their figures and ratios.")
+app.add_typer(bench_app, name="bench")
+console = Console(stderr=True)
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending schema migrations and sync the metric catalogue."""
+    from core.db import connect, migrate as run_migrations  # noqa: PLC0415
+
+    s = Settings()
+    with connect(s.database_url) as conn:
+        applied = run_migrations(conn)
+    console.print(f"schema up to date ({len(applied)} migration(s) applied)")
+
+
+@gateway_app.command("sync")
+def gateway_sync(
+    no_reload: Annotated[bool, typer.Option("--no-reload", help="write the files, do not signal the broker")] = False,
+) -> None:
+    """Write the broker's password file and ACL from the registry; the broker reloads them."""
+    from core.db import connect  # noqa: PLC0415
+    from gateway.sync import ServiceAccount, sync  # noqa: PLC0415
+
+    s = Settings()
+    passwd, acl, pid = s.broker_files()
+    services = [
+        ServiceAccount(s.mqtt_ingest_username, s.mqtt_ingest_password.get_secret_value(), "ingest",
+                       "SHOUWANG_MQTT_INGEST_PASSWORD"),
+        ServiceAccount(s.mqtt_admin_username, s.mqtt_admin_password.get_secret_value(), "admin",
+                       "SHOUWANG_MQTT_ADMIN_PASSWORD"),
+    ]
+    with connect(s.database_url) as conn:
+        n, changed = sync(conn, services, passwd=passwd, acl=acl, pid_file=pid,
+                          share_group=s.ingest_share_group, signal_broker=not no_reload)
+    console.print(f"{n} broker accounts; files {'updated' if changed else 'unchanged'} ({passwd}, {acl})")
+
+
+@gateway_app.command("issue")
+def gateway_issue(uid: str) -> None:
+    """Issue (or rotate) the credential of a device or gateway; prints the password once."""
+    from core.db import connect  # noqa: PLC0415
+    from gateway.accounts import issue  # noqa: PLC0415
+
+    s = Settings()
+    with connect(s.database_url) as conn:
+        password = issue(conn, uid)
+    gateway_sync(no_reload=False)
+    print(password)
+
+
+@gateway_app.command("revoke")
+def gateway_revoke(uid: str) -> None:
+    """Revoke a device's or gateway's credential; the broker refuses it from now on."""
+    from core.db import connect  # noqa: PLC0415
+    from gateway.accounts import revoke  # noqa: PLC0415
+
+    s = Settings()
+    with connect(s.database_url) as conn:
+        revoke(conn, uid)
+    gateway_sync(no_reload=False)
+
+
+@app.command()
+def seed(
+    communities: int = 20,
+    buildings: int = 17,
+    random_seed: Annotated[int, typer.Option("--seed")] = 7,
+    report_interval: Annotated[int, typer.Option(help="seconds between a device's reports")] = 10,
+) -> None:
+    """Load the demo county into the registry and issue its credentials (idempotent)."""
+    from core.db import connect  # noqa: PLC0415
+    from simulators.county import demo_county  # noqa: PLC0415
+    from simulators.seed import seed as run_seed  # noqa: PLC0415
+
+    s = Settings()
+    county = demo_county(communities=communities, buildings=buildings, seed=random_seed,
+                         report_interval_s=report_interval)
+    with connect(s.database_url) as conn:
+        secrets = run_seed(conn, county, s.state_dir / "device-secrets.json")
+    gateway_sync(no_reload=False)
+    console.print(f"demo county: {len(county.communities)} communities, {len(county.devices())} devices, "
+                  f"{len(secrets)} credentials in {s.state_dir / 'device-secrets.json'}")
+
+
+@app.command()
+def simulate(
+    speed: Annotated[float, typer.Option(help="simulated seconds per wall second; 0 = as fast as possible")] = 1.0,
+    duration: Annotated[float | None, typer.Option(help="simulated seconds to run (default: until Ctrl-C)")] = None,
+    start_ago: Annotated[float | None, typer.Option(help="start the simulated clock this many seconds ago")] = None,
+    community: Annotated[list[str] | None, typer.Option(help="only these community codes")] = None,
+    limit: Annotated[int | None, typer.Option(help="at most this many devices")] = None,
+    record: Annotated[Path | None, typer.Option(help="append every published reading to this CSV")] = None,
+    random_seed: Annotated[int, typer.Option("--seed")] = 7,
+) -> None:
+    """Stream simulated devices to the broker with their own credentials."""
+    from simulators.__main__ import main as sim_main  # noqa: PLC0415
+
+    _setup_logging()
+    sim_main(Settings(), speed=speed, duration=duration, start_ago=start_ago, communities=community or [],
+             limit=limit, record=record, seed=random_seed)
+
+
+@app.command()
+def ingest(
+    workers: Annotated[int, typer.Option(help="worker processes sharing the subscription")] = 1,
+    client_id: Annotated[str | None, typer.Option(help="MQTT client id (a persistent session)")] = None,
+) -> None:
+    """Store every reading from the broker in TimescaleDB (runs until stopped)."""
+    from ingest.__main__ import main as ingest_main  # noqa: PLC0415
+
+    _setup_logging()
+    ingest_main(Settings(), workers=workers, client_id=client_id)
+
+
+@app.command()
+def up(
+    speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 1.0,
+    workers: int = 1,
+) -> None:
+    """Run the platform's main job: ingest workers and the simulator, until Ctrl-C."""
+    from simulators.demo import main as demo_main  # noqa: PLC0415
+
+    _setup_logging()
+    demo_main(Settings(), speed=speed, workers=workers)
+
+
+@app.command()
+def status() -> None:
+    """What the database holds: devices, readings, rejects by reason, devices heard from."""
+    from core.db import connect  # noqa: PLC0415
+    from core.status import print_status  # noqa: PLC0415
+
+    with connect(Settings().database_url) as conn:
+        print_status(conn, Console())
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    seconds: Annotated[float, typer.Option(help="length of each measured phase")] = 10.0,
+    batch: Annotated[int, typer.Option(help="readings per message in the batched phase")] = 50,
+    devices: int = 200,
+) -> None:
+    """Broker pass-through vs raw COPY vs end-to-end ingest, in one run."""
+    from ingest.bench import main as bench_main  # noqa: PLC0415
+
+    _setup_logging()
+    bench_main(Settings(), seconds=seconds, batch=batch, devices=devices)
+
+
+def main() -> None:
+    try:
+        app()
+    except ShouwangError as e:
+        console.print(f"[bold red]error:[/] {e}")
+        sys.exit(2)
+if __name__ == "__main__":
+    main()

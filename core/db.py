@@ -1,0 +1,106 @@
+"""Shared: database connections and versioned schema migrations.
+
+Migrations are the numbered ``core/migrations/NNNN_name.sql`` files, applied in order, each in
+its own transaction, under an advisory lock so concurrent ``migrate`` runs are safe. After them
+the metric and event catalogue (``core.catalogue``) is synced into its tables.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from core.catalogue import EVENT_CODES, METRICS, DeviceClass
+from core.errors import ServiceUnavailable
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+Conn = psycopg.Connection[TupleRow]
+_LOCK_KEY = 0x5357_4D49  # "SWMI"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    out = []
+    for path in sorted(directory.glob("*.sql")):
+        m = re.fullmatch(r"(\d{4})_([a-z0-9_]+)\.sql", path.name)
+        if m is None:
+            raise ValueError(f"{path}: migration files are named NNNN_name.sql")
+        out.append(Migration(int(m.group(1)), m.group(2), path.read_text()))
+    versions = [m.version for m in out]
+    if versions != list(range(1, len(out) + 1)):
+        raise ValueError(f"{directory}: migration versions must run 1..n without gaps: {versions}")
+    return out
+
+
+def connect(url: str, *, autocommit: bool = False, application_name: str = "shouwang") -> Conn:
+    try:
+        return psycopg.connect(url, autocommit=autocommit, application_name=application_name)
+    except psycopg.OperationalError as e:
+        raise ServiceUnavailable(
+            f"cannot reach the database ({e}). Start the local stack with 'scripts/stack.sh up' "
+            "or set SHOUWANG_DATABASE_URL."
+        ) from e
+
+
+def migrate(conn: Conn) -> list[Migration]:
+    """Apply pending migrations and sync the catalogue; return what was applied."""
+    applied: list[Migration] = []
+    conn.autocommit = True
+    conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version int PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+        for mig in load_migrations():
+            if mig.version in done:
+                continue
+            with conn.transaction():
+                conn.execute(mig.sql.encode())
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (mig.version, mig.name),
+                )
+            applied.append(mig)
+        with conn.transaction():
+            sync_catalogue(conn)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return applied
+
+
+def sync_catalogue(conn: Conn) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO device_classes (name) VALUES (%s) ON CONFLICT DO NOTHING",
+            [(c.value,) for c in DeviceClass],
+        )
+        cur.executemany(
+            "INSERT INTO metrics (id, device_class, name, unit, lo, hi, kind, name_zh, name_en)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO UPDATE SET unit = excluded.unit, lo = excluded.lo,"
+            " hi = excluded.hi, kind = excluded.kind, name_zh = excluded.name_zh,"
+            " name_en = excluded.name_en",
+            [
+                (m.id, m.device_class.value, m.name, m.unit, m.lo, m.hi, m.kind, m.name_zh, m.name_en)
+                for m in METRICS
+            ],
+        )
+        cur.executemany(
+            "INSERT INTO event_codes (device_class, code, name_zh, name_en) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (device_class, code) DO UPDATE SET name_zh = excluded.name_zh,"
+            " name_en = excluded.name_en",
+            [(e.device_class.value, e.code, e.name_zh, e.name_en) for e in EVENT_CODES],
+        )

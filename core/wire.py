@@ -1,0 +1,283 @@
+"""Shared: the wire contract between devices, gateways and the platform (version 1).
+
+One definition serves the simulator (which publishes), the gateway (which authorises topics) and
+ingest (which decodes). ``docs/wire-contract.md`` is its prose; the pydantic models below are its
+schema, and the fast decoders are checked against them by property tests.
+
+Topics::
+
+    sw/v1/d/{device}/telemetry   one sample, or many, of one device's metrics
+    sw/v1/d/{device}/event       discrete events: fault codes, panel states
+    sw/v1/d/{device}/status      online/offline, retained; the device's MQTT last will
+    sw/v1/g/{gateway}/batch      samples and events of many devices, from a site gateway
+    sw/v1/g/{gateway}/status     the gateway's own online/offline
+
+Time ``ts`` is milliseconds since the Unix epoch (UTC) or an RFC 3339 string with an offset.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Final
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+
+from core.errors import InvalidMessage
+
+VERSION: Final = 1
+PREFIX: Final = f"sw/v{VERSION}"
+UID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class Channel(StrEnum):
+    TELEMETRY = "telemetry"
+    EVENT = "event"
+    STATUS = "status"
+    BATCH = "batch"
+
+
+class Reason(StrEnum):
+    """Why a message or a reading was rejected; stored in ``rejects.reason``."""
+
+    OVERSIZE = "oversize"
+    MALFORMED = "malformed"  # not JSON / not UTF-8
+    INVALID = "invalid"  # JSON, but not the contract's shape
+    BAD_TOPIC = "bad_topic"
+    UNKNOWN_DEVICE = "unknown_device"
+    DEVICE_MISMATCH = "device_mismatch"  # names a device the sender may not speak for
+    UNKNOWN_METRIC = "unknown_metric"
+    UNKNOWN_EVENT = "unknown_event"
+    NOT_NUMERIC = "not_numeric"
+    NOT_FINITE = "not_finite"
+    OUT_OF_RANGE = "out_of_range"
+    FUTURE_TS = "future_ts"
+    STALE_TS = "stale_ts"
+
+
+# --- topics -------------------------------------------------------------------------------
+
+
+def device_topic(uid: str, channel: Channel) -> str:
+    return f"{PREFIX}/d/{uid}/{channel.value}"
+
+
+def gateway_topic(uid: str, channel: Channel) -> str:
+    return f"{PREFIX}/g/{uid}/{channel.value}"
+
+
+def parse_topic(topic: str) -> tuple[str, str, Channel]:
+    """``sw/v1/d/EL-1/telemetry`` -> ("d", "EL-1", Channel.TELEMETRY)."""
+    parts = topic.split("/")
+    if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != PREFIX or parts[2] not in ("d", "g"):
+        raise InvalidMessage(Reason.BAD_TOPIC, f"topic {topic!r} is not {PREFIX}/d|g/<uid>/<channel>")
+    try:
+        channel = Channel(parts[4])
+    except ValueError:
+        raise InvalidMessage(Reason.BAD_TOPIC, f"unknown channel {parts[4]!r} in {topic!r}") from None
+    allowed = (Channel.BATCH, Channel.STATUS) if parts[2] == "g" else (
+        Channel.TELEMETRY, Channel.EVENT, Channel.STATUS)
+    if channel not in allowed:
+        raise InvalidMessage(Reason.BAD_TOPIC, f"channel {channel} is not valid under /{parts[2]}/")
+    return parts[2], parts[3], channel
+
+
+# --- schema (pydantic) ---------------------------------------------------------------------
+
+Timestamp = StrictInt | datetime
+Value = StrictInt | StrictFloat
+
+
+class Sample(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ts: Timestamp
+    values: Annotated[dict[str, Value], Field(min_length=1)]
+
+
+class TelemetryOne(Sample):
+    """``sw/v1/d/{device}/telemetry`` with one sample."""
+
+
+class TelemetryMany(BaseModel):
+    """``sw/v1/d/{device}/telemetry`` with many samples."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    samples: Annotated[list[Sample], Field(min_length=1)]
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ts: Timestamp
+    code: Annotated[str, Field(min_length=1, max_length=32)]
+    active: StrictBool = True
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Status(BaseModel):
+    """``.../status``. The last will carries ``{"online": false}`` without ``ts``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    online: StrictBool
+    ts: Timestamp | None = None
+    reason: str = ""
+
+
+class BatchSample(Sample):
+    device: Annotated[str, Field(pattern=UID_PATTERN)]
+
+
+class BatchEvent(Event):
+    device: Annotated[str, Field(pattern=UID_PATTERN)]
+
+
+class Batch(BaseModel):
+    """``sw/v1/g/{gateway}/batch``: what a site gateway forwards for the devices behind it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    samples: list[BatchSample] = Field(default_factory=list)
+    events: list[BatchEvent] = Field(default_factory=list)
+
+
+# --- encoders (publishers) -----------------------------------------------------------------
+
+
+def encode_sample(ts_ms: int, values: dict[str, float]) -> bytes:
+    return orjson.dumps({"ts": ts_ms, "values": values})
+
+
+def encode_samples(samples: list[tuple[int, dict[str, float]]]) -> bytes:
+    return orjson.dumps({"samples": [{"ts": t, "values": v} for t, v in samples]})
+
+
+def encode_event(ts_ms: int, code: str, *, active: bool = True, detail: dict[str, Any] | None = None) -> bytes:
+    return orjson.dumps({"ts": ts_ms, "code": code, "active": active, "detail": detail or {}})
+
+
+def encode_status(online: bool, ts_ms: int | None = None, reason: str = "") -> bytes:
+    body: dict[str, Any] = {"online": online}
+    if ts_ms is not None:
+        body["ts"] = ts_ms
+    if reason:
+        body["reason"] = reason
+    return orjson.dumps(body)
+
+
+def encode_batch(
+    samples: list[tuple[str, int, dict[str, float]]],
+    events: list[tuple[str, int, str, bool]] | None = None,
+) -> bytes:
+    return orjson.dumps({
+        "samples": [{"device": d, "ts": t, "values": v} for d, t, v in samples],
+        "events": [{"device": d, "ts": t, "code": c, "active": a} for d, t, c, a in events or []],
+    })
+
+
+# --- fast decoders (ingest) ----------------------------------------------------------------
+# They accept exactly what the models above accept (tests/core/test_wire.py holds them to it),
+# but return plain tuples: ingest handles tens of thousands of samples a second.
+
+RawSample = tuple[int, dict[str, Any]]  # (ts_ms, values)
+RawEvent = tuple[int, str, bool, dict[str, Any]]  # (ts_ms, code, active, detail)
+
+
+def loads(payload: bytes) -> Any:
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as e:
+        if b"NaN" in payload or b"Infinity" in payload:
+            # Not JSON, but common from device firmware: decode it anyway so that the finite
+            # readings in the message are kept and each NaN/Infinity is rejected on its own.
+            try:
+                return json.loads(payload)
+            except ValueError:
+                pass
+        raise InvalidMessage(Reason.MALFORMED, f"not valid JSON: {e}") from None
+
+
+def parse_ts(raw: Any) -> int:
+    if type(raw) is int:
+        return raw
+    if isinstance(raw, str):
+        try:
+            dt = datetime.fromisoformat(raw)
+        except ValueError:
+            raise InvalidMessage(Reason.INVALID, f"ts {raw!r} is not RFC 3339") from None
+        if dt.tzinfo is None:
+            raise InvalidMessage(Reason.INVALID, f"ts {raw!r} has no UTC offset")
+        return math.floor(dt.timestamp() * 1000)
+    raise InvalidMessage(Reason.INVALID, f"ts must be epoch milliseconds or RFC 3339, not {raw!r}")
+
+
+def _sample(obj: Any, keys: frozenset[str]) -> RawSample:
+    if type(obj) is not dict or obj.keys() - keys or "ts" not in obj or "values" not in obj:
+        raise InvalidMessage(Reason.INVALID, f"a sample is an object with 'ts' and 'values': {str(obj)[:200]}")
+    values = obj["values"]
+    if type(values) is not dict or not values:
+        raise InvalidMessage(Reason.INVALID, "'values' is a non-empty object of metric: number")
+    return parse_ts(obj["ts"]), values
+
+
+_SAMPLE_KEYS = frozenset(("ts", "values"))
+_BATCH_SAMPLE_KEYS = frozenset(("ts", "values", "device"))
+_EVENT_KEYS = frozenset(("ts", "code", "active", "detail"))
+_BATCH_EVENT_KEYS = _EVENT_KEYS | {"device"}
+
+
+def decode_telemetry(payload: bytes) -> list[RawSample]:
+    obj = loads(payload)
+    if type(obj) is dict and "samples" in obj:
+        samples = obj["samples"]
+        if len(obj) != 1 or type(samples) is not list or not samples:
+            raise InvalidMessage(Reason.INVALID, "'samples' is a non-empty list and the only key")
+        return [_sample(s, _SAMPLE_KEYS) for s in samples]
+    return [_sample(obj, _SAMPLE_KEYS)]
+
+
+def _event(obj: Any, keys: frozenset[str]) -> RawEvent:
+    if type(obj) is not dict or obj.keys() - keys or "ts" not in obj or "code" not in obj:
+        raise InvalidMessage(Reason.INVALID, f"an event is an object with 'ts' and 'code': {str(obj)[:200]}")
+    code, active, detail = obj["code"], obj.get("active", True), obj.get("detail", {})
+    if type(code) is not str or not 1 <= len(code) <= 32:
+        raise InvalidMessage(Reason.INVALID, "'code' is a string of 1 to 32 characters")
+    if type(active) is not bool or type(detail) is not dict:
+        raise InvalidMessage(Reason.INVALID, "'active' is a boolean and 'detail' an object")
+    return parse_ts(obj["ts"]), code, active, detail
+
+
+def decode_event(payload: bytes) -> RawEvent:
+    return _event(loads(payload), _EVENT_KEYS)
+
+
+def decode_status(payload: bytes) -> tuple[bool, int | None, str]:
+    obj = loads(payload)
+    if type(obj) is not dict or "online" not in obj or obj.keys() - {"online", "ts", "reason"}:
+        raise InvalidMessage(Reason.INVALID, "status is an object with 'online' (and 'ts', 'reason')")
+    online, ts, reason = obj["online"], obj.get("ts"), obj.get("reason", "")
+    if type(online) is not bool or type(reason) is not str:
+        raise InvalidMessage(Reason.INVALID, "'online' is a boolean and 'reason' a string")
+    return online, None if ts is None else parse_ts(ts), reason
+
+
+def decode_batch(payload: bytes) -> tuple[list[tuple[str, RawSample]], list[tuple[str, RawEvent]]]:
+    obj = loads(payload)
+    if type(obj) is not dict or obj.keys() - {"samples", "events"}:
+        raise InvalidMessage(Reason.INVALID, "a batch is an object with 'samples' and/or 'events'")
+    samples, events = obj.get("samples", []), obj.get("events", [])
+    if type(samples) is not list or type(events) is not list:
+        raise InvalidMessage(Reason.INVALID, "'samples' and 'events' are lists")
+    out_s = []
+    for s in samples:
+        ts_values = _sample(s, _BATCH_SAMPLE_KEYS)
+        out_s.append((_device_of(s), ts_values))
+    out_e = [(_device_of(e), _event(e, _BATCH_EVENT_KEYS)) for e in events]
+    return out_s, out_e
+
+
+def _device_of(obj: dict[str, Any]) -> str:
+    dev = obj.get("device")
+    if type(dev) is not str or not dev:
+        raise InvalidMessage(Reason.INVALID, "each batch entry names its 'device'")
+    return dev

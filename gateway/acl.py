@@ -1,0 +1,54 @@
+"""Gateway: the broker's password file and ACL, rendered from the registry's accounts.
+
+Pure: accounts in, file text out. A device may publish only under its own topics; a site gateway
+only its batch and status topics; ingest reads everything through its shared subscription; the
+admin account (operators, benchmarks) may do anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.wire import PREFIX, Channel, device_topic, gateway_topic
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    username: str
+    kind: str  # device | gateway | ingest | admin
+    password_hash: str
+
+
+def render_passwd(accounts: list[Account]) -> str:
+    return "".join(f"{a.username}:{a.password_hash}\n" for a in sorted(accounts, key=lambda a: a.username))
+
+
+def acl_lines(account: Account, share_group: str) -> list[str]:
+    u = account.username
+    match account.kind:
+        case "device":
+            return [
+                f"topic write {device_topic(u, Channel.TELEMETRY)}",
+                f"topic write {device_topic(u, Channel.EVENT)}",
+                f"topic write {device_topic(u, Channel.STATUS)}",
+                f"topic read {PREFIX}/d/{u}/cmd/#",
+            ]
+        case "gateway":
+            return [
+                f"topic write {gateway_topic(u, Channel.BATCH)}",
+                f"topic write {gateway_topic(u, Channel.STATUS)}",
+                f"topic read {PREFIX}/g/{u}/cmd/#",
+            ]
+        case "ingest":
+            return [f"topic read {PREFIX}/#", f"topic read $share/{share_group}/{PREFIX}/#"]
+        case "admin":
+            return ["topic readwrite #", "topic read $SYS/#"]
+    raise ValueError(f"account {u!r} has unknown kind {account.kind!r}")
+
+
+def render_acl(accounts: list[Account], share_group: str) -> str:
+    out = ["# Written by 'shouwang gateway sync' from the registry. Do not edit: edits are overwritten.\n"]
+    for a in sorted(accounts, key=lambda a: a.username):
+        out.append(f"\nuser {a.username}\n")
+        out.extend(f"{line}\n" for line in acl_lines(a, share_group))
+    return "".join(out)

@@ -1,0 +1,63 @@
+"""Ingest: the shell. Builds the consumer from settings and runs it; with several workers, runs
+each as its own process, all sharing the broker subscription."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+
+from core.settings import Settings
+from ingest.consumer import Consumer, IngestConfig
+
+log = logging.getLogger("shouwang.ingest")
+
+
+def config_from(s: Settings, client_id: str) -> IngestConfig:
+    return IngestConfig(
+        client_id=client_id,
+        username=s.mqtt_ingest_username,
+        password=s.mqtt_ingest_password.get_secret_value(),
+        host=s.mqtt_host,
+        port=s.mqtt_port,
+        share_group=s.ingest_share_group,
+        flush_seconds=s.ingest_flush_seconds,
+        max_payload_bytes=s.ingest_max_payload_bytes,
+        max_future_ms=int(s.ingest_max_future_seconds * 1000),
+        max_age_ms=int(s.ingest_max_age_days * 86_400_000),
+        retention_days=s.retention_days,
+        rejects_retention_days=s.rejects_retention_days,
+    )
+
+
+def main(s: Settings, *, workers: int = 1, client_id: str | None = None) -> None:
+    if workers > 1:
+        _supervise(workers)
+        return
+    consumer = Consumer(config_from(s, client_id or s.ingest_client_id), s.database_url)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: consumer.stop())
+        signal.signal(signal.SIGINT, lambda *_: consumer.stop())
+    consumer.run()
+    st = consumer.stats
+    log.info("stopped: %d messages, %d readings, rejects %s", st.messages, st.readings, dict(st.rejects))
+
+
+def _supervise(workers: int) -> None:
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "core.cli", "ingest", "--client-id", f"shouwang-ingest-{i}"])
+        for i in range(workers)
+    ]
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        if any(p.poll() is not None for p in procs):
+            log.error("an ingest worker exited; stopping the others")
+            break
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait(30)

@@ -1,0 +1,210 @@
+"""Ingest: the broker-facing loop. Receives, batches, commits, and only then acknowledges.
+
+paho's network thread only appends messages to a buffer. A writer thread takes the buffer every
+``flush_seconds`` (or sooner when it is large), decodes it, commits it in one transaction and
+then sends the PUBACKs. With a persistent session, a worker killed at any moment leaves its
+unacknowledged messages with the broker, which delivers them again: nothing is lost, and the
+store absorbs what was already committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.reasoncodes import ReasonCode
+
+from core.db import Conn, connect
+from core.errors import ServiceUnavailable
+from core.mqtt import new_client
+from core.registry import load_registry
+from core.wire import PREFIX
+from ingest.rows import Batch, Decoder
+from ingest.store import drop_old_chunks, write_batch
+
+log = logging.getLogger("shouwang.ingest")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    client_id: str
+    username: str
+    password: str
+    host: str
+    port: int
+    share_group: str
+    flush_seconds: float = 0.2
+    flush_bytes: int = 1_000_000
+    max_payload_bytes: int = 256 * 1024
+    max_future_ms: int = 300_000
+    max_age_ms: int = 30 * 86_400_000
+    retention_days: float = 400.0
+    rejects_retention_days: float = 30.0
+    retention_every_s: float = 3600.0
+
+
+@dataclass(slots=True)
+class Stats:
+    messages: int = 0
+    readings: int = 0
+    slow_path_readings: int = 0
+    flushes: int = 0
+    rejects: Counter[str] = field(default_factory=Counter)
+
+
+Pending = tuple[str, bytes, int, int, int, int]  # topic, payload, received_ms, mid, qos, generation
+
+
+class Consumer:
+    def __init__(self, cfg: IngestConfig, database_url: str) -> None:
+        self.cfg = cfg
+        self.database_url = database_url
+        self.conn: Conn = connect(database_url, autocommit=True, application_name=cfg.client_id)
+        conn = self.conn
+        self.decoder = Decoder(
+            load_registry(conn),
+            max_payload_bytes=cfg.max_payload_bytes,
+            max_future_ms=cfg.max_future_ms,
+            max_age_ms=cfg.max_age_ms,
+        )
+        self.stats = Stats()
+        self._buffer: list[Pending] = []
+        self._buffer_bytes = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._generation = 0
+        self._connected = threading.Event()
+        self._registry_loaded_at = time.monotonic()
+        self._retention_at = 0.0
+        self.client, self._props = new_client(
+            cfg.client_id, cfg.username, cfg.password, persistent=True, manual_ack=True
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    # --- paho's network thread ---------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _u: object, flags: mqtt.ConnectFlags, rc: ReasonCode, _p: object) -> None:
+        if rc.is_failure:
+            log.error("broker refused the connection: %s", rc)
+            return
+        with self._lock:
+            self._generation += 1
+        topic = f"$share/{self.cfg.share_group}/{PREFIX}/#"
+        if not flags.session_present:
+            client.subscribe(topic, qos=1)
+        log.info("connected as %s (session present: %s)", self.cfg.client_id, flags.session_present)
+        self._connected.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object) -> None:
+        self._connected.clear()
+        if not self._stop.is_set():
+            log.warning("disconnected from the broker (%s); paho reconnects", rc)
+
+    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        item = (msg._topic.decode("utf-8", "replace"), msg.payload, time.time_ns() // 1_000_000,
+                msg.mid, msg.qos, self._generation)
+        with self._lock:
+            self._buffer.append(item)
+            self._buffer_bytes += len(msg.payload)
+            full = self._buffer_bytes >= self.cfg.flush_bytes
+        if full:
+            self._wake.set()
+
+    # --- writer thread -----------------------------------------------------------------
+
+    def run(self, *, stop_after_s: float | None = None) -> None:
+        self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=30, clean_start=False, properties=self._props)
+        self.client.loop_start()
+        deadline = None if stop_after_s is None else time.monotonic() + stop_after_s
+        try:
+            while not self._stop.is_set():
+                self._wake.wait(self.cfg.flush_seconds)
+                self._wake.clear()
+                self.flush()
+                self._maybe_retention()
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+        finally:
+            self.flush()
+            self.client.disconnect()
+            self.client.loop_stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def flush(self) -> None:
+        with self._lock:
+            items, self._buffer, self._buffer_bytes = self._buffer, [], 0
+        if not items:
+            return
+        batch = self._decode(items)
+        while True:
+            try:
+                slow = write_batch(self.conn, batch)
+                break
+            except psycopg.OperationalError as e:
+                log.error("database write failed (%s); retrying in 1 s, nothing acknowledged", e)
+                time.sleep(1.0)
+                self._reconnect_db()
+        with self._lock:
+            generation = self._generation
+        for _topic, _payload, _rt, mid, qos, gen in items:
+            if qos and gen == generation:
+                self.client.ack(mid, qos)
+        st = self.stats
+        st.messages += len(items)
+        st.readings += len(batch)
+        st.slow_path_readings += slow
+        st.flushes += 1
+        for r in batch.rejects:
+            st.rejects[r.reason] += 1
+
+    def _decode(self, items: list[Pending]) -> Batch:
+        batch = Batch()
+        for topic, payload, received_ms, *_ in items:
+            self.decoder.decode(topic, payload, received_ms, batch)
+        if self.decoder.unknown_devices and time.monotonic() - self._registry_loaded_at > 1.0:
+            # Devices registered since the last load: look again before rejecting them.
+            self.decoder.unknown_devices.clear()
+            self.decoder.registry = load_registry(self.conn)
+            self._registry_loaded_at = time.monotonic()
+            batch = Batch()
+            for topic, payload, received_ms, *_ in items:
+                self.decoder.decode(topic, payload, received_ms, batch)
+        self.decoder.unknown_devices.clear()
+        return batch
+
+    def _reconnect_db(self) -> None:
+        try:
+            self.conn.close()
+            self.conn = connect(self.database_url, autocommit=True, application_name=self.cfg.client_id)
+        except ServiceUnavailable as e:
+            log.error("database still unreachable: %s", e)
+
+    def _maybe_retention(self) -> None:
+        now = time.monotonic()
+        if now - self._retention_at < self.cfg.retention_every_s:
+            return
+        self._retention_at = now
+        try:
+            with self.conn.transaction():
+                got = self.conn.execute("SELECT pg_try_advisory_xact_lock(0x53575245)").fetchone()
+                if got and got[0]:
+                    n = drop_old_chunks(
+                        self.conn,
+                        retention_days=self.cfg.retention_days,
+                        rejects_retention_days=self.cfg.rejects_retention_days,
+                    )
+                    if n:
+                        log.info("retention dropped %d chunks", n)
+        except psycopg.Error as e:
+            log.error("retention failed: %s", e)

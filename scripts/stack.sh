@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# The project-owned local stack: a PostgreSQL + TimescaleDB cluster and a Mosquitto broker,
+# each on its own loopback port with state under .state/. Nothing of the machine's own
+# PostgreSQL or Mosquitto is touched.
+#   scripts/stack.sh up      start both (initialising on first use), migrate, write broker ACLs
+#   scripts/stack.sh down    stop both
+#   scripts/stack.sh status  say what runs
+# Set SHOUWANG_DATABASE_URL / SHOUWANG_MQTT_HOST to use external services instead: `up` then
+# starts nothing of its own and only migrates.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+state="${SHOUWANG_STATE_DIR:-$root/.state}"
+pg_major=$(cat "$state/pg_major" 2>/dev/null || echo 15)
+pg_bin="/usr/lib/postgresql/$pg_major/bin"
+pgdata="$state/pg"
+pg_port=54329
+mq_dir="$state/mosquitto"
+mq_port=18883
+envfile="$state/shouwang.env"
+shouwang="$root/.venv/bin/shouwang"
+log() { printf '\033[1;34m[stack]\033[0m %s\n' "$*"; }
+
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(24))'; }
+
+write_env() {
+  [ -f "$envfile" ] && return 0
+  mkdir -p "$state"
+  umask 077
+  local dbpw; dbpw=$(secret)
+  cat > "$envfile" <<ENV
+# Written once by scripts/stack.sh for the project-owned local stack. Environment variables win.
+SHOUWANG_DATABASE_URL=postgresql://shouwang:${dbpw}@127.0.0.1:${pg_port}/shouwang
+SHOUWANG_MQTT_HOST=127.0.0.1
+SHOUWANG_MQTT_PORT=${mq_port}
+SHOUWANG_MQTT_INGEST_PASSWORD=$(secret)
+SHOUWANG_MQTT_ADMIN_PASSWORD=$(secret)
+ENV
+}
+
+env_value() { sed -n "s/^$1=//p" "$envfile"; }
+
+external() { [ -n "${SHOUWANG_DATABASE_URL:-}" ] || [ -n "${SHOUWANG_MQTT_HOST:-}" ]; }
+
+pg_up() {
+  if [ ! -f "$pgdata/PG_VERSION" ]; then
+    log "initialising PostgreSQL $pg_major cluster in $pgdata"
+    mkdir -p "$pgdata"
+    local pwfile="$state/.pgpw"
+    (umask 077; env_value SHOUWANG_DATABASE_URL | sed -E 's|.*//[^:]+:([^@]+)@.*|\1|' > "$pwfile")
+    [ "$(id -u)" -eq 0 ] && chown postgres "$pgdata" "$pwfile" && chmod 700 "$pgdata"
+    as_postgres "$pg_bin/initdb" -D "$pgdata" -U shouwang --pwfile="$pwfile" \
+      --auth-local=scram-sha-256 --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
+    rm -f "$pwfile"
+    cat >> "$pgdata/postgresql.conf" <<CONF
+# shouwang local stack
+listen_addresses = '127.0.0.1'
+port = $pg_port
+unix_socket_directories = '$pgdata'
+shared_preload_libraries = 'timescaledb'
+timescaledb.telemetry_level = off
+max_connections = 200
+shared_buffers = 1GB
+work_mem = 32MB
+maintenance_work_mem = 256MB
+wal_buffers = 16MB
+max_wal_size = 4GB
+synchronous_commit = on
+checkpoint_timeout = 15min
+timezone = 'UTC'
+log_min_duration_statement = 2000
+CONF
+  fi
+  if as_postgres "$pg_bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
+    log "PostgreSQL already running on 127.0.0.1:$pg_port"
+  else
+    as_postgres "$pg_bin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 60 start >/dev/null
+    log "PostgreSQL started on 127.0.0.1:$pg_port"
+  fi
+  PGPASSWORD=$(env_value SHOUWANG_DATABASE_URL | sed -E 's|.*//[^:]+:([^@]+)@.*|\1|') \
+    "$pg_bin/psql" -h 127.0.0.1 -p $pg_port -U shouwang -d postgres -qtAc \
+    "SELECT 1 FROM pg_database WHERE datname='shouwang'" | grep -q 1 ||
+    PGPASSWORD=$(env_value SHOUWANG_DATABASE_URL | sed -E 's|.*//[^:]+:([^@]+)@.*|\1|') \
+      "$pg_bin/psql" -h 127.0.0.1 -p $pg_port -U shouwang -d postgres -qc "CREATE DATABASE shouwang" >/dev/null
+}
+
+mq_up() {
+  mkdir -p "$mq_dir/data"
+  cat > "$mq_dir/mosquitto.conf" <<CONF
+# shouwang local broker: no anonymous access, per-device credentials and ACL written by
+# 'shouwang gateway sync' and re-read on SIGHUP.
+per_listener_settings false
+listener $mq_port 127.0.0.1
+allow_anonymous false
+password_file $mq_dir/passwd
+acl_file $mq_dir/acl
+persistence true
+persistence_location $mq_dir/data/
+autosave_interval 30
+max_queued_messages 2000000
+max_queued_bytes 0
+max_inflight_messages 0
+max_packet_size 1048576
+pid_file $mq_dir/mosquitto.pid
+log_dest file $mq_dir/mosquitto.log
+log_type error
+log_type warning
+log_type notice
+connection_messages false
+user root
+CONF
+  if [ -f "$mq_dir/mosquitto.pid" ] && kill -0 "$(cat "$mq_dir/mosquitto.pid")" 2>/dev/null; then
+    kill -HUP "$(cat "$mq_dir/mosquitto.pid")"
+    log "Mosquitto already running on 127.0.0.1:$mq_port (credentials reloaded)"
+  else
+    rm -f "$mq_dir/mosquitto.pid"
+    mosquitto -c "$mq_dir/mosquitto.conf" -d
+    for _ in $(seq 50); do
+      (exec 3<>/dev/tcp/127.0.0.1/$mq_port) 2>/dev/null && break; sleep 0.1
+    done
+    (exec 3<>/dev/tcp/127.0.0.1/$mq_port) 2>/dev/null || { tail "$mq_dir/mosquitto.log"; exit 1; }
+    log "Mosquitto started on 127.0.0.1:$mq_port"
+  fi
+}
+
+case "${1:-}" in
+  up)
+    if external; then
+      log "external services configured; migrating only"
+      "$shouwang" migrate
+      exit 0
+    fi
+    write_env
+    pg_up
+    "$shouwang" migrate
+    "$shouwang" gateway sync --no-reload
+    mq_up
+    ;;
+  down)
+    if [ -f "$mq_dir/mosquitto.pid" ] && kill -0 "$(cat "$mq_dir/mosquitto.pid")" 2>/dev/null; then
+      kill "$(cat "$mq_dir/mosquitto.pid")"; log "Mosquitto stopped"
+    fi
+    if [ -f "$pgdata/PG_VERSION" ] && as_postgres "$pg_bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
+      as_postgres "$pg_bin/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null; log "PostgreSQL stopped"
+    fi
+    ;;
+  status)
+    as_postgres "$pg_bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1 && log "PostgreSQL: running (127.0.0.1:$pg_port)" || log "PostgreSQL: stopped"
+    { [ -f "$mq_dir/mosquitto.pid" ] && kill -0 "$(cat "$mq_dir/mosquitto.pid")" 2>/dev/null && log "Mosquitto: running (127.0.0.1:$mq_port)"; } || log "Mosquitto: stopped"
+    ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,128 @@
+"""Simulators: many MQTT connections, one per simulated device or gateway, served by one thread.
+
+Each connection is a paho client with the device's own credentials and last will, so the broker
+sees exactly what it would see from real devices. paho's external-loop API (``loop_read``,
+``loop_write``, ``loop_misc``) lets a single selector serve thousands of them.
+"""
+
+from __future__ import annotations
+
+import selectors
+import time
+from dataclasses import dataclass, field
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from core.errors import ServiceUnavailable
+from core.mqtt import new_client
+from core.wire import Channel, device_topic, encode_status, gateway_topic
+
+
+@dataclass(slots=True)
+class Link:
+    uid: str
+    is_gateway: bool
+    client: mqtt.Client
+    connected: bool = False
+    refused: ReasonCode | None = None
+    unacked: set[int] = field(default_factory=set)
+
+
+class Fleet:
+    def __init__(self, host: str, port: int, *, qos: int = 1) -> None:
+        self.host, self.port, self.qos = host, port, qos
+        self.links: dict[str, Link] = {}
+        self.sel = selectors.DefaultSelector()
+        self.acked = 0
+        self.published = 0
+        self._last_misc = 0.0
+
+    def add(self, uid: str, password: str, *, is_gateway: bool = False) -> None:
+        client, props = new_client(f"sim-{uid}", uid, password)
+        status = gateway_topic(uid, Channel.STATUS) if is_gateway else device_topic(uid, Channel.STATUS)
+        client.will_set(status, encode_status(False, reason="connection lost"), qos=1, retain=True)
+        link = Link(uid, is_gateway, client)
+        client.on_connect = lambda _c, _u, _f, rc, _p: self._on_connect(link, rc)
+        client.on_publish = lambda _c, _u, mid, _rc, _p: self._on_publish(link, mid)
+        self.links[uid] = link
+        try:
+            client.connect(self.host, self.port, keepalive=60, properties=props)
+        except OSError as e:
+            raise ServiceUnavailable(f"cannot reach the broker at {self.host}:{self.port}: {e}") from e
+        sock = client.socket()
+        assert sock is not None
+        self.sel.register(sock, selectors.EVENT_READ, link)
+
+    def _on_connect(self, link: Link, rc: ReasonCode) -> None:
+        if rc.is_failure:
+            link.refused = rc
+            link.client.disconnect()
+            return
+        link.connected = True
+        topic = gateway_topic(link.uid, Channel.STATUS) if link.is_gateway else device_topic(link.uid, Channel.STATUS)
+        link.client.publish(topic, encode_status(True, int(time.time() * 1000)), qos=1, retain=True)
+
+    def _on_publish(self, link: Link, mid: int) -> None:
+        if mid in link.unacked:
+            link.unacked.discard(mid)
+            self.acked += 1
+
+    def wait_connected(self, timeout: float = 30.0) -> list[str]:
+        """Serve I/O until every link has its CONNACK; return the uids the broker refused."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.pump(0.05)
+            pending = [lk for lk in self.links.values() if not lk.connected and lk.refused is None]
+            if not pending:
+                break
+        else:
+            raise ServiceUnavailable(f"{len(pending)} simulated devices got no CONNACK in {timeout} s")
+        return [lk.uid for lk in self.links.values() if lk.refused is not None]
+
+    def publish(self, uid: str, topic: str, payload: bytes) -> None:
+        link = self.links[uid]
+        info = link.client.publish(topic, payload, qos=self.qos)
+        self.published += 1
+        if self.qos:
+            link.unacked.add(info.mid)
+        else:
+            self.acked += 1
+
+    def pump(self, timeout: float = 0.0) -> None:
+        for key, _ in self.sel.select(timeout):
+            link: Link = key.data
+            link.client.loop_read()
+        for link in self.links.values():
+            if link.client.want_write():
+                link.client.loop_write()
+        now = time.monotonic()
+        if now - self._last_misc > 1.0:
+            self._last_misc = now
+            for link in self.links.values():
+                link.client.loop_misc()
+
+    def outstanding(self) -> int:
+        return self.published - self.acked
+
+    def drain(self, timeout: float = 60.0) -> None:
+        """Serve I/O until the broker has acknowledged everything published."""
+        deadline = time.monotonic() + timeout
+        while self.outstanding() and time.monotonic() < deadline:
+            self.pump(0.02)
+        if self.outstanding():
+            raise ServiceUnavailable(f"{self.outstanding()} messages unacknowledged after {timeout} s")
+
+    def close(self) -> None:
+        for link in self.links.values():
+            sock = link.client.socket()
+            if sock is not None:
+                try:
+                    self.sel.unregister(sock)
+                except (KeyError, ValueError):
+                    pass
+            topic = gateway_topic(link.uid, Channel.STATUS) if link.is_gateway else device_topic(link.uid, Channel.STATUS)
+            if link.connected:
+                link.client.publish(topic, encode_status(False, int(time.time() * 1000), "shutdown"), qos=0, retain=True)
+            link.client.disconnect()
+        self.sel.close()
