@@ -67,23 +67,41 @@ METRICS: tuple[Metric, ...] = (
     Metric(112, E, "trip_count", "", 0, 1e10, "counter", "运行次数", "trip count"),
     Metric(113, E, "speed", "m/s", 0, 20, "gauge", "运行速度", "speed"),
     Metric(114, E, "vibration", "m/s²", 0, 50, "gauge", "振动", "vibration"),
-    Metric(115, E, "machine_room_temp", "°C", -40, 100, "gauge", "机房温度", "machine-room temperature"),
+    Metric(
+        115, E, "machine_room_temp", "°C", -40, 100, "gauge", "机房温度", "machine-room temperature"
+    ),
     Metric(201, FP, "main_power", "", 0, 1, "state", "主电状态", "main power normal"),
     Metric(202, FP, "backup_power", "", 0, 1, "state", "备电状态", "backup power normal"),
     Metric(203, FP, "active_fire", "", 0, 10000, "gauge", "火警点数", "points in fire alarm"),
     Metric(204, FP, "active_fault", "", 0, 10000, "gauge", "故障点数", "points in fault"),
     Metric(205, FP, "disabled_points", "", 0, 10000, "gauge", "屏蔽点数", "disabled points"),
-    Metric(301, FW, "sprinkler_pressure", "MPa", 0, 4, "gauge", "喷淋管网压力", "sprinkler pressure"),
+    Metric(
+        301, FW, "sprinkler_pressure", "MPa", 0, 4, "gauge", "喷淋管网压力", "sprinkler pressure"
+    ),
     Metric(302, FW, "hydrant_pressure", "MPa", 0, 4, "gauge", "消火栓管网压力", "hydrant pressure"),
     Metric(303, FW, "tank_level", "m", 0, 30, "gauge", "消防水箱液位", "fire tank level"),
-    Metric(304, FW, "tank_static_pressure", "MPa", 0, 2, "gauge", "高位水箱静压", "tank static pressure"),
+    Metric(
+        304,
+        FW,
+        "tank_static_pressure",
+        "MPa",
+        0,
+        2,
+        "gauge",
+        "高位水箱静压",
+        "tank static pressure",
+    ),
     Metric(401, EF, "residual_current", "mA", 0, 5000, "gauge", "剩余电流", "residual current"),
     Metric(402, EF, "cable_temp", "°C", -40, 200, "gauge", "线缆温度", "cable temperature"),
     Metric(501, PR, "tank_level", "m", 0, 20, "gauge", "生活水箱液位", "domestic tank level"),
-    Metric(502, PR, "inlet_pressure", "MPa", 0, 2, "gauge", "市政进水压力", "municipal inlet pressure"),
+    Metric(
+        502, PR, "inlet_pressure", "MPa", 0, 2, "gauge", "市政进水压力", "municipal inlet pressure"
+    ),
     Metric(503, PR, "zone_low_pressure", "MPa", 0, 3, "gauge", "低区供水压力", "low zone pressure"),
     Metric(504, PR, "zone_mid_pressure", "MPa", 0, 3, "gauge", "中区供水压力", "mid zone pressure"),
-    Metric(505, PR, "zone_high_pressure", "MPa", 0, 3, "gauge", "高区供水压力", "high zone pressure"),
+    Metric(
+        505, PR, "zone_high_pressure", "MPa", 0, 3, "gauge", "高区供水压力", "high zone pressure"
+    ),
     Metric(506, PR, "pump1_run", "", 0, 1, "state", "1号泵运行", "pump 1 running"),
     Metric(507, PR, "pump1_fault", "", 0, 1, "state", "1号泵故障", "pump 1 fault"),
     Metric(508, PR, "pump1_current", "A", 0, 500, "gauge", "1号泵电流", "pump 1 current"),

@@ -17,10 +17,14 @@ from rich.logging import RichHandler
 from core.errors import ShouwangError
 from core.settings import Settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="shouwang (守望): residential IoT telemetry.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="shouwang (守望): residential IoT telemetry."
+)
 gateway_app = typer.Typer(no_args_is_help=True, help="Device credentials and the broker's ACL.")
 app.add_typer(gateway_app, name="gateway")
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print their figures and ratios.")
+bench_app = typer.Typer(
+    no_args_is_help=True, help="Benchmarks that print their figures and ratios."
+)
 app.add_typer(bench_app, name="bench")
 console = Console(stderr=True)
 
@@ -36,7 +40,8 @@ def _setup_logging(verbose: bool = False) -> None:
 @app.command()
 def migrate() -> None:
     """Apply pending schema migrations and sync the metric catalogue."""
-    from core.db import connect, migrate as run_migrations  # noqa: PLC0415
+    from core.db import connect
+    from core.db import migrate as run_migrations
 
     s = Settings()
     with connect(s.database_url) as conn:
@@ -46,31 +51,63 @@ def migrate() -> None:
 
 @gateway_app.command("sync")
 def gateway_sync(
-    no_reload: Annotated[bool, typer.Option("--no-reload", help="write the files, do not signal the broker")] = False,
+    no_reload: Annotated[
+        bool, typer.Option("--no-reload", help="write the files, do not signal the broker")
+    ] = False,
 ) -> None:
     """Write the broker's password file and ACL from the registry; the broker reloads them."""
-    from core.db import connect  # noqa: PLC0415
-    from gateway.sync import ServiceAccount, sync  # noqa: PLC0415
+    from core.db import connect
+    from gateway.sync import ServiceAccount, sync
 
     s = Settings()
     passwd, acl, pid = s.broker_files()
     services = [
-        ServiceAccount(s.mqtt_ingest_username, s.mqtt_ingest_password.get_secret_value(), "ingest",
-                       "SHOUWANG_MQTT_INGEST_PASSWORD"),
-        ServiceAccount(s.mqtt_admin_username, s.mqtt_admin_password.get_secret_value(), "admin",
-                       "SHOUWANG_MQTT_ADMIN_PASSWORD"),
+        ServiceAccount(
+            s.mqtt_ingest_username,
+            s.mqtt_ingest_password.get_secret_value(),
+            "ingest",
+            "SHOUWANG_MQTT_INGEST_PASSWORD",
+        ),
+        ServiceAccount(
+            s.mqtt_admin_username,
+            s.mqtt_admin_password.get_secret_value(),
+            "admin",
+            "SHOUWANG_MQTT_ADMIN_PASSWORD",
+        ),
     ]
     with connect(s.database_url) as conn:
-        n, changed = sync(conn, services, passwd=passwd, acl=acl, pid_file=pid,
-                          share_group=s.ingest_share_group, signal_broker=not no_reload)
-    console.print(f"{n} broker accounts; files {'updated' if changed else 'unchanged'} ({passwd}, {acl})")
+        n, changed = sync(
+            conn,
+            services,
+            passwd=passwd,
+            acl=acl,
+            pid_file=pid,
+            share_group=s.ingest_share_group,
+            signal_broker=not no_reload,
+        )
+    console.print(
+        f"{n} broker accounts; files {'updated' if changed else 'unchanged'} ({passwd}, {acl})"
+    )
+
+
+@gateway_app.command("broker-config")
+def gateway_broker_config(
+    directory: Annotated[Path, typer.Option("--dir", help="where the broker's files live")],
+    port: int = 18883,
+    host: str = "127.0.0.1",
+) -> None:
+    """Print the Mosquitto configuration of a platform broker."""
+    from gateway.broker import broker_config
+
+    directory.mkdir(parents=True, exist_ok=True)
+    print(broker_config(host=host, port=port, directory=directory.resolve()), end="")
 
 
 @gateway_app.command("issue")
 def gateway_issue(uid: str) -> None:
     """Issue (or rotate) the credential of a device or gateway; prints the password once."""
-    from core.db import connect  # noqa: PLC0415
-    from gateway.accounts import issue  # noqa: PLC0415
+    from core.db import connect
+    from gateway.accounts import issue
 
     s = Settings()
     with connect(s.database_url) as conn:
@@ -82,8 +119,8 @@ def gateway_issue(uid: str) -> None:
 @gateway_app.command("revoke")
 def gateway_revoke(uid: str) -> None:
     """Revoke a device's or gateway's credential; the broker refuses it from now on."""
-    from core.db import connect  # noqa: PLC0415
-    from gateway.accounts import revoke  # noqa: PLC0415
+    from core.db import connect
+    from gateway.accounts import revoke
 
     s = Settings()
     with connect(s.database_url) as conn:
@@ -99,45 +136,69 @@ def seed(
     report_interval: Annotated[int, typer.Option(help="seconds between a device's reports")] = 10,
 ) -> None:
     """Load the demo county into the registry and issue its credentials (idempotent)."""
-    from core.db import connect  # noqa: PLC0415
-    from simulators.county import demo_county  # noqa: PLC0415
-    from simulators.seed import seed as run_seed  # noqa: PLC0415
+    from core.db import connect
+    from simulators.county import demo_county
+    from simulators.seed import seed as run_seed
 
     s = Settings()
-    county = demo_county(communities=communities, buildings=buildings, seed=random_seed,
-                         report_interval_s=report_interval)
+    county = demo_county(
+        communities=communities,
+        buildings=buildings,
+        seed=random_seed,
+        report_interval_s=report_interval,
+    )
     with connect(s.database_url) as conn:
         secrets = run_seed(conn, county, s.state_dir / "device-secrets.json")
     gateway_sync(no_reload=False)
-    console.print(f"demo county: {len(county.communities)} communities, {len(county.devices())} devices, "
-                  f"{len(secrets)} credentials in {s.state_dir / 'device-secrets.json'}")
+    console.print(
+        f"demo county: {len(county.communities)} communities, {len(county.devices())} devices, "
+        f"{len(secrets)} credentials in {s.state_dir / 'device-secrets.json'}"
+    )
 
 
 @app.command()
 def simulate(
-    speed: Annotated[float, typer.Option(help="simulated seconds per wall second; 0 = as fast as possible")] = 1.0,
-    duration: Annotated[float | None, typer.Option(help="simulated seconds to run (default: until Ctrl-C)")] = None,
-    start_ago: Annotated[float | None, typer.Option(help="start the simulated clock this many seconds ago")] = None,
+    speed: Annotated[
+        float, typer.Option(help="simulated seconds per wall second; 0 = as fast as possible")
+    ] = 1.0,
+    duration: Annotated[
+        float | None, typer.Option(help="simulated seconds to run (default: until Ctrl-C)")
+    ] = None,
+    start_ago: Annotated[
+        float | None, typer.Option(help="start the simulated clock this many seconds ago")
+    ] = None,
     community: Annotated[list[str] | None, typer.Option(help="only these community codes")] = None,
     limit: Annotated[int | None, typer.Option(help="at most this many devices")] = None,
-    record: Annotated[Path | None, typer.Option(help="append every published reading to this CSV")] = None,
+    record: Annotated[
+        Path | None, typer.Option(help="append every published reading to this CSV")
+    ] = None,
     random_seed: Annotated[int, typer.Option("--seed")] = 7,
 ) -> None:
     """Stream simulated devices to the broker with their own credentials."""
-    from simulators.__main__ import main as sim_main  # noqa: PLC0415
+    from simulators.__main__ import main as sim_main
 
     _setup_logging()
-    sim_main(Settings(), speed=speed, duration=duration, start_ago=start_ago, communities=community or [],
-             limit=limit, record=record, seed=random_seed)
+    sim_main(
+        Settings(),
+        speed=speed,
+        duration=duration,
+        start_ago=start_ago,
+        communities=community or [],
+        limit=limit,
+        record=record,
+        seed=random_seed,
+    )
 
 
 @app.command()
 def ingest(
     workers: Annotated[int, typer.Option(help="worker processes sharing the subscription")] = 1,
-    client_id: Annotated[str | None, typer.Option(help="MQTT client id (a persistent session)")] = None,
+    client_id: Annotated[
+        str | None, typer.Option(help="MQTT client id (a persistent session)")
+    ] = None,
 ) -> None:
     """Store every reading from the broker in TimescaleDB (runs until stopped)."""
-    from ingest.__main__ import main as ingest_main  # noqa: PLC0415
+    from ingest.__main__ import main as ingest_main
 
     _setup_logging()
     ingest_main(Settings(), workers=workers, client_id=client_id)
@@ -149,7 +210,7 @@ def up(
     workers: int = 1,
 ) -> None:
     """Run the platform's main job: ingest workers and the simulator, until Ctrl-C."""
-    from simulators.demo import main as demo_main  # noqa: PLC0415
+    from simulators.demo import main as demo_main
 
     _setup_logging()
     demo_main(Settings(), speed=speed, workers=workers)
@@ -158,8 +219,8 @@ def up(
 @app.command()
 def status() -> None:
     """What the database holds: devices, readings, rejects by reason, devices heard from."""
-    from core.db import connect  # noqa: PLC0415
-    from core.status import print_status  # noqa: PLC0415
+    from core.db import connect
+    from ingest.status import print_status
 
     with connect(Settings().database_url) as conn:
         print_status(conn, Console())
@@ -172,7 +233,7 @@ def bench_ingest(
     devices: int = 200,
 ) -> None:
     """Broker pass-through vs raw COPY vs end-to-end ingest, in one run."""
-    from ingest.bench import main as bench_main  # noqa: PLC0415
+    from ingest.bench import main as bench_main
 
     _setup_logging()
     bench_main(Settings(), seconds=seconds, batch=batch, devices=devices)
@@ -184,5 +245,7 @@ def main() -> None:
     except ShouwangError as e:
         console.print(f"[bold red]error:[/] {e}")
         sys.exit(2)
+
+
 if __name__ == "__main__":
     main()

@@ -94,7 +94,17 @@ def sync_catalogue(conn: Conn) -> None:
             " hi = excluded.hi, kind = excluded.kind, name_zh = excluded.name_zh,"
             " name_en = excluded.name_en",
             [
-                (m.id, m.device_class.value, m.name, m.unit, m.lo, m.hi, m.kind, m.name_zh, m.name_en)
+                (
+                    m.id,
+                    m.device_class.value,
+                    m.name,
+                    m.unit,
+                    m.lo,
+                    m.hi,
+                    m.kind,
+                    m.name_zh,
+                    m.name_en,
+                )
                 for m in METRICS
             ],
         )

@@ -1,10 +1,10 @@
 """Shared: the platform's own errors. Library errors (psycopg, paho) pass through with their types.
 
-    ShouwangError
-     ├── ConfigError          a setting or file is wrong; says which and what to fix
-     ├── RegistryError        a registry operation refers to something that is not there
-     ├── ServiceUnavailable   the database or broker cannot be reached
-     └── InvalidMessage       a device message breaks the wire contract (reason, detail)
+ShouwangError
+ ├── ConfigError          a setting or file is wrong; says which and what to fix
+ ├── RegistryError        a registry operation refers to something that is not there
+ ├── ServiceUnavailable   the database or broker cannot be reached
+ └── InvalidMessage       a device message breaks the wire contract (reason, detail)
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def new_client(
     client.username_pw_set(username, password)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.ReceiveMaximum = receive_maximum
     if persistent:
         props.SessionExpiryInterval = session_expiry_s

@@ -40,10 +40,14 @@ def load_registry(conn: Conn) -> Registry:
         "SELECT id, uid, device_class, community_id, gateway_id, report_interval_s"
         " FROM devices WHERE active"
     ):
-        reg.devices[str(uid)] = DeviceRef(int(did), str(uid), str(cls), int(cid), gid, int(interval))
+        reg.devices[str(uid)] = DeviceRef(
+            int(did), str(uid), str(cls), int(cid), gid, int(interval)
+        )
     for gid, uid in conn.execute("SELECT id, uid FROM gateways"):
         reg.gateways[str(uid)] = int(gid)
-    for mid, cls, name, lo, hi in conn.execute("SELECT id, device_class, name, lo, hi FROM metrics"):
+    for mid, cls, name, lo, hi in conn.execute(
+        "SELECT id, device_class, name, lo, hi FROM metrics"
+    ):
         reg.metrics.setdefault(str(cls), {})[str(name)] = MetricSpec(int(mid), float(lo), float(hi))
     codes: dict[str, set[str]] = {}
     for cls, code in conn.execute("SELECT device_class, code FROM event_codes"):

@@ -73,13 +73,20 @@ def parse_topic(topic: str) -> tuple[str, str, Channel]:
     """``sw/v1/d/EL-1/telemetry`` -> ("d", "EL-1", Channel.TELEMETRY)."""
     parts = topic.split("/")
     if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != PREFIX or parts[2] not in ("d", "g"):
-        raise InvalidMessage(Reason.BAD_TOPIC, f"topic {topic!r} is not {PREFIX}/d|g/<uid>/<channel>")
+        raise InvalidMessage(
+            Reason.BAD_TOPIC, f"topic {topic!r} is not {PREFIX}/d|g/<uid>/<channel>"
+        )
     try:
         channel = Channel(parts[4])
     except ValueError:
-        raise InvalidMessage(Reason.BAD_TOPIC, f"unknown channel {parts[4]!r} in {topic!r}") from None
-    allowed = (Channel.BATCH, Channel.STATUS) if parts[2] == "g" else (
-        Channel.TELEMETRY, Channel.EVENT, Channel.STATUS)
+        raise InvalidMessage(
+            Reason.BAD_TOPIC, f"unknown channel {parts[4]!r} in {topic!r}"
+        ) from None
+    allowed = (
+        (Channel.BATCH, Channel.STATUS)
+        if parts[2] == "g"
+        else (Channel.TELEMETRY, Channel.EVENT, Channel.STATUS)
+    )
     if channel not in allowed:
         raise InvalidMessage(Reason.BAD_TOPIC, f"channel {channel} is not valid under /{parts[2]}/")
     return parts[2], parts[3], channel
@@ -152,7 +159,9 @@ def encode_samples(samples: list[tuple[int, dict[str, float]]]) -> bytes:
     return orjson.dumps({"samples": [{"ts": t, "values": v} for t, v in samples]})
 
 
-def encode_event(ts_ms: int, code: str, *, active: bool = True, detail: dict[str, Any] | None = None) -> bytes:
+def encode_event(
+    ts_ms: int, code: str, *, active: bool = True, detail: dict[str, Any] | None = None
+) -> bytes:
     return orjson.dumps({"ts": ts_ms, "code": code, "active": active, "detail": detail or {}})
 
 
@@ -169,10 +178,14 @@ def encode_batch(
     samples: list[tuple[str, int, dict[str, float]]],
     events: list[tuple[str, int, str, bool]] | None = None,
 ) -> bytes:
-    return orjson.dumps({
-        "samples": [{"device": d, "ts": t, "values": v} for d, t, v in samples],
-        "events": [{"device": d, "ts": t, "code": c, "active": a} for d, t, c, a in events or []],
-    })
+    return orjson.dumps(
+        {
+            "samples": [{"device": d, "ts": t, "values": v} for d, t, v in samples],
+            "events": [
+                {"device": d, "ts": t, "code": c, "active": a} for d, t, c, a in events or []
+            ],
+        }
+    )
 
 
 # --- fast decoders (ingest) ----------------------------------------------------------------
@@ -213,7 +226,9 @@ def parse_ts(raw: Any) -> int:
 
 def _sample(obj: Any, keys: frozenset[str]) -> RawSample:
     if type(obj) is not dict or obj.keys() - keys or "ts" not in obj or "values" not in obj:
-        raise InvalidMessage(Reason.INVALID, f"a sample is an object with 'ts' and 'values': {str(obj)[:200]}")
+        raise InvalidMessage(
+            Reason.INVALID, f"a sample is an object with 'ts' and 'values': {str(obj)[:200]}"
+        )
     values = obj["values"]
     if type(values) is not dict or not values:
         raise InvalidMessage(Reason.INVALID, "'values' is a non-empty object of metric: number")
@@ -238,7 +253,9 @@ def decode_telemetry(payload: bytes) -> list[RawSample]:
 
 def _event(obj: Any, keys: frozenset[str]) -> RawEvent:
     if type(obj) is not dict or obj.keys() - keys or "ts" not in obj or "code" not in obj:
-        raise InvalidMessage(Reason.INVALID, f"an event is an object with 'ts' and 'code': {str(obj)[:200]}")
+        raise InvalidMessage(
+            Reason.INVALID, f"an event is an object with 'ts' and 'code': {str(obj)[:200]}"
+        )
     code, active, detail = obj["code"], obj.get("active", True), obj.get("detail", {})
     if type(code) is not str or not 1 <= len(code) <= 32:
         raise InvalidMessage(Reason.INVALID, "'code' is a string of 1 to 32 characters")
@@ -254,7 +271,9 @@ def decode_event(payload: bytes) -> RawEvent:
 def decode_status(payload: bytes) -> tuple[bool, int | None, str]:
     obj = loads(payload)
     if type(obj) is not dict or "online" not in obj or obj.keys() - {"online", "ts", "reason"}:
-        raise InvalidMessage(Reason.INVALID, "status is an object with 'online' (and 'ts', 'reason')")
+        raise InvalidMessage(
+            Reason.INVALID, "status is an object with 'online' (and 'ts', 'reason')"
+        )
     online, ts, reason = obj["online"], obj.get("ts"), obj.get("reason", "")
     if type(online) is not bool or type(reason) is not str:
         raise InvalidMessage(Reason.INVALID, "'online' is a boolean and 'reason' a string")

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from core.db import Conn
-
 from core.errors import RegistryError
 from gateway.acl import Account
 from gateway.credentials import hash_password, new_password
-
-
 
 
 def issue(conn: Conn, uid: str, *, password: str | None = None) -> str:
@@ -40,7 +37,9 @@ def issue_many(conn: Conn, uids: list[str]) -> dict[str, str]:
     """Issue credentials for many devices at once (seeding); return uid -> password."""
     out: dict[str, str] = {}
     rows = []
-    ids = dict(conn.execute("SELECT uid, id FROM devices WHERE uid = ANY(%s)", (uids,)).fetchall())
+    ids: dict[str, int] = dict(
+        conn.execute("SELECT uid, id FROM devices WHERE uid = ANY(%s)", (uids,)).fetchall()
+    )
     for uid in uids:
         if uid not in ids:
             raise RegistryError(f"no device with uid {uid!r}")
@@ -59,7 +58,8 @@ def issue_many(conn: Conn, uids: list[str]) -> dict[str, str]:
 
 def revoke(conn: Conn, uid: str) -> None:
     cur = conn.execute(
-        "UPDATE mqtt_accounts SET revoked_at = now() WHERE username = %s AND revoked_at IS NULL", (uid,)
+        "UPDATE mqtt_accounts SET revoked_at = now() WHERE username = %s AND revoked_at IS NULL",
+        (uid,),
     )
     if cur.rowcount == 0:
         raise RegistryError(f"{uid!r} has no active credential to revoke")

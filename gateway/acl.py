@@ -20,7 +20,9 @@ class Account:
 
 
 def render_passwd(accounts: list[Account]) -> str:
-    return "".join(f"{a.username}:{a.password_hash}\n" for a in sorted(accounts, key=lambda a: a.username))
+    return "".join(
+        f"{a.username}:{a.password_hash}\n" for a in sorted(accounts, key=lambda a: a.username)
+    )
 
 
 def acl_lines(account: Account, share_group: str) -> list[str]:
@@ -47,7 +49,9 @@ def acl_lines(account: Account, share_group: str) -> list[str]:
 
 
 def render_acl(accounts: list[Account], share_group: str) -> str:
-    out = ["# Written by 'shouwang gateway sync' from the registry. Do not edit: edits are overwritten.\n"]
+    out = [
+        "# Written by 'shouwang gateway sync' from the registry. Do not edit: edits are overwritten.\n"
+    ]
     for a in sorted(accounts, key=lambda a: a.username):
         out.append(f"\nuser {a.username}\n")
         out.extend(f"{line}\n" for line in acl_lines(a, share_group))

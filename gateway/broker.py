@@ -36,9 +36,46 @@ def reload(pid_file: Path) -> int:
     try:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError) as e:
-        raise ConfigError(str(pid_file), f"cannot read the broker's pid ({e}); is the broker running?") from e
+        raise ConfigError(
+            str(pid_file), f"cannot read the broker's pid ({e}); is the broker running?"
+        ) from e
     try:
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:
-        raise ConfigError(str(pid_file), f"no broker runs as pid {pid}; start it with scripts/stack.sh up") from None
+        raise ConfigError(
+            str(pid_file), f"no broker runs as pid {pid}; start it with scripts/stack.sh up"
+        ) from None
     return pid
+
+
+def broker_config(*, host: str, port: int, directory: Path, persistence: bool = True) -> str:
+    """Mosquitto configuration for a platform broker whose files live in ``directory``."""
+    lines = [
+        "# shouwang broker: no anonymous access; per-device credentials and ACL are written by",
+        "# 'shouwang gateway sync' from the registry and re-read on SIGHUP.",
+        "per_listener_settings false",
+        f"listener {port} {host}",
+        "allow_anonymous false",
+        f"password_file {directory / 'passwd'}",
+        f"acl_file {directory / 'acl'}",
+        # Ingest keeps persistent sessions: hold what it has not acknowledged, however long.
+        "max_queued_messages 2000000",
+        "max_queued_bytes 0",
+        "max_inflight_messages 0",
+        "max_packet_size 1048576",
+        f"pid_file {directory / 'mosquitto.pid'}",
+        f"log_dest file {directory / 'mosquitto.log'}",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "connection_messages false",
+        "user root" if os.geteuid() == 0 else "",
+    ]
+    if persistence:
+        (directory / "data").mkdir(parents=True, exist_ok=True)
+        lines += [
+            "persistence true",
+            f"persistence_location {directory / 'data'}/",
+            "autosave_interval 30",
+        ]
+    return "\n".join(line for line in lines if line) + "\n"

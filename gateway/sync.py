@@ -27,7 +27,9 @@ def service_accounts(accounts: list[ServiceAccount], existing: dict[str, str]) -
     out = []
     for a in accounts:
         if not a.password:
-            raise ConfigError(a.setting, f"the {a.kind} account {a.username!r} needs a password; set {a.setting}")
+            raise ConfigError(
+                a.setting, f"the {a.kind} account {a.username!r} needs a password; set {a.setting}"
+            )
         old = existing.get(a.username, "")
         hashed = old if old and verify_password(a.password, old) else hash_password(a.password)
         out.append(Account(a.username, a.kind, hashed))
@@ -50,7 +52,9 @@ def sync(
     names = {a.username for a in accounts}
     for s in services:
         if s.username in names:
-            raise ConfigError(s.setting, f"service account {s.username!r} collides with a device or gateway uid")
+            raise ConfigError(
+                s.setting, f"service account {s.username!r} collides with a device or gateway uid"
+            )
     everyone = accounts + service_accounts(services, _existing_hashes(passwd))
     changed = write_files(everyone, passwd, acl, share_group)
     if changed and signal_broker:

@@ -42,12 +42,16 @@ def main(s: Settings, *, workers: int = 1, client_id: str | None = None) -> None
         signal.signal(signal.SIGINT, lambda *_: consumer.stop())
     consumer.run()
     st = consumer.stats
-    log.info("stopped: %d messages, %d readings, rejects %s", st.messages, st.readings, dict(st.rejects))
+    log.info(
+        "stopped: %d messages, %d readings, rejects %s", st.messages, st.readings, dict(st.rejects)
+    )
 
 
 def _supervise(workers: int) -> None:
     procs = [
-        subprocess.Popen([sys.executable, "-m", "core.cli", "ingest", "--client-id", f"shouwang-ingest-{i}"])
+        subprocess.Popen(
+            [sys.executable, "-m", "core.cli", "ingest", "--client-id", f"shouwang-ingest-{i}"]
+        )
         for i in range(workers)
     ]
     stop = threading.Event()

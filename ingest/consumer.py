@@ -91,7 +91,9 @@ class Consumer:
 
     # --- paho's network thread ---------------------------------------------------------
 
-    def _on_connect(self, client: mqtt.Client, _u: object, flags: mqtt.ConnectFlags, rc: ReasonCode, _p: object) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, _u: object, flags: mqtt.ConnectFlags, rc: ReasonCode, _p: object
+    ) -> None:
         if rc.is_failure:
             log.error("broker refused the connection: %s", rc)
             return
@@ -103,14 +105,22 @@ class Consumer:
         log.info("connected as %s (session present: %s)", self.cfg.client_id, flags.session_present)
         self._connected.set()
 
-    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object) -> None:
+    def _on_disconnect(
+        self, _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
+    ) -> None:
         self._connected.clear()
         if not self._stop.is_set():
             log.warning("disconnected from the broker (%s); paho reconnects", rc)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        item = (msg._topic.decode("utf-8", "replace"), msg.payload, time.time_ns() // 1_000_000,
-                msg.mid, msg.qos, self._generation)
+        item = (
+            msg._topic.decode("utf-8", "replace"),
+            msg.payload,
+            time.time_ns() // 1_000_000,
+            msg.mid,
+            msg.qos,
+            self._generation,
+        )
         with self._lock:
             self._buffer.append(item)
             self._buffer_bytes += len(msg.payload)
@@ -121,7 +131,9 @@ class Consumer:
     # --- writer thread -----------------------------------------------------------------
 
     def run(self, *, stop_after_s: float | None = None) -> None:
-        self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=30, clean_start=False, properties=self._props)
+        self.client.connect_async(
+            self.cfg.host, self.cfg.port, keepalive=30, clean_start=False, properties=self._props
+        )
         self.client.loop_start()
         deadline = None if stop_after_s is None else time.monotonic() + stop_after_s
         try:
@@ -186,7 +198,9 @@ class Consumer:
     def _reconnect_db(self) -> None:
         try:
             self.conn.close()
-            self.conn = connect(self.database_url, autocommit=True, application_name=self.cfg.client_id)
+            self.conn = connect(
+                self.database_url, autocommit=True, application_name=self.cfg.client_id
+            )
         except ServiceUnavailable as e:
             log.error("database still unreachable: %s", e)
 
@@ -208,3 +222,22 @@ class Consumer:
                         log.info("retention dropped %d chunks", n)
         except psycopg.Error as e:
             log.error("retention failed: %s", e)
+
+
+def retire_session(cfg: IngestConfig) -> None:
+    """Remove ``cfg.client_id``'s persistent session from the broker.
+
+    A worker id that will not come back must be retired: the broker keeps handing its share of
+    the subscription to the session, holding the messages until it returns.
+    """
+    client, props = new_client(cfg.client_id, cfg.username, cfg.password, persistent=False)
+    done = threading.Event()
+    client.on_connect = lambda *_: done.set()
+    client.connect(cfg.host, cfg.port, clean_start=True, properties=props)
+    client.loop_start()
+    try:
+        if not done.wait(10):
+            raise TimeoutError(f"no CONNACK from {cfg.host}:{cfg.port} within 10 s")
+    finally:
+        client.disconnect()
+        client.loop_stop()

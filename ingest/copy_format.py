@@ -16,16 +16,24 @@ PG_EPOCH_US = 946_684_800_000_000
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
 
-ROW = np.dtype([
-    ("nfields", ">i2"),
-    ("ts_len", ">i4"), ("ts", ">i8"),
-    ("dev_len", ">i4"), ("dev", ">i4"),
-    ("met_len", ">i4"), ("met", ">i2"),
-    ("val_len", ">i4"), ("val", ">f8"),
-])
+ROW = np.dtype(
+    [
+        ("nfields", ">i2"),
+        ("ts_len", ">i4"),
+        ("ts", ">i8"),
+        ("dev_len", ">i4"),
+        ("dev", ">i4"),
+        ("met_len", ">i4"),
+        ("met", ">i2"),
+        ("val_len", ">i4"),
+        ("val", ">f8"),
+    ]
+)
 
 
-def readings_buffer(ts_ms: array[int], device: array[int], metric: array[int], value: array[float]) -> bytes:
+def readings_buffer(
+    ts_ms: array[int], device: array[int], metric: array[int], value: array[float]
+) -> bytes:
     n = len(ts_ms)
     rows = np.empty(n, dtype=ROW)
     rows["nfields"] = 4

@@ -129,10 +129,13 @@ class Decoder:
         dev = self.registry.devices.get(dev_uid)
         if dev is None:
             self.unknown_devices.add(dev_uid)
-            err = InvalidMessage(Reason.UNKNOWN_DEVICE, f"device {dev_uid!r} is not in the registry")
+            err = InvalidMessage(
+                Reason.UNKNOWN_DEVICE, f"device {dev_uid!r} is not in the registry"
+            )
         elif dev.gateway_id != gw_id:
             err = InvalidMessage(
-                Reason.DEVICE_MISMATCH, f"gateway {gw_uid!r} is not registered to forward {dev_uid!r}"
+                Reason.DEVICE_MISMATCH,
+                f"gateway {gw_uid!r} is not registered to forward {dev_uid!r}",
             )
         else:
             return dev
@@ -142,7 +145,8 @@ class Decoder:
     def _check_ts(self, ts: int, received_ms: int) -> None:
         if ts > received_ms + self.max_future_ms:
             raise InvalidMessage(
-                Reason.FUTURE_TS, f"ts {ts} is {(ts - received_ms) / 1000:.0f} s ahead of the platform's clock"
+                Reason.FUTURE_TS,
+                f"ts {ts} is {(ts - received_ms) / 1000:.0f} s ahead of the platform's clock",
             )
         if ts < received_ms - self.max_age_ms:
             raise InvalidMessage(
@@ -159,7 +163,9 @@ class Decoder:
             try:
                 self._check_ts(ts, received_ms)
             except InvalidMessage as e:
-                self._reject_part(batch, received_ms, topic, dev.uid, e, {"ts": ts, "values": values})
+                self._reject_part(
+                    batch, received_ms, topic, dev.uid, e, {"ts": ts, "values": values}
+                )
                 continue
             for name, v in values.items():
                 spec = specs.get(name)
@@ -195,20 +201,33 @@ class Decoder:
                 f"metric {name!r} value {v!r} is outside its physical range {spec.lo:g}..{spec.hi:g}",
             )
         self._reject_part(
-            batch, received_ms, topic, dev.uid, InvalidMessage(reason, detail),
+            batch,
+            received_ms,
+            topic,
+            dev.uid,
+            InvalidMessage(reason, detail),
             {"ts": ts, "metric": name, "value": repr(v)},
         )
 
-    def _event(self, dev: DeviceRef, event: RawEvent, received_ms: int, topic: str, batch: Batch) -> None:
+    def _event(
+        self, dev: DeviceRef, event: RawEvent, received_ms: int, topic: str, batch: Batch
+    ) -> None:
         ts, code, active, detail = event
         self._check_ts(ts, received_ms)
         if code not in self.registry.event_codes.get(dev.device_class, ()):
-            raise InvalidMessage(Reason.UNKNOWN_EVENT, f"{dev.device_class} has no event code {code!r}")
+            raise InvalidMessage(
+                Reason.UNKNOWN_EVENT, f"{dev.device_class} has no event code {code!r}"
+            )
         batch.events.append((ts, dev.id, code, active, detail))
 
     @staticmethod
     def _reject_part(
-        batch: Batch, received_ms: int, topic: str, uid: str | None, e: InvalidMessage, part: dict[str, object]
+        batch: Batch,
+        received_ms: int,
+        topic: str,
+        uid: str | None,
+        e: InvalidMessage,
+        part: dict[str, object],
     ) -> None:
         body = orjson.dumps(part, default=repr)
         batch.rejects.append(Reject(received_ms, topic, uid, e.reason, e.detail, body, len(body)))

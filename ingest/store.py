@@ -19,17 +19,19 @@ from ingest.copy_format import latest_per_key, readings_buffer
 from ingest.rows import Batch
 
 
-
 def _dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def copy_readings(conn: Conn, buffer: bytes, table: str = "readings") -> None:
-    with conn.cursor() as cur, cur.copy(
-        sql.SQL("COPY {} (ts, device_id, metric_id, value) FROM STDIN (FORMAT BINARY)").format(
-            sql.Identifier(table)
-        )
-    ) as cp:
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            sql.SQL("COPY {} (ts, device_id, metric_id, value) FROM STDIN (FORMAT BINARY)").format(
+                sql.Identifier(table)
+            )
+        ) as cp,
+    ):
         cp.write(buffer)
 
 
@@ -56,7 +58,15 @@ def write_batch(conn: Conn, batch: Batch) -> int:
                     "INSERT INTO rejects (received_at, topic, device_uid, reason, detail, payload, payload_size)"
                     " VALUES (%s, %s, %s, %s, %s, %s, %s)",
                     [
-                        (_dt(r.received_ms), r.topic, r.device_uid, r.reason, r.detail, r.payload, r.payload_size)
+                        (
+                            _dt(r.received_ms),
+                            r.topic,
+                            r.device_uid,
+                            r.reason,
+                            r.detail,
+                            r.payload,
+                            r.payload_size,
+                        )
                         for r in batch.rejects
                     ],
                 )

@@ -76,8 +76,8 @@ fi
 stamp="$venv/.shouwang-installed"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   log "installing the project and its dependencies into the virtualenv"
-  "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q -e "$root[dev]"
+  { "$venv/bin/pip" install -q --upgrade pip && "$venv/bin/pip" install -q -e "$root[dev]"; } \
+    > "$state/pip.log" 2>&1 || { grep -v "is ignored: it is neither" "$state/pip.log" | tail -n 30; exit 1; }
   touch "$stamp"
 fi
 log "ready: PostgreSQL $pg_major with TimescaleDB, mosquitto, $venv"

@@ -87,34 +87,13 @@ CONF
 
 mq_up() {
   mkdir -p "$mq_dir/data"
-  cat > "$mq_dir/mosquitto.conf" <<CONF
-# shouwang local broker: no anonymous access, per-device credentials and ACL written by
-# 'shouwang gateway sync' and re-read on SIGHUP.
-per_listener_settings false
-listener $mq_port 127.0.0.1
-allow_anonymous false
-password_file $mq_dir/passwd
-acl_file $mq_dir/acl
-persistence true
-persistence_location $mq_dir/data/
-autosave_interval 30
-max_queued_messages 2000000
-max_queued_bytes 0
-max_inflight_messages 0
-max_packet_size 1048576
-pid_file $mq_dir/mosquitto.pid
-log_dest file $mq_dir/mosquitto.log
-log_type error
-log_type warning
-log_type notice
-connection_messages false
-user root
-CONF
+  "$shouwang" gateway broker-config --port "$mq_port" --dir "$mq_dir" > "$mq_dir/mosquitto.conf"
   if [ -f "$mq_dir/mosquitto.pid" ] && kill -0 "$(cat "$mq_dir/mosquitto.pid")" 2>/dev/null; then
     kill -HUP "$(cat "$mq_dir/mosquitto.pid")"
     log "Mosquitto already running on 127.0.0.1:$mq_port (credentials reloaded)"
   else
     rm -f "$mq_dir/mosquitto.pid"
+    ulimit -n 65536 2>/dev/null || true
     mosquitto -c "$mq_dir/mosquitto.conf" -d
     for _ in $(seq 50); do
       (exec 3<>/dev/tcp/127.0.0.1/$mq_port) 2>/dev/null && break; sleep 0.1

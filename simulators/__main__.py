@@ -21,7 +21,9 @@ from simulators.run import SimClock, build_devices, run
 log = logging.getLogger("shouwang.simulate")
 
 
-def load_rows(database_url: str, communities: list[str], limit: int | None) -> list[tuple[str, str, int, str | None, dict[str, Any]]]:
+def load_rows(
+    database_url: str, communities: list[str], limit: int | None
+) -> list[tuple[str, str, int, str | None, dict[str, Any]]]:
     with connect(database_url) as conn:
         rows = conn.execute(
             "SELECT d.uid, d.device_class, d.report_interval_s, g.uid, d.attributes"
@@ -52,18 +54,25 @@ def main(
     secrets: dict[str, str] = json.loads(secrets_file.read_text())
     rows = load_rows(s.database_url, communities, limit)
     if not rows:
-        raise ConfigError("registry", "no devices to simulate; run 'shouwang seed' or check --community")
+        raise ConfigError(
+            "registry", "no devices to simulate; run 'shouwang seed' or check --community"
+        )
     devices = build_devices(rows, seed)
     fleet = Fleet(s.mqtt_host, s.mqtt_port)
     gateways = {d.gateway for d in devices if d.gateway}
     for uid in sorted({d.uid for d in devices if d.gateway is None} | gateways):
         if uid not in secrets:
-            raise ConfigError(str(secrets_file), f"no credential for {uid!r}; run 'shouwang gateway issue {uid}'")
+            raise ConfigError(
+                str(secrets_file), f"no credential for {uid!r}; run 'shouwang gateway issue {uid}'"
+            )
         fleet.add(uid, secrets[uid], is_gateway=uid in gateways)
     refused = fleet.wait_connected()
     if refused:
-        log.warning("the broker refused %d connections (%s); simulating the rest",
-                    len(refused), ", ".join(refused[:5]))
+        log.warning(
+            "the broker refused %d connections (%s); simulating the rest",
+            len(refused),
+            ", ".join(refused[:5]),
+        )
         gone = set(refused)
         devices = [d for d in devices if d.uid not in gone and d.gateway not in gone]
     now = time.time()
@@ -75,8 +84,12 @@ def main(
     if stop_event is None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    log.info("simulating %d devices over %d connections, speed %s", len(devices), len(fleet.links),
-             speed or "max")
+    log.info(
+        "simulating %d devices over %d connections, speed %s",
+        len(devices),
+        len(fleet.links),
+        speed or "max",
+    )
     writer_file = record.open("a", newline="") if record else None
     try:
         recorder = None
@@ -93,5 +106,10 @@ def main(
         if writer_file is not None:
             writer_file.close()
         fleet.close()
-    log.info("published %d readings in %d messages (%.0f simulated s in %.1f wall s)",
-             stats.readings, stats.messages, stats.sim_end - stats.sim_start, stats.wall_seconds)
+    log.info(
+        "published %d readings in %d messages (%.0f simulated s in %.1f wall s)",
+        stats.readings,
+        stats.messages,
+        stats.sim_end - stats.sim_start,
+        stats.wall_seconds,
+    )

@@ -57,7 +57,11 @@ class Elevator:
     def _next_trip(self, start: float) -> tuple[float, float, float, int, int]:
         target = self.floor
         while target == self.floor:
-            target = 1 if self.floor != 1 and self.rng.random() < 0.5 else self.rng.randint(1, self.floors)
+            target = (
+                1
+                if self.floor != 1 and self.rng.random() < 0.5
+                else self.rng.randint(1, self.floors)
+            )
         travel = abs(target - self.floor) * self.floor_height / self.rated_speed + 3.0
         return start, start + travel, start + travel + 8.0, self.floor, target
 
@@ -110,8 +114,10 @@ class Elevator:
             "trip_count": self.trip_count,
             "speed": round(max(0.0, speed), 3),
             "vibration": round(abs(self.rng.gauss(0.9 if moving else 0.05, 0.05)), 3),
-            "machine_room_temp": round(24 + 5 * math.sin((hour_of_day(t) - 9) / 24 * 2 * math.pi)
-                                       + self.rng.gauss(0, 0.2), 2),
+            "machine_room_temp": round(
+                24 + 5 * math.sin((hour_of_day(t) - 9) / 24 * 2 * math.pi) + self.rng.gauss(0, 0.2),
+                2,
+            ),
         }
 
 
@@ -153,8 +159,13 @@ class FirePanel:
     rng: random.Random
 
     def sample(self, t: float) -> dict[str, float]:
-        return {"main_power": 1.0, "backup_power": 1.0, "active_fire": 0.0, "active_fault": 0.0,
-                "disabled_points": 2.0}
+        return {
+            "main_power": 1.0,
+            "backup_power": 1.0,
+            "active_fire": 0.0,
+            "active_fault": 0.0,
+            "disabled_points": 2.0,
+        }
 
 
 @dataclass(slots=True)
@@ -200,7 +211,9 @@ class PumpRoom:
             "pump2_fault": 0.0,
             "pump2_current": round(max(0.0, current2 + (g(0, 0.2) if two_pumps else 0.0)), 2),
             "flood": 0.0,
-            "room_temp": round(18 + 4 * math.sin((hour_of_day(t) - 9) / 24 * 2 * math.pi) + g(0, 0.2), 2),
+            "room_temp": round(
+                18 + 4 * math.sin((hour_of_day(t) - 9) / 24 * 2 * math.pi) + g(0, 0.2), 2
+            ),
             "room_humidity": round(min(100.0, max(0.0, 65 + g(0, 1.0))), 1),
             "voltage": round(380 + g(0, 2.0), 1),
             "energy": round(self.energy, 3),
@@ -225,7 +238,9 @@ class WaterQuality:
 def behaviour_for(device_class: str, attributes: dict[str, float], rng: random.Random) -> Behaviour:
     match DeviceClass(device_class):
         case DeviceClass.ELEVATOR:
-            return Elevator(rng, int(attributes.get("floors", 18)), float(attributes.get("rated_speed", 1.0)))
+            return Elevator(
+                rng, int(attributes.get("floors", 18)), float(attributes.get("rated_speed", 1.0))
+            )
         case DeviceClass.FIRE_WATER:
             return FireWater(rng)
         case DeviceClass.ELECTRICAL_FIRE:
@@ -233,7 +248,11 @@ def behaviour_for(device_class: str, attributes: dict[str, float], rng: random.R
         case DeviceClass.FIRE_PANEL:
             return FirePanel(rng)
         case DeviceClass.PUMP_ROOM:
-            return PumpRoom(rng, float(attributes.get("tank_area_m2", 40.0)),
-                            float(attributes.get("refill_on_m", 2.0)), float(attributes.get("refill_off_m", 3.5)))
+            return PumpRoom(
+                rng,
+                float(attributes.get("tank_area_m2", 40.0)),
+                float(attributes.get("refill_on_m", 2.0)),
+                float(attributes.get("refill_off_m", 3.5)),
+            )
         case DeviceClass.WATER_QUALITY:
             return WaterQuality(rng)

@@ -7,6 +7,7 @@ sees exactly what it would see from real devices. paho's external-loop API (``lo
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import time
 from dataclasses import dataclass, field
@@ -40,7 +41,9 @@ class Fleet:
 
     def add(self, uid: str, password: str, *, is_gateway: bool = False) -> None:
         client, props = new_client(f"sim-{uid}", uid, password)
-        status = gateway_topic(uid, Channel.STATUS) if is_gateway else device_topic(uid, Channel.STATUS)
+        status = (
+            gateway_topic(uid, Channel.STATUS) if is_gateway else device_topic(uid, Channel.STATUS)
+        )
         client.will_set(status, encode_status(False, reason="connection lost"), qos=1, retain=True)
         link = Link(uid, is_gateway, client)
         client.on_connect = lambda _c, _u, _f, rc, _p: self._on_connect(link, rc)
@@ -49,7 +52,9 @@ class Fleet:
         try:
             client.connect(self.host, self.port, keepalive=60, properties=props)
         except OSError as e:
-            raise ServiceUnavailable(f"cannot reach the broker at {self.host}:{self.port}: {e}") from e
+            raise ServiceUnavailable(
+                f"cannot reach the broker at {self.host}:{self.port}: {e}"
+            ) from e
         sock = client.socket()
         assert sock is not None
         self.sel.register(sock, selectors.EVENT_READ, link)
@@ -60,7 +65,11 @@ class Fleet:
             link.client.disconnect()
             return
         link.connected = True
-        topic = gateway_topic(link.uid, Channel.STATUS) if link.is_gateway else device_topic(link.uid, Channel.STATUS)
+        topic = (
+            gateway_topic(link.uid, Channel.STATUS)
+            if link.is_gateway
+            else device_topic(link.uid, Channel.STATUS)
+        )
         link.client.publish(topic, encode_status(True, int(time.time() * 1000)), qos=1, retain=True)
 
     def _on_publish(self, link: Link, mid: int) -> None:
@@ -77,7 +86,9 @@ class Fleet:
             if not pending:
                 break
         else:
-            raise ServiceUnavailable(f"{len(pending)} simulated devices got no CONNACK in {timeout} s")
+            raise ServiceUnavailable(
+                f"{len(pending)} simulated devices got no CONNACK in {timeout} s"
+            )
         return [lk.uid for lk in self.links.values() if lk.refused is not None]
 
     def publish(self, uid: str, topic: str, payload: bytes) -> None:
@@ -111,18 +122,27 @@ class Fleet:
         while self.outstanding() and time.monotonic() < deadline:
             self.pump(0.02)
         if self.outstanding():
-            raise ServiceUnavailable(f"{self.outstanding()} messages unacknowledged after {timeout} s")
+            raise ServiceUnavailable(
+                f"{self.outstanding()} messages unacknowledged after {timeout} s"
+            )
 
     def close(self) -> None:
         for link in self.links.values():
             sock = link.client.socket()
             if sock is not None:
-                try:
+                with contextlib.suppress(KeyError, ValueError):
                     self.sel.unregister(sock)
-                except (KeyError, ValueError):
-                    pass
-            topic = gateway_topic(link.uid, Channel.STATUS) if link.is_gateway else device_topic(link.uid, Channel.STATUS)
+            topic = (
+                gateway_topic(link.uid, Channel.STATUS)
+                if link.is_gateway
+                else device_topic(link.uid, Channel.STATUS)
+            )
             if link.connected:
-                link.client.publish(topic, encode_status(False, int(time.time() * 1000), "shutdown"), qos=0, retain=True)
+                link.client.publish(
+                    topic,
+                    encode_status(False, int(time.time() * 1000), "shutdown"),
+                    qos=0,
+                    retain=True,
+                )
             link.client.disconnect()
         self.sel.close()

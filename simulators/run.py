@@ -47,13 +47,19 @@ class SimClock:
     wall0: float = field(default_factory=time.monotonic)
 
     def now(self) -> float:
-        return self.start + (time.monotonic() - self.wall0) * self.speed if self.speed else float("inf")
+        return (
+            self.start + (time.monotonic() - self.wall0) * self.speed
+            if self.speed
+            else float("inf")
+        )
 
     def wall_until(self, t: float) -> float:
         return 0.0 if not self.speed else max(0.0, (t - self.now()) / self.speed)
 
 
-def build_devices(rows: Iterable[tuple[str, str, int, str | None, dict[str, float]]], seed: int) -> list[SimDevice]:
+def build_devices(
+    rows: Iterable[tuple[str, str, int, str | None, dict[str, float]]], seed: int
+) -> list[SimDevice]:
     """Devices from registry rows (uid, class, interval, gateway uid, attributes)."""
     out = []
     for uid, cls, interval, gw, attrs in rows:
@@ -102,7 +108,9 @@ def run(
         if record is not None:
             record(dev.uid, ts_ms, values)
         if dev.gateway is None:
-            fleet.publish(dev.uid, device_topic(dev.uid, Channel.TELEMETRY), encode_sample(ts_ms, values))
+            fleet.publish(
+                dev.uid, device_topic(dev.uid, Channel.TELEMETRY), encode_sample(ts_ms, values)
+            )
             stats.messages += 1
         else:
             pending.setdefault(dev.gateway, []).append((dev.uid, ts_ms, values))
@@ -117,7 +125,9 @@ def run(
     return stats
 
 
-def _flush_gateways(fleet: Fleet, pending: dict[str, list[tuple[str, int, dict[str, float]]]]) -> int:
+def _flush_gateways(
+    fleet: Fleet, pending: dict[str, list[tuple[str, int, dict[str, float]]]]
+) -> int:
     n = 0
     for gw, samples in pending.items():
         if samples:

@@ -20,9 +20,12 @@ from simulators.county import County
 def seed(conn: Conn, county: County, secrets_file: Path) -> dict[str, str]:
     """Insert ``county``; return uid -> password for every device and gateway (also written to
     ``secrets_file``, mode 0600, which the simulator reads)."""
-    if secrets_file.exists() and conn.execute(
-        "SELECT 1 FROM regions WHERE code = %s", (county.regions[0].code,)
-    ).fetchone():
+    if (
+        secrets_file.exists()
+        and conn.execute(
+            "SELECT 1 FROM regions WHERE code = %s", (county.regions[0].code,)
+        ).fetchone()
+    ):
         return dict(json.loads(secrets_file.read_text()))
     ids: dict[str, int] = {}
     with conn.transaction():
@@ -80,9 +83,19 @@ def seed(conn: Conn, county: County, secrets_file: Path) -> dict[str, str]:
                     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                     " ON CONFLICT (uid) DO NOTHING",
                     [
-                        (d.uid, d.device_class.value, d.model, cid, bids.get(d.building or ""), d.location,
-                         ids.get(d.maintenance_unit or ""), gid if d.gateway else None, d.install_date,
-                         d.report_interval_s, orjson.dumps(d.attributes).decode())
+                        (
+                            d.uid,
+                            d.device_class.value,
+                            d.model,
+                            cid,
+                            bids.get(d.building or ""),
+                            d.location,
+                            ids.get(d.maintenance_unit or ""),
+                            gid if d.gateway else None,
+                            d.install_date,
+                            d.report_interval_s,
+                            orjson.dumps(d.attributes).decode(),
+                        )
                         for d in c.devices
                     ],
                 )

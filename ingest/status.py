@@ -1,0 +1,53 @@
+"""Ingest: what the database holds now, for operators (``shouwang status``) and the demo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from core.db import Conn
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    devices: int
+    readings_approx: int
+    readings_last_minute: int
+    devices_heard_last_minute: int
+    devices_online: int
+    rejects_last_hour: dict[str, int]
+
+
+def snapshot(conn: Conn) -> Snapshot:
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM devices WHERE active),"
+        " (SELECT approximate_row_count('readings')),"
+        " (SELECT count(*) FROM readings WHERE ts > now() - interval '1 minute'),"
+        " (SELECT count(*) FROM device_presence WHERE last_seen > now() - interval '1 minute'),"
+        " (SELECT count(*) FROM device_presence WHERE online)"
+    ).fetchone()
+    assert row is not None
+    rejects = dict(
+        conn.execute(
+            "SELECT reason, count(*) FROM rejects WHERE received_at > now() - interval '1 hour'"
+            " GROUP BY reason ORDER BY 2 DESC"
+        ).fetchall()
+    )
+    return Snapshot(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), rejects)
+
+
+def print_status(conn: Conn, console: Console) -> None:
+    s = snapshot(conn)
+    t = Table(title="shouwang", show_header=False)
+    t.add_row("devices registered", f"{s.devices:,}")
+    t.add_row("devices heard in the last minute", f"{s.devices_heard_last_minute:,}")
+    t.add_row("devices saying they are online", f"{s.devices_online:,}")
+    t.add_row("readings stored (approx.)", f"{s.readings_approx:,}")
+    t.add_row("readings in the last minute", f"{s.readings_last_minute:,}")
+    t.add_row(
+        "rejects in the last hour",
+        ", ".join(f"{k}: {v}" for k, v in s.rejects_last_hour.items()) or "none",
+    )
+    console.print(t)

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# README command 2: set up and run the checks and the whole test suite against a real
+# PostgreSQL + TimescaleDB and a real Mosquitto. Arguments go to pytest.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash scripts/setup.sh
+bash scripts/stack.sh up
+export PATH="$root/.venv/bin:$PATH"
+echo "== ruff"; ruff check . && ruff format --check .
+echo "== mypy"; mypy
+echo "== pytest"; pytest "$@"

@@ -1,0 +1,69 @@
+"""Simulators: the platform's main job for a demo. Ingest workers and the simulator together,
+with a status line every few seconds, until Ctrl-C stops everything cleanly."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from psycopg.conninfo import conninfo_to_dict
+from rich.console import Console
+
+from core.db import connect
+from core.settings import Settings
+from ingest.status import snapshot
+from simulators.__main__ import main as simulate
+
+log = logging.getLogger("shouwang.demo")
+
+
+def main(s: Settings, *, speed: float, workers: int) -> None:
+    console = Console()
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    ingest = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "ingest", "--workers", str(workers)]
+    )
+    sim = threading.Thread(
+        target=simulate,
+        kwargs={"s": s, "speed": speed, "duration": None, "start_ago": 0.0, "communities": [],
+                "limit": None, "record": None, "seed": 7, "stop_event": stop},
+        name="simulator",
+    )
+    sim.start()
+    db = conninfo_to_dict(s.database_url)
+    console.rule("[bold]shouwang is running")
+    console.print(
+        f"database  postgresql://{db.get('user')}@{db.get('host')}:{db.get('port')}/{db.get('dbname')}"
+        f" (password in {s.state_dir / 'shouwang.env'})\n"
+        f"broker    mqtt://{s.mqtt_host}:{s.mqtt_port} (watch: mosquitto_sub -p {s.mqtt_port}"
+        f" -u {s.mqtt_admin_username} -P <SHOUWANG_MQTT_ADMIN_PASSWORD> -t 'sw/v1/#' -v)\n"
+        "status    .venv/bin/shouwang status      stop: Ctrl-C"
+    )
+    try:
+        with connect(s.database_url, autocommit=True) as conn:
+            while not stop.wait(10.0):
+                if ingest.poll() is not None:
+                    log.error("ingest exited with %s; stopping", ingest.returncode)
+                    break
+                if not sim.is_alive():
+                    log.error("the simulator stopped; stopping")
+                    break
+                snap = snapshot(conn)
+                console.print(
+                    f"{time.strftime('%H:%M:%S')}  readings/min {snap.readings_last_minute:>8,}"
+                    f"  devices heard {snap.devices_heard_last_minute:>5,}/{snap.devices:,}"
+                    f"  stored {snap.readings_approx:>12,}"
+                    f"  rejects/h {sum(snap.rejects_last_hour.values()):,}"
+                )
+    finally:
+        stop.set()
+        sim.join(30)
+        ingest.send_signal(signal.SIGTERM)
+        ingest.wait(30)
+        console.print("stopped cleanly")

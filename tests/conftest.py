@@ -1,0 +1,197 @@
+"""Test fixtures: a real PostgreSQL + TimescaleDB and a real Mosquitto, never mocks.
+
+The database comes from the local stack (``scripts/stack.sh up``, which the test command runs);
+each session gets a fresh database in it. The broker is the tests' own Mosquitto on a free
+loopback port, with its own password file and ACL. A missing service fails the run loudly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from core.db import Conn, connect, migrate
+from core.settings import Settings
+from gateway.broker import broker_config
+from gateway.sync import ServiceAccount, sync
+from simulators.county import County, demo_county
+from simulators.seed import seed
+
+ROOT = Path(__file__).resolve().parent.parent
+INGEST_PASSWORD = "ingest-test-password"
+ADMIN_PASSWORD = "admin-test-password"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    admin_url = Settings().database_url
+    try:
+        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as e:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {admin_url!r} ({e}); run 'scripts/stack.sh up'"
+        )
+    name = f"shouwang_test_{os.getpid()}"
+    admin.execute(f"DROP DATABASE IF EXISTS {name}")
+    admin.execute(f"CREATE DATABASE {name}")
+    params = conninfo_to_dict(admin_url)
+    params["dbname"] = name
+    url = make_conninfo(**params)  # type: ignore[arg-type]
+    with connect(url) as conn:
+        migrate(conn)
+    yield url
+    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Conn]:
+    with connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+@dataclass
+class Broker:
+    host: str
+    port: int
+    directory: Path
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def passwd(self) -> Path:
+        return self.directory / "passwd"
+
+    @property
+    def acl(self) -> Path:
+        return self.directory / "acl"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.directory / "mosquitto.pid"
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    d = tmp_path_factory.mktemp("broker")
+    port = free_port()
+    (d / "passwd").write_text("")
+    (d / "acl").write_text("")
+    conf = d / "mosquitto.conf"
+    conf.write_text(broker_config(host="127.0.0.1", port=port, directory=d, persistence=False))
+    try:
+        proc = subprocess.Popen(
+            ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    except FileNotFoundError:
+        pytest.fail("mosquitto is not installed; run scripts/setup.sh")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"mosquitto exited: {(d / 'mosquitto.log').read_text(errors='replace')}"
+                )
+            time.sleep(0.05)
+    else:
+        pytest.fail("mosquitto did not start listening within 10 s")
+    yield Broker("127.0.0.1", port, d, proc)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(10)
+
+
+SMALL = demo_county(communities=2, buildings=3, seed=11)
+
+
+@pytest.fixture(scope="session")
+def county(
+    database_url: str, broker: Broker, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[County, dict[str, str]]:
+    """A small county in the test database, its credentials live on the test broker."""
+    secrets_file = tmp_path_factory.mktemp("state") / "device-secrets.json"
+    with connect(database_url, autocommit=True) as conn:
+        secrets = seed(conn, SMALL, secrets_file)
+        sync_broker(conn, broker)
+    return SMALL, secrets
+
+
+def sync_broker(conn: Conn, broker: Broker) -> None:
+    sync(
+        conn,
+        [
+            ServiceAccount(
+                "svc-ingest", INGEST_PASSWORD, "ingest", "SHOUWANG_MQTT_INGEST_PASSWORD"
+            ),
+            ServiceAccount("svc-admin", ADMIN_PASSWORD, "admin", "SHOUWANG_MQTT_ADMIN_PASSWORD"),
+        ],
+        passwd=broker.passwd,
+        acl=broker.acl,
+        pid_file=broker.pid_file,
+        share_group="ingest",
+    )
+    time.sleep(0.3)  # the broker re-reads its files on SIGHUP, asynchronously
+
+
+@pytest.fixture
+def settings(
+    database_url: str, broker: Broker, county: tuple[County, dict[str, str]], tmp_path: Path
+) -> Settings:
+    """Settings pointing every component at the test services (as environment variables would)."""
+    secrets = tmp_path / "device-secrets.json"
+    import json
+
+    secrets.write_text(json.dumps(county[1]))
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        state_dir=tmp_path,
+        database_url=database_url,
+        mqtt_host=broker.host,
+        mqtt_port=broker.port,
+        mqtt_ingest_password=INGEST_PASSWORD,  # type: ignore[arg-type]
+        mqtt_admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
+        broker_password_file=broker.passwd,
+        broker_acl_file=broker.acl,
+        broker_pid_file=broker.pid_file,
+    )
+
+
+def settings_env(s: Settings) -> dict[str, str]:
+    """The environment that makes a ``shouwang`` subprocess use ``s``."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "SHOUWANG_STATE_DIR": str(s.state_dir),
+            "SHOUWANG_DATABASE_URL": s.database_url,
+            "SHOUWANG_MQTT_HOST": s.mqtt_host,
+            "SHOUWANG_MQTT_PORT": str(s.mqtt_port),
+            "SHOUWANG_MQTT_INGEST_PASSWORD": s.mqtt_ingest_password.get_secret_value(),
+            "SHOUWANG_MQTT_ADMIN_PASSWORD": s.mqtt_admin_password.get_secret_value(),
+            "SHOUWANG_BROKER_PASSWORD_FILE": str(s.broker_password_file),
+            "SHOUWANG_BROKER_ACL_FILE": str(s.broker_acl_file),
+            "SHOUWANG_BROKER_PID_FILE": str(s.broker_pid_file),
+        }
+    )
+    return env
+
+
+def shouwang(*args: str) -> list[str]:
+    return [sys.executable, "-m", "core.cli", *args]
