@@ -31,8 +31,17 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
     )
     sim = threading.Thread(
         target=simulate,
-        kwargs={"s": s, "speed": speed, "duration": None, "start_ago": 0.0, "communities": [],
-                "limit": None, "record": None, "seed": 7, "stop_event": stop},
+        kwargs={
+            "s": s,
+            "speed": speed,
+            "duration": None,
+            "start_ago": 0.0,
+            "communities": [],
+            "limit": None,
+            "record": None,
+            "seed": 7,
+            "stop_event": stop,
+        },
         name="simulator",
     )
     sim.start()

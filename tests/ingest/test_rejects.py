@@ -9,7 +9,14 @@ import orjson
 import pytest
 
 from core.db import Conn
-from core.wire import Channel, device_topic, encode_batch, encode_event, encode_sample, gateway_topic
+from core.wire import (
+    Channel,
+    device_topic,
+    encode_batch,
+    encode_event,
+    encode_sample,
+    gateway_topic,
+)
 from ingest.consumer import Consumer
 from simulators.county import County
 from tests.conftest import Broker
@@ -20,7 +27,9 @@ def wait_for(db: Conn, readings: int, rejects: int, timeout: float = 15.0) -> tu
     deadline = time.monotonic() + timeout
     got = (0, 0)
     while time.monotonic() < deadline:
-        row = db.execute("SELECT (SELECT count(*) FROM readings), (SELECT count(*) FROM rejects)").fetchone()
+        row = db.execute(
+            "SELECT (SELECT count(*) FROM readings), (SELECT count(*) FROM rejects)"
+        ).fetchone()
         assert row is not None
         got = (int(row[0]), int(row[1]))
         if got[0] >= readings and got[1] >= rejects:
@@ -38,7 +47,11 @@ def test_each_kind_of_bad_input_is_rejected_with_its_reason(
     db.execute("TRUNCATE readings, rejects, latest_readings, device_presence")
     el = next(d.uid for d in c.devices() if d.device_class == "elevator")
     gw, other_gw = c.communities[0].gateway, c.communities[1].gateway
-    mine = next(d.uid for d in c.communities[0].devices if d.gateway == gw and d.device_class == "electrical_fire")
+    mine = next(
+        d.uid
+        for d in c.communities[0].devices
+        if d.gateway == gw and d.device_class == "electrical_fire"
+    )
     theirs = next(d.uid for d in c.communities[1].devices if d.gateway == other_gw)
     now = int(time.time() * 1000)
     good = {"floor": 3, "speed": 1.0, "door_state": 0, "car_status": 1}
@@ -47,14 +60,26 @@ def test_each_kind_of_bad_input_is_rejected_with_its_reason(
     bad_device_messages: list[tuple[str, bytes, str]] = [
         (topic, b'{"ts": 1, "values": {', "malformed"),
         (topic, b'{"values": {"floor": 1}}', "invalid"),
-        (topic, orjson.dumps({"ts": now - 500, "values": {"floor": 2, "warp_factor": 9}}), "unknown_metric"),
+        (
+            topic,
+            orjson.dumps({"ts": now - 500, "values": {"floor": 2, "warp_factor": 9}}),
+            "unknown_metric",
+        ),
         (topic, orjson.dumps({"ts": now - 600, "values": {"floor": 500}}), "out_of_range"),
-        (topic, f'{{"ts": {now - 700}, "values": {{"floor": NaN, "speed": 1.5}}}}'.encode(), "not_finite"),
+        (
+            topic,
+            f'{{"ts": {now - 700}, "values": {{"floor": NaN, "speed": 1.5}}}}'.encode(),
+            "not_finite",
+        ),
         (topic, f'{{"ts": {now - 800}, "values": {{"speed": Infinity}}}}'.encode(), "not_finite"),
         (topic, orjson.dumps({"ts": now - 900, "values": {"floor": "3"}}), "not_numeric"),
         (topic, encode_sample(now + 86_400_000, {"floor": 4}), "future_ts"),
         (topic, encode_sample(now - 60 * 86_400_000, {"floor": 4}), "stale_ts"),
-        (topic, orjson.dumps({"ts": now - 1000, "values": {f"m{i}": i for i in range(600)}}), "oversize"),
+        (
+            topic,
+            orjson.dumps({"ts": now - 1000, "values": {f"m{i}": i for i in range(600)}}),
+            "oversize",
+        ),
         (device_topic(el, Channel.EVENT), encode_event(now - 1100, "NOT-A-CODE"), "unknown_event"),
     ]
     dev = peer(broker.host, broker.port, el, secrets[el])
@@ -67,11 +92,16 @@ def test_each_kind_of_bad_input_is_rejected_with_its_reason(
                 t, payload, _ = bad_device_messages[i]
                 mids.append(dev.publish(t, payload))
         dev.wait_acks(mids)
-        gmid = gateway.publish(gateway_topic(gw, Channel.BATCH), encode_batch([
-            (mine, now - 2000, {"residual_current": 120.0, "cable_temp": 30.0}),
-            ("NO-SUCH-DEVICE", now - 2000, {"residual_current": 120.0}),
-            (theirs, now - 2000, {"residual_current": 120.0}),
-        ]))
+        gmid = gateway.publish(
+            gateway_topic(gw, Channel.BATCH),
+            encode_batch(
+                [
+                    (mine, now - 2000, {"residual_current": 120.0, "cable_temp": 30.0}),
+                    ("NO-SUCH-DEVICE", now - 2000, {"residual_current": 120.0}),
+                    (theirs, now - 2000, {"residual_current": 120.0}),
+                ]
+            ),
+        )
         gateway.wait_acks([gmid])
     finally:
         dev.close()
@@ -84,7 +114,9 @@ def test_each_kind_of_bad_input_is_rejected_with_its_reason(
     got = wait_for(db, expected_good, expected_rejects)
     assert got == (expected_good, expected_rejects)
 
-    rows = db.execute("SELECT reason, device_uid, detail, payload_size FROM rejects ORDER BY reason").fetchall()
+    rows = db.execute(
+        "SELECT reason, device_uid, detail, payload_size FROM rejects ORDER BY reason"
+    ).fetchall()
     by_reason: dict[str, int] = {}
     for reason, _uid, detail, _size in rows:
         by_reason[reason] = by_reason.get(reason, 0) + 1
