@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Final
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, StrictBool, StrictFloat, StrictInt
 
 from core.errors import InvalidMessage
 
@@ -94,7 +94,7 @@ def parse_topic(topic: str) -> tuple[str, str, Channel]:
 
 # --- schema (pydantic) ---------------------------------------------------------------------
 
-Timestamp = StrictInt | datetime
+Timestamp = StrictInt | Annotated[AwareDatetime, Strict()]
 Value = StrictInt | StrictFloat
 
 

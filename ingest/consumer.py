@@ -115,7 +115,7 @@ class Consumer:
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         item = (
             msg._topic.decode("utf-8", "replace"),
-            msg.payload,
+            bytes(msg.payload),
             time.time_ns() // 1_000_000,
             msg.mid,
             msg.qos,

@@ -29,7 +29,7 @@ def snapshot(conn: Conn) -> Snapshot:
         " (SELECT count(*) FROM device_presence WHERE online)"
     ).fetchone()
     assert row is not None
-    rejects = dict(
+    rejects: dict[str, int] = dict(
         conn.execute(
             "SELECT reason, count(*) FROM rejects WHERE received_at > now() - interval '1 hour'"
             " GROUP BY reason ORDER BY 2 DESC"

@@ -27,7 +27,7 @@ def demand(t: float) -> float:
     morning = math.exp(-((h - 7.5) ** 2) / 1.5)
     evening = math.exp(-((h - 19.0) ** 2) / 3.0)
     day = 0.35 if 9 <= h <= 17 else 0.0
-    night = 0.05
+    night = 0.015
     return min(1.0, night + day + 0.9 * morning + 0.85 * evening)
 
 
