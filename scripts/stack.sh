@@ -14,6 +14,15 @@ state="${SHOUWANG_STATE_DIR:-$root/.state}"
 pg_major=$(cat "$state/pg_major" 2>/dev/null || echo 15)
 pg_bin="/usr/lib/postgresql/$pg_major/bin"
 pgdata="$state/pg"
+# PostgreSQL runs as the postgres user, which may not be able to reach a checkout under a
+# private directory (a mktemp dir, a home). Then the cluster lives in postgres's own directory,
+# one per checkout, and .state/pg links to it.
+if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$state" 2>/dev/null; then
+  mkdir -p "$state"
+  private="/var/lib/postgresql/shouwang-$(printf '%s' "$root" | sha1sum | cut -c1-12)"
+  [ -L "$pgdata" ] || { rm -rf "$pgdata"; ln -s "$private" "$pgdata"; }
+  pgdata="$private"
+fi
 pg_port=54329
 mq_dir="$state/mosquitto"
 mq_port=18883
@@ -21,12 +30,14 @@ envfile="$state/shouwang.env"
 shouwang="$root/.venv/bin/shouwang"
 log() { printf '\033[1;34m[stack]\033[0m %s\n' "$*"; }
 
-as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(24))'; }
 
 write_env() {
   [ -f "$envfile" ] && return 0
   mkdir -p "$state"
+  # A cluster left from an earlier checkout at this path has other passwords: start afresh.
+  [ -f "$pgdata/PG_VERSION" ] && rm -rf "${pgdata:?}"/*
   umask 077
   local dbpw; dbpw=$(secret)
   cat > "$envfile" <<ENV
@@ -47,12 +58,10 @@ pg_up() {
   if [ ! -f "$pgdata/PG_VERSION" ]; then
     log "initialising PostgreSQL $pg_major cluster in $pgdata"
     mkdir -p "$pgdata"
-    local pwfile="$state/.pgpw"
-    (umask 077; env_value SHOUWANG_DATABASE_URL | sed -E 's|.*//[^:]+:([^@]+)@.*|\1|' > "$pwfile")
-    [ "$(id -u)" -eq 0 ] && chown postgres "$pgdata" "$pwfile" && chmod 700 "$pgdata"
-    as_postgres "$pg_bin/initdb" -D "$pgdata" -U shouwang --pwfile="$pwfile" \
-      --auth-local=scram-sha-256 --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
-    rm -f "$pwfile"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$pgdata" && chmod 700 "$pgdata"
+    env_value SHOUWANG_DATABASE_URL | sed -E 's|.*//[^:]+:([^@]+)@.*|\1|' |
+      as_postgres "$pg_bin/initdb" -D "$pgdata" -U shouwang --pwfile=/dev/stdin \
+        --auth-local=scram-sha-256 --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
     cat >> "$pgdata/postgresql.conf" <<CONF
 # shouwang local stack
 listen_addresses = '127.0.0.1'

@@ -1,0 +1,15 @@
+# One image for every shouwang service: ingest, simulator (and later analytics, notifier, API).
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 SHOUWANG_STATE_DIR=/state
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY core ./core
+COPY gateway ./gateway
+COPY ingest ./ingest
+COPY analytics ./analytics
+COPY api ./api
+COPY dashboards ./dashboards
+COPY simulators ./simulators
+RUN pip install --no-cache-dir . && mkdir -p /state
+ENTRYPOINT ["shouwang"]
+CMD ["--help"]
