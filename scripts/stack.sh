@@ -59,9 +59,12 @@ pg_up() {
     log "initialising PostgreSQL $pg_major cluster in $pgdata"
     mkdir -p "$pgdata"
     [ "$(id -u)" -eq 0 ] && chown postgres "$pgdata" && chmod 700 "$pgdata"
-    env_value SHOUWANG_DATABASE_URL | sed -E 's|.*//[^:]+:([^@]+)@.*|\1|' |
-      as_postgres "$pg_bin/initdb" -D "$pgdata" -U shouwang --pwfile=/dev/stdin \
-        --auth-local=scram-sha-256 --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
+    local pwfile; pwfile=$(mktemp)
+    env_value SHOUWANG_DATABASE_URL | sed -E 's|.*//[^:]+:([^@]+)@.*|\1|' > "$pwfile"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$pwfile"
+    as_postgres "$pg_bin/initdb" -D "$pgdata" -U shouwang --pwfile="$pwfile" \
+      --auth-local=scram-sha-256 --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
+    rm -f "$pwfile"
     cat >> "$pgdata/postgresql.conf" <<CONF
 # shouwang local stack
 listen_addresses = '127.0.0.1'
