@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from core.errors import ShouwangError
-from core.settings import Settings
+from core.settings import load_settings
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="shouwang (守望): residential IoT telemetry."
@@ -43,7 +43,7 @@ def migrate() -> None:
     from core.db import connect
     from core.db import migrate as run_migrations
 
-    s = Settings()
+    s = load_settings()
     with connect(s.database_url) as conn:
         applied = run_migrations(conn)
     console.print(f"schema up to date ({len(applied)} migration(s) applied)")
@@ -59,7 +59,7 @@ def gateway_sync(
     from core.db import connect
     from gateway.sync import ServiceAccount, sync
 
-    s = Settings()
+    s = load_settings()
     passwd, acl, pid = s.broker_files()
     services = [
         ServiceAccount(
@@ -109,11 +109,11 @@ def gateway_issue(uid: str) -> None:
     from core.db import connect
     from gateway.accounts import issue
 
-    s = Settings()
+    s = load_settings()
     with connect(s.database_url) as conn:
         password = issue(conn, uid)
+    print(password, flush=True)  # before the reload, which may fail: the credential exists now
     gateway_sync(no_reload=False)
-    print(password)
 
 
 @gateway_app.command("revoke")
@@ -122,7 +122,7 @@ def gateway_revoke(uid: str) -> None:
     from core.db import connect
     from gateway.accounts import revoke
 
-    s = Settings()
+    s = load_settings()
     with connect(s.database_url) as conn:
         revoke(conn, uid)
     gateway_sync(no_reload=False)
@@ -140,7 +140,7 @@ def seed(
     from simulators.county import demo_county
     from simulators.seed import seed as run_seed
 
-    s = Settings()
+    s = load_settings()
     county = demo_county(
         communities=communities,
         buildings=buildings,
@@ -179,7 +179,7 @@ def simulate(
 
     _setup_logging()
     sim_main(
-        Settings(),
+        load_settings(),
         speed=speed,
         duration=duration,
         start_ago=start_ago,
@@ -201,7 +201,7 @@ def ingest(
     from ingest.__main__ import main as ingest_main
 
     _setup_logging()
-    ingest_main(Settings(), workers=workers, client_id=client_id)
+    ingest_main(load_settings(), workers=workers, client_id=client_id)
 
 
 @app.command()
@@ -213,7 +213,7 @@ def up(
     from simulators.demo import main as demo_main
 
     _setup_logging()
-    demo_main(Settings(), speed=speed, workers=workers)
+    demo_main(load_settings(), speed=speed, workers=workers)
 
 
 @app.command()
@@ -222,7 +222,7 @@ def status() -> None:
     from core.db import connect
     from ingest.status import print_status
 
-    with connect(Settings().database_url) as conn:
+    with connect(load_settings().database_url) as conn:
         print_status(conn, Console())
 
 
@@ -236,7 +236,7 @@ def bench_ingest(
     from ingest.bench import main as bench_main
 
     _setup_logging()
-    bench_main(Settings(), seconds=seconds, batch=batch, devices=devices)
+    bench_main(load_settings(), seconds=seconds, batch=batch, devices=devices)
 
 
 def main() -> None:

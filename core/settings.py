@@ -1,11 +1,13 @@
 """Shared: the one settings object. Built in each command's `main`, never at import time.
 
 Every value can be set by an environment variable named ``SHOUWANG_<FIELD>`` (for example
-``SHOUWANG_DATABASE_URL``), or in ``<state_dir>/shouwang.env``, which the local stack writes.
+``SHOUWANG_DATABASE_URL``), or in ``<state_dir>/shouwang.env``, which the local stack writes;
+environment variables win.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -19,9 +21,7 @@ def default_state_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="SHOUWANG_", extra="ignore", env_file=str(default_state_dir() / "shouwang.env")
-    )
+    model_config = SettingsConfigDict(env_prefix="SHOUWANG_", extra="ignore")
 
     state_dir: Path = Field(default_factory=default_state_dir)
 
@@ -44,8 +44,8 @@ class Settings(BaseSettings):
     # Ingest.
     ingest_client_id: str = "shouwang-ingest-0"
     ingest_share_group: str = "ingest"
-    ingest_batch_rows: int = 20_000
     ingest_flush_seconds: float = 0.2
+    ingest_flush_bytes: int = 1_000_000
     ingest_max_payload_bytes: int = 256 * 1024
     ingest_max_future_seconds: float = 300.0
     ingest_max_age_days: float = 30.0
@@ -59,3 +59,9 @@ class Settings(BaseSettings):
             self.broker_acl_file or d / "acl",
             self.broker_pid_file or d / "mosquitto.pid",
         )
+
+
+def load_settings() -> Settings:
+    """The settings of a command: environment variables, then ``<state_dir>/shouwang.env``."""
+    state_dir = Path(os.environ.get("SHOUWANG_STATE_DIR") or default_state_dir())
+    return Settings(_env_file=state_dir / "shouwang.env")

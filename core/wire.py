@@ -24,7 +24,16 @@ from enum import StrEnum
 from typing import Annotated, Any, Final
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, StrictBool, StrictFloat, StrictInt
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+)
 
 from core.errors import InvalidMessage
 

@@ -10,7 +10,7 @@ import sys
 import threading
 
 from core.settings import Settings
-from ingest.consumer import Consumer, IngestConfig
+from ingest.consumer import Consumer, IngestConfig, retire_session
 
 log = logging.getLogger("shouwang.ingest")
 
@@ -24,6 +24,7 @@ def config_from(s: Settings, client_id: str) -> IngestConfig:
         port=s.mqtt_port,
         share_group=s.ingest_share_group,
         flush_seconds=s.ingest_flush_seconds,
+        flush_bytes=s.ingest_flush_bytes,
         max_payload_bytes=s.ingest_max_payload_bytes,
         max_future_ms=int(s.ingest_max_future_seconds * 1000),
         max_age_ms=int(s.ingest_max_age_days * 86_400_000),
@@ -65,3 +66,10 @@ def _supervise(workers: int) -> None:
         p.terminate()
     for p in procs:
         p.wait(30)
+
+
+def retire_worker(s: Settings, client_id: str) -> None:
+    """Drop a worker id's persistent session. Messages the broker still held for it are lost
+    with it: retire only a worker that has drained (stopped cleanly after catching up)."""
+    retire_session(config_from(s, client_id))
+    log.info("retired the broker session of %s", client_id)

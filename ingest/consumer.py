@@ -100,8 +100,7 @@ class Consumer:
         with self._lock:
             self._generation += 1
         topic = f"$share/{self.cfg.share_group}/{PREFIX}/#"
-        if not flags.session_present:
-            client.subscribe(topic, qos=1)
+        client.subscribe(topic, qos=1)  # idempotent; also repairs a session that lost it
         log.info("connected as %s (session present: %s)", self.cfg.client_id, flags.session_present)
         self._connected.set()
 

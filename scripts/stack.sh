@@ -106,7 +106,7 @@ mq_up() {
   else
     rm -f "$mq_dir/mosquitto.pid"
     ulimit -n 65536 2>/dev/null || true
-    mosquitto -c "$mq_dir/mosquitto.conf" -d
+    mosquitto -c "$mq_dir/mosquitto.conf" -d 2>>"$mq_dir/mosquitto.log"
     for _ in $(seq 50); do
       (exec 3<>/dev/tcp/127.0.0.1/$mq_port) 2>/dev/null && break; sleep 0.1
     done

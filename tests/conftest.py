@@ -22,7 +22,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from core.db import Conn, connect, migrate
-from core.settings import Settings
+from core.settings import Settings, load_settings
 from gateway.broker import broker_config
 from gateway.sync import ServiceAccount, sync
 from simulators.county import County, demo_county
@@ -41,7 +41,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    admin_url = Settings().database_url
+    admin_url = load_settings().database_url
     try:
         admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as e:

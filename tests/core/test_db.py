@@ -14,7 +14,9 @@ def test_migrate_is_idempotent_and_syncs_the_catalogue(db: Conn) -> None:
     assert versions == [m.version for m in load_migrations()]
     assert db.execute("SELECT count(*) FROM metrics").fetchone() == (len(METRICS),)
     assert db.execute("SELECT count(*) FROM event_codes").fetchone() == (len(EVENT_CODES),)
-    hypertables = {r[0] for r in db.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")}
+    hypertables = {
+        r[0] for r in db.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")
+    }
     assert {"readings", "events", "device_status", "rejects"} <= hypertables
 
 

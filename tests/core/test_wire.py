@@ -32,16 +32,28 @@ from core.wire import (
 )
 
 scalars = st.one_of(
-    st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=5),
-    st.booleans(), st.none(),
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=5),
+    st.booleans(),
+    st.none(),
 )
-ts_values = st.one_of(st.integers(0, 2**42), st.just("2026-11-26T08:00:00+08:00"), st.just("yesterday"),
-                      st.just("2026-11-26T08:00:00"), st.floats(0, 1e12), st.none())
+ts_values = st.one_of(
+    st.integers(0, 2**42),
+    st.just("2026-11-26T08:00:00+08:00"),
+    st.just("yesterday"),
+    st.just("2026-11-26T08:00:00"),
+    st.floats(0, 1e12),
+    st.none(),
+)
 values = st.dictionaries(st.sampled_from(["floor", "speed", "ph"]), scalars, max_size=3)
-sample = st.fixed_dictionaries({"ts": ts_values, "values": values},
-                               optional={"extra": scalars})
-telemetry = st.one_of(sample, st.fixed_dictionaries({"samples": st.lists(sample, max_size=3)}),
-                      st.lists(sample, max_size=2), scalars)
+sample = st.fixed_dictionaries({"ts": ts_values, "values": values}, optional={"extra": scalars})
+telemetry = st.one_of(
+    sample,
+    st.fixed_dictionaries({"samples": st.lists(sample, max_size=3)}),
+    st.lists(sample, max_size=2),
+    scalars,
+)
 
 
 def model_accepts(obj: Any) -> bool:
@@ -69,8 +81,10 @@ def test_telemetry_decoder_agrees_with_the_model(obj: Any) -> None:
     if isinstance(obj, dict):
         for s in obj.get("samples", [obj]) if isinstance(obj.get("samples", [obj]), list) else []:
             if isinstance(s, dict) and isinstance(s.get("values"), dict):
-                s["values"] = {k: (v if isinstance(v, int | float) and not isinstance(v, bool) else 1.0)
-                               for k, v in s["values"].items()}
+                s["values"] = {
+                    k: (v if isinstance(v, int | float) and not isinstance(v, bool) else 1.0)
+                    for k, v in s["values"].items()
+                }
     assert decoder_accepts(obj) == model_accepts(obj), obj
 
 
@@ -83,17 +97,23 @@ def test_encoders_produce_what_the_models_accept() -> None:
     assert decode_telemetry(encode_samples([(1, {"floor": 3})])) == [(1, {"floor": 3})]
     assert decode_event(encode_event(5, "90")) == (5, "90", True, {})
     assert decode_status(encode_status(True, 7, "boot")) == (True, 7, "boot")
-    assert decode_batch(encode_batch([("EL-1", 1, {"floor": 3})])) == ([("EL-1", (1, {"floor": 3}))], [])
+    assert decode_batch(encode_batch([("EL-1", 1, {"floor": 3})])) == (
+        [("EL-1", (1, {"floor": 3}))],
+        [],
+    )
 
 
 def test_rfc3339_timestamps_need_an_offset() -> None:
-    assert decode_telemetry(b'{"ts": "2026-11-26T08:00:00+08:00", "values": {"floor": 1}}')[0][0] == 1795651200000
+    assert (
+        decode_telemetry(b'{"ts": "2026-11-26T08:00:00+08:00", "values": {"floor": 1}}')[0][0]
+        == 1795651200000
+    )
     with pytest.raises(InvalidMessage, match="no UTC offset"):
         decode_telemetry(b'{"ts": "2026-11-26T08:00:00", "values": {"floor": 1}}')
 
 
 def test_nan_is_decoded_so_that_its_neighbours_survive() -> None:
-    [(ts, vals)] = decode_telemetry(b'{"ts": 1, "values": {"floor": NaN, "speed": 1.0}}')
+    [(_ts, vals)] = decode_telemetry(b'{"ts": 1, "values": {"floor": NaN, "speed": 1.0}}')
     assert vals["speed"] == 1.0
     assert vals["floor"] != vals["floor"]
 

@@ -21,7 +21,9 @@ def test_drop_old_chunks_keeps_recent_readings(db: Conn) -> None:
     dropped = drop_old_chunks(db, retention_days=10, rejects_retention_days=20)
     assert dropped > 0
     (oldest,) = db.execute("SELECT max(value) FROM readings").fetchone() or (None,)
-    assert oldest is not None and 9 <= oldest <= 11, "chunks older than 10 days are gone, newer ones stay"
+    assert oldest is not None and 9 <= oldest <= 11, (
+        "chunks older than 10 days are gone, newer ones stay"
+    )
     (oldest_reject,) = db.execute(
         "SELECT extract(day FROM now() - min(received_at)) FROM rejects"
     ).fetchone() or (None,)
