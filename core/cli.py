@@ -69,6 +69,12 @@ def gateway_sync(
             "SHOUWANG_MQTT_INGEST_PASSWORD",
         ),
         ServiceAccount(
+            s.mqtt_analytics_username,
+            s.mqtt_analytics_password.get_secret_value(),
+            "analytics",
+            "SHOUWANG_MQTT_ANALYTICS_PASSWORD",
+        ),
+        ServiceAccount(
             s.mqtt_admin_username,
             s.mqtt_admin_password.get_secret_value(),
             "admin",

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     mqtt_port: int = 18883
     mqtt_ingest_username: str = "svc-ingest"
     mqtt_ingest_password: SecretStr = SecretStr("")
+    mqtt_analytics_username: str = "svc-analytics"
+    mqtt_analytics_password: SecretStr = SecretStr("")
     mqtt_admin_username: str = "svc-admin"
     mqtt_admin_password: SecretStr = SecretStr("")
     # Files the gateway writes for Mosquitto, and the broker's pid file it signals to reload them.

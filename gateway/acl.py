@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.feed import INTERNAL_PREFIX
 from core.wire import PREFIX, Channel, device_topic, gateway_topic
 
 
@@ -42,7 +43,13 @@ def acl_lines(account: Account, share_group: str) -> list[str]:
                 f"topic read {PREFIX}/g/{u}/cmd/#",
             ]
         case "ingest":
-            return [f"topic read {PREFIX}/#", f"topic read $share/{share_group}/{PREFIX}/#"]
+            return [
+                f"topic read {PREFIX}/#",
+                f"topic read $share/{share_group}/{PREFIX}/#",
+                f"topic write {INTERNAL_PREFIX}/#",
+            ]
+        case "analytics":
+            return [f"topic read {INTERNAL_PREFIX}/#", f"topic read $share/+/{INTERNAL_PREFIX}/#"]
         case "admin":
             return ["topic readwrite #", "topic read $SYS/#"]
     raise ValueError(f"account {u!r} has unknown kind {account.kind!r}")

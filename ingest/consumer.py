@@ -20,6 +20,7 @@ import psycopg
 from paho.mqtt.reasoncodes import ReasonCode
 
 from core.db import Conn, connect
+from core.feed import EVENTS_TOPIC, READINGS_TOPIC, pack_events, pack_readings
 from core.errors import ServiceUnavailable
 from core.mqtt import new_client
 from core.registry import load_registry
@@ -166,6 +167,7 @@ class Consumer:
                 log.error("database write failed (%s); retrying in 1 s, nothing acknowledged", e)
                 time.sleep(1.0)
                 self._reconnect_db()
+        self._feed(batch)
         with self._lock:
             generation = self._generation
         for _topic, _payload, _rt, mid, qos, gen in items:
@@ -178,6 +180,17 @@ class Consumer:
         st.flushes += 1
         for r in batch.rejects:
             st.rejects[r.reason] += 1
+
+    def _feed(self, batch: Batch) -> None:
+        """Hand what was just committed to analytics (QoS 1, after the commit)."""
+        if len(batch):
+            self.client.publish(
+                READINGS_TOPIC,
+                pack_readings(batch.ts_ms, batch.device, batch.metric, batch.value),
+                qos=1,
+            )
+        if batch.events or batch.statuses:
+            self.client.publish(EVENTS_TOPIC, pack_events(batch.events, batch.statuses), qos=1)
 
     def _decode(self, items: list[Pending]) -> Batch:
         batch = Batch()

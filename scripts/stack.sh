@@ -34,7 +34,12 @@ as_postgres() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$
 secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(24))'; }
 
 write_env() {
-  [ -f "$envfile" ] && return 0
+  # Passwords added by later versions go into an existing file.
+  if [ -f "$envfile" ]; then
+    grep -q '^SHOUWANG_MQTT_ANALYTICS_PASSWORD=' "$envfile" ||
+      echo "SHOUWANG_MQTT_ANALYTICS_PASSWORD=$(secret)" >> "$envfile"
+    return 0
+  fi
   mkdir -p "$state"
   # A cluster left from an earlier checkout at this path has other passwords: start afresh.
   [ -f "$pgdata/PG_VERSION" ] && rm -rf "${pgdata:?}"/*
@@ -47,6 +52,7 @@ SHOUWANG_MQTT_HOST=127.0.0.1
 SHOUWANG_MQTT_PORT=${mq_port}
 SHOUWANG_MQTT_INGEST_PASSWORD=$(secret)
 SHOUWANG_MQTT_ADMIN_PASSWORD=$(secret)
+SHOUWANG_MQTT_ANALYTICS_PASSWORD=$(secret)
 ENV
 }
 

@@ -14,8 +14,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from core.wire import Channel, device_topic, encode_batch, encode_sample, gateway_topic
+from core.wire import (
+    Channel,
+    device_topic,
+    encode_batch,
+    encode_event,
+    encode_sample,
+    gateway_topic,
+)
 from simulators.behaviour import Behaviour, behaviour_for
+from simulators.faults import Fault, apply_values
 from simulators.fleet import Fleet
 
 Recorder = Callable[[str, int, dict[str, float]], None]
@@ -68,7 +76,7 @@ def build_devices(
     return out
 
 
-def run(
+def run(  # noqa: PLR0915 (one scheduling loop, read top to bottom)
     fleet: Fleet,
     devices: list[SimDevice],
     clock: SimClock,
@@ -78,17 +86,31 @@ def run(
     max_outstanding: int = 20_000,
     stop: Callable[[], bool] = lambda: False,
     record: Recorder | None = None,
+    faults: list[Fault] | None = None,
 ) -> RunStats:
-    """Publish from ``clock.start`` until simulated time ``until`` (or ``stop()``)."""
+    """Publish from ``clock.start`` until simulated time ``until`` (or ``stop()``).
+
+    A fault's device also reports at the fault's start and end, as terminals report on change.
+    """
     rng = random.Random(0)
     stats = RunStats(sim_start=clock.start)
     wall0 = time.monotonic()
-    heap = [(clock.start + rng.uniform(0, d.interval_s), i) for i, d in enumerate(devices)]
+    index = {d.uid: i for i, d in enumerate(devices)}
+    faults_of: dict[int, list[Fault]] = {}
+    # (t, device index, extra): extra reports (fault onsets) do not reschedule the device
+    heap: list[tuple[float, int, bool]] = [
+        (clock.start + rng.uniform(0, d.interval_s), i, False) for i, d in enumerate(devices)
+    ]
+    for f in faults or []:
+        i = index[f.device_uid]
+        faults_of.setdefault(i, []).append(f)
+        heap += [(f.start, i, True), (f.end, i, True)]
     heapq.heapify(heap)
     pending: dict[str, list[tuple[str, int, dict[str, float]]]] = {}
+    held_back: dict[int, tuple[str, bytes]] = {}
     gw_next_flush = clock.start + gateway_flush_s
     while heap and not stop():
-        t, i = heap[0]
+        t, i, extra = heap[0]
         if t > until:
             break
         if clock.speed:
@@ -99,19 +121,38 @@ def run(
         elif fleet.outstanding() > max_outstanding:
             fleet.pump(0.01)
             continue
-        heapq.heapreplace(heap, (t + devices[i].interval_s, i))
+        if extra:
+            heapq.heappop(heap)
+        else:
+            heapq.heapreplace(heap, (t + devices[i].interval_s, i, False))
         dev = devices[i]
         values = dev.behaviour.sample(t)
         ts_ms = int(t * 1000)
+        transport = None
+        for f in faults_of.get(i, ()):
+            if f.active(t):
+                values = apply_values(f, t, values, rng)
+                transport = f.transport or transport
+            if extra and f.events and t in (f.start, f.end):
+                for code in f.events:
+                    _publish_event(fleet, dev, ts_ms, code, active=t == f.start)
+        if transport == "offline":
+            continue
         stats.samples += 1
         stats.readings += len(values)
         if record is not None:
             record(dev.uid, ts_ms, values)
         if dev.gateway is None:
-            fleet.publish(
-                dev.uid, device_topic(dev.uid, Channel.TELEMETRY), encode_sample(ts_ms, values)
-            )
-            stats.messages += 1
+            msg = (device_topic(dev.uid, Channel.TELEMETRY), encode_sample(ts_ms, values))
+            if transport == "out_of_order" and i not in held_back:
+                held_back[i] = msg  # sent after the next one
+                continue
+            for topic, payload in [msg, held_back.pop(i)] if i in held_back else [msg]:
+                fleet.publish(dev.uid, topic, payload)
+                stats.messages += 1
+                if transport == "duplicate":
+                    fleet.publish(dev.uid, topic, payload)
+                    stats.messages += 1
         else:
             pending.setdefault(dev.gateway, []).append((dev.uid, ts_ms, values))
         if t >= gw_next_flush:
@@ -120,9 +161,24 @@ def run(
         stats.sim_end = t
         if stats.samples % 256 == 0:
             fleet.pump(0)
+    for i, (topic, payload) in held_back.items():
+        fleet.publish(devices[i].uid, topic, payload)
     stats.messages += _flush_gateways(fleet, pending)
     stats.wall_seconds = time.monotonic() - wall0
     return stats
+
+
+def _publish_event(fleet: Fleet, dev: SimDevice, ts_ms: int, code: str, *, active: bool) -> None:
+    if dev.gateway is None:
+        fleet.publish(
+            dev.uid, device_topic(dev.uid, Channel.EVENT), encode_event(ts_ms, code, active=active)
+        )
+    else:
+        fleet.publish(
+            dev.gateway,
+            gateway_topic(dev.gateway, Channel.BATCH),
+            encode_batch([], [(dev.uid, ts_ms, code, active)]),
+        )
 
 
 def _flush_gateways(

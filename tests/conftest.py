@@ -31,6 +31,7 @@ from simulators.seed import seed
 ROOT = Path(__file__).resolve().parent.parent
 INGEST_PASSWORD = "ingest-test-password"
 ADMIN_PASSWORD = "admin-test-password"
+ANALYTICS_PASSWORD = "analytics-test-password"
 
 
 def free_port() -> int:
@@ -141,6 +142,9 @@ def sync_broker(conn: Conn, broker: Broker) -> None:
             ServiceAccount(
                 "svc-ingest", INGEST_PASSWORD, "ingest", "SHOUWANG_MQTT_INGEST_PASSWORD"
             ),
+            ServiceAccount(
+                "svc-analytics", ANALYTICS_PASSWORD, "analytics", "SHOUWANG_MQTT_ANALYTICS_PASSWORD"
+            ),
             ServiceAccount("svc-admin", ADMIN_PASSWORD, "admin", "SHOUWANG_MQTT_ADMIN_PASSWORD"),
         ],
         passwd=broker.passwd,
@@ -168,6 +172,7 @@ def settings(
         mqtt_port=broker.port,
         mqtt_ingest_password=INGEST_PASSWORD,  # type: ignore[arg-type]
         mqtt_admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
+        mqtt_analytics_password=ANALYTICS_PASSWORD,  # type: ignore[arg-type]
         broker_password_file=broker.passwd,
         broker_acl_file=broker.acl,
         broker_pid_file=broker.pid_file,
@@ -185,6 +190,7 @@ def settings_env(s: Settings) -> dict[str, str]:
             "SHOUWANG_MQTT_PORT": str(s.mqtt_port),
             "SHOUWANG_MQTT_INGEST_PASSWORD": s.mqtt_ingest_password.get_secret_value(),
             "SHOUWANG_MQTT_ADMIN_PASSWORD": s.mqtt_admin_password.get_secret_value(),
+            "SHOUWANG_MQTT_ANALYTICS_PASSWORD": s.mqtt_analytics_password.get_secret_value(),
             "SHOUWANG_BROKER_PASSWORD_FILE": str(s.broker_password_file),
             "SHOUWANG_BROKER_ACL_FILE": str(s.broker_acl_file),
             "SHOUWANG_BROKER_PID_FILE": str(s.broker_pid_file),

@@ -1,0 +1,229 @@
+"""Analytics: the shell. Takes ingest's feed of accepted data, runs the detectors, keeps the
+alarm lifecycle and files work orders; commits, and only then acknowledges the feed.
+
+Its clock is the wall clock in production, or the data's own time (``clock="data"``) for
+fast-forwarded simulations and replays, where "now" is the newest reading seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from analytics.conditions import DeviceView
+from analytics.engine import Engine, Observation, compile_rules
+from analytics.lifecycle import Lifecycle, Policy, Transition
+from analytics.store import DeviceInfo, apply, load_devices, load_open_alarms, record_breaches
+from analytics.work_orders import Calendar, limit_seconds
+from core.db import Conn, connect
+from core.feed import EVENTS_TOPIC, READINGS_TOPIC, unpack_events, unpack_readings
+from core.mqtt import new_client
+
+log = logging.getLogger("shouwang.analytics")
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyticsConfig:
+    client_id: str
+    username: str
+    password: str
+    host: str
+    port: int
+    clock: str = "wall"  # wall | data
+    tick_seconds: float = 0.2
+
+
+@dataclass(slots=True)
+class Stats:
+    samples: int = 0
+    events: int = 0
+    transitions: int = 0
+    opened: int = 0
+
+
+@dataclass
+class Analytics:
+    cfg: AnalyticsConfig
+    database_url: str
+    entries: Any  # ResponsibilityList
+    calendar: Calendar
+    conn: Conn = field(init=False)
+    stats: Stats = field(default_factory=Stats)
+
+    def __post_init__(self) -> None:
+        self.conn = connect(self.database_url, autocommit=True, application_name=self.cfg.client_id)
+        self.devices: dict[int, DeviceInfo] = load_devices(self.conn)
+        self.metric_names: dict[int, str] = dict(
+            self.conn.execute("SELECT id, name FROM metrics").fetchall()
+        )
+        self.engine = Engine(compile_rules(self.entries.entries.values()))
+        for d in self.devices.values():
+            self.engine.add_device(_view(d))
+        self.lifecycle = Lifecycle(self._policy)
+        for alarm in load_open_alarms(self.conn):
+            self.lifecycle.open[(alarm.device_id, alarm.code)] = alarm
+        self.watermark = 0.0
+        self._buffer: list[tuple[str, bytes, int, int]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._last_breach_check = 0.0
+        self.client, self._props = new_client(
+            self.cfg.client_id,
+            self.cfg.username,
+            self.cfg.password,
+            persistent=True,
+            manual_ack=True,
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+
+    def _entry(self, device_id: int, code: str) -> Any:
+        dev = self.devices.get(device_id)
+        scoped = (
+            self.entries.for_community(dev.community_code)
+            if dev is not None
+            else self.entries.entries
+        )
+        return scoped.get(code)
+
+    def _policy(self, device_id: int, code: str) -> Policy | None:
+        e = self._entry(device_id, code)
+        if e is None:
+            return None
+        raise_ = e.severity_raise
+        return Policy(
+            str(e.severity),
+            float(e.closing.hold_seconds),
+            None if raise_ is None else limit_seconds(raise_.after),
+            None if raise_ is None else str(raise_.to),
+        )
+
+    def _on_connect(
+        self, client: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
+    ) -> None:
+        if rc.is_failure:
+            log.error("broker refused analytics: %s", rc)
+            return
+        client.subscribe([(READINGS_TOPIC, 1), (EVENTS_TOPIC, 1)])
+        self._connected.set()
+
+    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self._buffer.append((msg.topic, bytes(msg.payload), msg.mid, msg.qos))
+
+    def run(self) -> None:
+        self.client.connect_async(
+            self.cfg.host, self.cfg.port, keepalive=30, clean_start=False, properties=self._props
+        )
+        self.client.loop_start()
+        try:
+            while not self._stop.wait(self.cfg.tick_seconds):
+                self.step()
+        finally:
+            self.step()
+            self.client.disconnect()
+            self.client.loop_stop()
+            self.conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def step(self) -> None:
+        with self._lock:
+            items, self._buffer = self._buffer, []
+        transitions: list[Transition] = []
+        for topic, payload, *_ in items:
+            try:
+                transitions.extend(self._process(topic, payload))
+            except (
+                ValueError,
+                KeyError,
+                TypeError,
+            ) as e:  # one bad feed message: log, count, go on
+                log.error("feed message on %s not understood: %s", topic, e)
+        now = self.watermark if self.cfg.clock == "data" else time.time()
+        if now:
+            for obs in self.engine.on_tick(now):
+                transitions.extend(self.lifecycle.observe(obs))
+            transitions.extend(self.lifecycle.tick(now))
+        if transitions:
+            apply(
+                self.conn,
+                transitions,
+                entry_of=self._entry,
+                devices=self.devices,
+                calendar=self.calendar,
+                list_version=str(self.entries.version),
+            )
+            self.stats.transitions += len(transitions)
+            self.stats.opened += sum(1 for t in transitions if t.kind == "open")
+        if now and time.monotonic() - self._last_breach_check > 5.0:
+            self._last_breach_check = time.monotonic()
+            record_breaches(self.conn, now)
+        for _topic, _payload, mid, qos in items:
+            if qos:
+                self.client.ack(mid, qos)
+
+    def _process(self, topic: str, payload: bytes) -> list[Transition]:
+        out: list[Transition] = []
+        if topic == READINGS_TOPIC:
+            for t, device_id, values in _samples(unpack_readings(payload), self.metric_names):
+                self._ensure_device(device_id)
+                self.stats.samples += 1
+                self.watermark = max(self.watermark, t)
+                out.extend(self._observe(self.engine.on_sample(device_id, t, values)))
+        elif topic == EVENTS_TOPIC:
+            events, _statuses = unpack_events(payload)
+            for ts_ms, device_id, code, active, _detail in sorted(events):
+                self._ensure_device(device_id)
+                self.stats.events += 1
+                out.extend(
+                    self._observe(self.engine.on_event(device_id, ts_ms / 1000, code, active))
+                )
+        return out
+
+    def _observe(self, observations: list[Observation]) -> list[Transition]:
+        out = []
+        for obs in observations:
+            out.extend(self.lifecycle.observe(obs))
+        return out
+
+    def _ensure_device(self, device_id: int) -> None:
+        if device_id not in self.devices:
+            self.devices = load_devices(self.conn)
+            if device_id in self.devices:
+                self.engine.add_device(_view(self.devices[device_id]))
+
+
+def _view(d: DeviceInfo) -> DeviceView:
+    return DeviceView(
+        d.id,
+        d.device_class,
+        float(d.report_interval_s),
+        float(d.attributes.get("rated_speed", 1.0)),
+    )
+
+
+def _samples(
+    rows: np.ndarray[Any, Any], names: dict[int, str]
+) -> list[tuple[float, int, dict[str, float]]]:
+    """Readings grouped into per-device samples, in time order."""
+    grouped: dict[tuple[int, int], dict[str, float]] = defaultdict(dict)
+    for ts, dev, met, val in zip(
+        rows["ts"].tolist(),
+        rows["device"].tolist(),
+        rows["metric"].tolist(),
+        rows["value"].tolist(),
+        strict=True,
+    ):
+        grouped[(ts, dev)][names[met]] = val
+    return [(ts / 1000, dev, values) for (ts, dev), values in sorted(grouped.items())]

@@ -1,0 +1,211 @@
+"""Analytics: writes alarm transitions and work orders, each batch in one transaction (I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from analytics.lifecycle import Alarm, Kind, Transition
+from analytics.work_orders import Calendar, plan
+from core.db import Conn
+
+
+def dt(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    id: int
+    uid: str
+    device_class: str
+    community_id: int
+    community_code: str
+    firm_id: int | None
+    maintenance_unit_id: int | None
+    report_interval_s: int
+    attributes: Mapping[str, Any]
+
+
+def load_devices(conn: Conn) -> dict[int, DeviceInfo]:
+    rows = conn.execute(
+        "SELECT d.id, d.uid, d.device_class, d.community_id, c.code, c.firm_id, d.maintenance_unit_id,"
+        " d.report_interval_s, d.attributes FROM devices d JOIN communities c ON c.id = d.community_id"
+        " WHERE d.active"
+    ).fetchall()
+    return {
+        int(r[0]): DeviceInfo(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], int(r[7]), r[8])
+        for r in rows
+    }
+
+
+def load_open_alarms(conn: Conn) -> list[Alarm]:
+    rows = conn.execute(
+        "SELECT id, device_id, event_code, severity, detector, extract(epoch FROM opened_at),"
+        " extract(epoch FROM last_triggered_at), extract(epoch FROM normal_since), triggers, flaps"
+        " FROM alarms WHERE state <> 'cleared'"
+    ).fetchall()
+    return [
+        Alarm(
+            int(d),
+            c,
+            s,
+            det,
+            float(o),
+            float(lt),
+            None if ns is None else float(ns),
+            int(tr),
+            int(fl),
+            int(i),
+        )
+        for i, d, c, s, det, o, lt, ns, tr, fl in rows
+    ]
+
+
+def apply(
+    conn: Conn,
+    transitions: list[Transition],
+    *,
+    entry_of: Callable[[int, str], Any],
+    devices: Mapping[int, DeviceInfo],
+    calendar: Calendar,
+    list_version: str,
+) -> None:
+    with conn.transaction():
+        for tr in transitions:
+            a = tr.alarm
+            match tr.kind:
+                case Kind.OPEN:
+                    _open(
+                        conn,
+                        a,
+                        entry_of(a.device_id, a.code),
+                        devices[a.device_id],
+                        calendar,
+                        list_version,
+                    )
+                case Kind.RETRIGGER:
+                    conn.execute(
+                        "UPDATE alarms SET triggers = %s, flaps = %s, last_triggered_at = %s, normal_since = NULL"
+                        " WHERE id = %s",
+                        (a.triggers, a.flaps, dt(a.last_triggered_at), a.id),
+                    )
+                case Kind.NORMAL:
+                    conn.execute(
+                        "UPDATE alarms SET normal_since = %s WHERE id = %s", (dt(tr.t), a.id)
+                    )
+                case Kind.CLEAR:
+                    _clear(conn, a, tr.t)
+                case Kind.RAISE:
+                    conn.execute(
+                        "UPDATE alarms SET severity = %s WHERE id = %s", (a.severity, a.id)
+                    )
+                    conn.execute(
+                        "UPDATE work_orders SET severity = %s WHERE alarm_id = %s",
+                        (a.severity, a.id),
+                    )
+
+
+def _open(
+    conn: Conn, a: Alarm, entry: Any, dev: DeviceInfo, calendar: Calendar, list_version: str
+) -> None:
+    row = conn.execute(
+        "INSERT INTO alarms (device_id, event_code, severity, state, detector, opened_at, last_triggered_at,"
+        " list_version) VALUES (%s, %s, %s, 'active', %s, %s, %s, %s) RETURNING id",
+        (
+            a.device_id,
+            a.code,
+            a.severity,
+            a.detector,
+            dt(a.opened_at),
+            dt(a.last_triggered_at),
+            list_version,
+        ),
+    ).fetchone()
+    assert row is not None
+    a.id = int(row[0])
+    if not entry.work_order:
+        return
+    opened = dt(a.opened_at)
+    p = plan(entry, opened, calendar)
+    wo = conn.execute(
+        "INSERT INTO work_orders (alarm_id, device_id, community_id, firm_id, maintenance_unit_id, event_code,"
+        " severity, responsible_party, supervisor, status, opened_at, response_due, arrival_due,"
+        " resolution_due, emergency_fund, notify_regulator, list_version)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'occurred', %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (
+            a.id,
+            a.device_id,
+            dev.community_id,
+            dev.firm_id,
+            dev.maintenance_unit_id,
+            a.code,
+            a.severity,
+            str(entry.responsible),
+            str(entry.supervisor),
+            opened,
+            p.response_due,
+            p.arrival_due,
+            p.resolution_due,
+            entry.emergency_fund,
+            entry.notify_regulator,
+            list_version,
+        ),
+    ).fetchone()
+    assert wo is not None
+    conn.execute(
+        "INSERT INTO work_order_transitions (work_order_id, at, actor, from_status, to_status, note)"
+        " VALUES (%s, %s, 'system', NULL, 'occurred', %s)",
+        (wo[0], opened, f"filed by {a.detector}"),
+    )
+    if p.escalation:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO escalation_steps (work_order_id, step, notify, due_at) VALUES (%s, %s, %s, %s)",
+                [(wo[0], step, party, due) for step, party, due in p.escalation],
+            )
+
+
+def _clear(conn: Conn, a: Alarm, t: float) -> None:
+    conn.execute(
+        "UPDATE alarms SET state = 'cleared', cleared_at = %s, cleared_reason = 'recovered' WHERE id = %s",
+        (dt(t), a.id),
+    )
+    row = conn.execute(
+        "SELECT id, status FROM work_orders WHERE alarm_id = %s AND closed_at IS NULL", (a.id,)
+    ).fetchone()
+    if row is not None:
+        conn.execute(
+            "UPDATE work_orders SET status = 'completed', closed_at = %s, closed_reason = 'device_recovered'"
+            " WHERE id = %s",
+            (dt(t), row[0]),
+        )
+    if row is not None:
+        conn.execute(
+            "INSERT INTO work_order_transitions (work_order_id, at, actor, from_status, to_status, note)"
+            " VALUES (%s, %s, 'system', %s, 'completed', 'device recovered')",
+            (row[0], dt(t), row[1]),
+        )
+        conn.execute(
+            "UPDATE escalation_steps SET cancelled_at = %s WHERE work_order_id = %s AND fired_at IS NULL"
+            " AND cancelled_at IS NULL",
+            (dt(t), row[0]),
+        )
+
+
+def record_breaches(conn: Conn, now: float) -> int:
+    """Record each limit a work order has missed (once); return how many were new."""
+    cur = conn.execute(
+        "INSERT INTO work_order_breaches (work_order_id, limit_kind, due, recorded_at)"
+        " SELECT id, k, due, %(now)s FROM work_orders,"
+        " LATERAL (VALUES ('response', response_due, responded_at),"
+        "                 ('arrival', arrival_due, on_site_at),"
+        "                 ('resolution', resolution_due, closed_at)) AS l(k, due, done)"
+        " WHERE due IS NOT NULL AND coalesce(done, %(now)s) > due"
+        "   AND status <> 'false_alarm'"
+        " ON CONFLICT DO NOTHING",
+        {"now": dt(now)},
+    )
+    return cur.rowcount
