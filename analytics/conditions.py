@@ -27,7 +27,7 @@ class DeviceView:
     )  # metric -> (t, value) before
     value_t: dict[str, float] = field(default_factory=dict)
     runs: dict[str, tuple[float, int]] = field(default_factory=dict)  # metric -> (value, repeats)
-    last_seen: float = 0.0
+    last_seen: float = float("-inf")  # never heard from
     active_codes: set[str] = field(default_factory=set)
 
     def update(self, t: float, values: Mapping[str, float]) -> bool:
@@ -158,7 +158,7 @@ class Offline:
     ) -> bool | None:
         if sample is not None:
             return False  # heard from just now
-        if not view.last_seen:
+        if view.last_seen == float("-inf"):
             return None
         return t - view.last_seen > self.intervals * view.report_interval_s
 

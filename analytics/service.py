@@ -39,6 +39,9 @@ class AnalyticsConfig:
     port: int
     clock: str = "wall"  # wall | data
     tick_seconds: float = 0.2
+    data_tick_seconds: float = (
+        5.0  # with clock="data": how often, in data time, time-driven checks run
+    )
 
 
 @dataclass(slots=True)
@@ -71,6 +74,7 @@ class Analytics:
         for alarm in load_open_alarms(self.conn):
             self.lifecycle.open[(alarm.device_id, alarm.code)] = alarm
         self.watermark = 0.0
+        self._next_data_tick = 0.0
         self._buffer: list[tuple[str, bytes, int, int]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -151,10 +155,8 @@ class Analytics:
             ) as e:  # one bad feed message: log, count, go on
                 log.error("feed message on %s not understood: %s", topic, e)
         now = self.watermark if self.cfg.clock == "data" else time.time()
-        if now:
-            for obs in self.engine.on_tick(now):
-                transitions.extend(self.lifecycle.observe(obs))
-            transitions.extend(self.lifecycle.tick(now))
+        if now and self.cfg.clock == "wall":
+            transitions.extend(self._tick(now))
         if transitions:
             apply(
                 self.conn,
@@ -179,6 +181,12 @@ class Analytics:
             for t, device_id, values in _samples(unpack_readings(payload), self.metric_names):
                 self._ensure_device(device_id)
                 self.stats.samples += 1
+                if self.cfg.clock == "data" and t >= self._next_data_tick:
+                    # The data's own clock ticks as the stream passes, however fast it arrives.
+                    out.extend(self._tick(self._next_data_tick))
+                    self._next_data_tick = max(
+                        self._next_data_tick + self.cfg.data_tick_seconds, t - 60
+                    )
                 self.watermark = max(self.watermark, t)
                 out.extend(self._observe(self.engine.on_sample(device_id, t, values)))
         elif topic == EVENTS_TOPIC:
@@ -189,6 +197,12 @@ class Analytics:
                 out.extend(
                     self._observe(self.engine.on_event(device_id, ts_ms / 1000, code, active))
                 )
+        return out
+
+    def _tick(self, now: float) -> list[Transition]:
+        """What time alone decides: silence (offline), hold times, severity raises."""
+        out = self._observe(self.engine.on_tick(now))
+        out.extend(self.lifecycle.tick(now))
         return out
 
     def _observe(self, observations: list[Observation]) -> list[Transition]:

@@ -211,6 +211,19 @@ def ingest(
 
 
 @app.command()
+def analytics(
+    clock: Annotated[
+        str, typer.Option(help="wall, or data: the newest reading's time (replays, fast-forward)")
+    ] = "wall",
+) -> None:
+    """Detect faults and anomalies, keep alarms, file work orders (runs until stopped)."""
+    from analytics.__main__ import main as analytics_main
+
+    _setup_logging()
+    analytics_main(load_settings(), clock=clock)
+
+
+@app.command()
 def up(
     speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 1.0,
     workers: int = 1,

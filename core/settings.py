@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     ingest_max_future_seconds: float = 300.0
     ingest_max_age_days: float = 30.0
     retention_days: float = 400.0
+
+    # Analytics.
+    analytics_client_id: str = "shouwang-analytics"
+    # The responsibility list in force (default: the shipped list) and a directory of county /
+    # community override files (*.yaml).
+    responsibility_list: Path | None = None
+    responsibility_overrides: Path | None = None
+    work_calendar: Path | None = None
     rejects_retention_days: float = 30.0
 
     def broker_files(self) -> tuple[Path, Path, Path]:

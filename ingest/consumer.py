@@ -20,8 +20,8 @@ import psycopg
 from paho.mqtt.reasoncodes import ReasonCode
 
 from core.db import Conn, connect
-from core.feed import EVENTS_TOPIC, READINGS_TOPIC, pack_events, pack_readings
 from core.errors import ServiceUnavailable
+from core.feed import EVENTS_TOPIC, READINGS_TOPIC, pack_events, pack_readings
 from core.mqtt import new_client
 from core.registry import load_registry
 from core.wire import PREFIX
@@ -148,6 +148,7 @@ class Consumer:
             self.flush()
             self.client.disconnect()
             self.client.loop_stop()
+            self.conn.close()
 
     def stop(self) -> None:
         self._stop.set()
@@ -223,7 +224,9 @@ class Consumer:
         self._retention_at = now
         try:
             with self.conn.transaction():
-                got = self.conn.execute("SELECT pg_try_advisory_xact_lock(0x53575245)").fetchone()
+                got = self.conn.execute(
+                    "SELECT pg_try_advisory_xact_lock(%s)", (0x53575245,)
+                ).fetchone()
                 if got and got[0]:
                     n = drop_old_chunks(
                         self.conn,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,100 +47,57 @@ class Scenario:
     duration_s: float = 300.0
 
 
-def scenarios(codes: dict[str, str]) -> list[Scenario]:
-    """The standard scenario set; ``codes`` maps scenario names to the list's event codes."""
-    c = codes.get
+def scenarios(entries: list[Any]) -> list[Scenario]:
+    """The standard scenario set, with the event code and responsible party the list in force
+    says each should be filed under."""
+    codes = scenario_codes(entries)
+    by_code = {str(e.code): e for e in entries}
+
+    def sc(
+        name: str,
+        cls: str,
+        severity: str | None,
+        values: dict[str, float] | None = None,
+        events: tuple[str, ...] = (),
+        duration_s: float = 300.0,
+        **kw: Any,
+    ) -> Scenario:
+        code = codes.get(name)
+        party = None if code is None else str(by_code[code].responsible)
+        return Scenario(
+            name, cls, code, party, severity, values or {}, events, duration_s=duration_s, **kw
+        )
+
     el, fw, pr, wq, fp = "elevator", "fire_water", "pump_room", "water_quality", "fire_panel"
-    emu, fmu, wat, duty = (
-        "elevator_maintenance_unit",
-        "fire_maintenance_unit",
-        "water_utility",
-        "firm_duty_room",
-    )
     stopped = {"car_status": 0.0, "speed": 0.0, "direction": 0.0}
+    trapped = {**stopped, "door_zone": 0.0, "door_state": 0.0, "passenger_present": 1.0}
     return [
-        Scenario(
-            "trapped_passengers",
-            el,
-            c("trapped_passengers"),
-            emu,
-            "P0",
-            {**stopped, "door_zone": 0.0, "door_state": 0.0, "passenger_present": 1.0},
-            ("93",),
-        ),
-        Scenario(
+        sc("trapped_passengers", el, "P0", trapped, ("93",)),
+        sc(
             "door_open_while_moving",
             el,
-            c("door_open_while_moving"),
-            emu,
             "P0",
             {"car_status": 1.0, "door_state": 1.0, "speed": 0.5},
             ("05",),
         ),
-        Scenario("overrun", el, c("overrun"), emu, "P0", {**stopped, "up_limit": 1.0}, ("09",)),
-        Scenario(
-            "main_power_loss",
-            el,
-            c("main_power_loss"),
-            emu,
-            None,
-            {**stopped, "power": 0.0},
-            ("41",),
-        ),
-        Scenario("alarm_button", el, c("alarm_button"), emu, None, {}, ("90",)),
-        Scenario("fire_alarm", fp, c("fire_alarm"), duty, "P0", {"active_fire": 1.0}, ("FIRE",)),
-        Scenario(
-            "sprinkler_pressure_drop",
-            fw,
-            c("sprinkler_pressure_drop"),
-            fmu,
-            None,
-            {"sprinkler_pressure": 0.03},
-        ),
-        Scenario("fire_tank_low", fw, c("fire_tank_low"), fmu, None, {"tank_level": 0.4}),
-        Scenario(
-            "pump_failure",
-            pr,
-            c("pump_failure"),
-            wat,
-            None,
-            {"pump1_fault": 1.0, "pump1_current": 0.0},
-        ),
-        Scenario("tank_overflow", pr, c("tank_overflow"), wat, None, {"tank_level": 4.8}),
-        Scenario("tank_empty", pr, c("tank_empty"), wat, None, {"tank_level": 0.2}),
-        Scenario("chlorine_drop", wq, c("chlorine_drop"), wat, None, {"residual_chlorine": 0.02}),
-        Scenario("turbidity_spike", wq, c("turbidity_spike"), wat, None, {"turbidity": 3.5}),
-        Scenario("pump_room_flood", pr, c("pump_room_flood"), wat, None, {"flood": 1.0}),
-        Scenario(
-            "stuck_sensor",
-            fw,
-            c("stuck_sensor"),
-            fmu,
-            None,
-            {"hydrant_pressure": 0.4123},
-            duration_s=900.0,
-        ),
-        Scenario(
-            "slow_drift",
-            pr,
-            c("slow_drift"),
-            wat,
-            None,
-            drift_per_hour={"zone_low_pressure": -0.3},
-            duration_s=3600.0,
-        ),
-        Scenario(
-            "device_offline",
-            fw,
-            c("device_offline"),
-            fmu,
-            None,
-            transport="offline",
-            duration_s=600.0,
-        ),
-        Scenario("noisy", wq, None, None, None, transport="noisy", duration_s=900.0),
-        Scenario("duplicated", el, None, None, None, transport="duplicate", duration_s=600.0),
-        Scenario("out_of_order", fw, None, None, None, transport="out_of_order", duration_s=600.0),
+        sc("overrun", el, "P0", {**stopped, "up_limit": 1.0}, ("09",)),
+        sc("main_power_loss", el, None, {**stopped, "power": 0.0}, ("41",)),
+        sc("alarm_button", el, None, {}, ("90",)),
+        sc("fire_alarm", fp, "P0", {"active_fire": 1.0}, ("FIRE",)),
+        sc("sprinkler_pressure_drop", fw, None, {"sprinkler_pressure": 0.03}, duration_s=900.0),
+        sc("fire_tank_low", fw, None, {"tank_level": 0.4}, duration_s=1200.0),
+        sc("pump_failure", pr, None, {"pump1_fault": 1.0, "pump1_current": 0.0}),
+        sc("tank_overflow", pr, None, {"tank_level": 4.8}, duration_s=900.0),
+        sc("tank_empty", pr, None, {"tank_level": 0.2}, duration_s=900.0),
+        sc("chlorine_drop", wq, None, {"residual_chlorine": 0.02}, duration_s=1200.0),
+        sc("turbidity_spike", wq, None, {"turbidity": 3.5}, duration_s=1200.0),
+        sc("pump_room_flood", pr, None, {"flood": 1.0}),
+        sc("stuck_sensor", fw, None, {"hydrant_pressure": 0.4123}, duration_s=4200.0),
+        sc("slow_drift", pr, None, drift_per_hour={"zone_low_pressure": -0.3}, duration_s=3600.0),
+        sc("device_offline", fw, None, transport="offline", duration_s=600.0),
+        sc("noisy", wq, None, transport="noisy", duration_s=900.0),
+        sc("duplicated", el, None, transport="duplicate", duration_s=600.0),
+        sc("out_of_order", fw, None, transport="out_of_order", duration_s=600.0),
     ]
 
 
@@ -149,19 +107,22 @@ def plan_faults(
     *,
     start: float,
     spacing_s: float,
+    gap_s: float = 1200.0,
     seed: int = 1,
 ) -> list[Fault]:
-    """One fault per scenario, each on its own device, started ``spacing_s`` apart after ``start``."""
+    """One fault per scenario, started ``spacing_s`` apart after ``start``. A device carries
+    at most one fault at a time, and ``gap_s`` of normal behaviour separates two on it."""
     rng = random.Random(seed)
-    used: set[str] = set()
+    free_at: dict[str, float] = {}
     out = []
     for i, sc in enumerate(scenario_set):
-        candidates = [u for u in devices_by_class.get(sc.device_class, []) if u not in used]
+        candidates = devices_by_class.get(sc.device_class, [])
         if not candidates:
-            raise ValueError(f"no free {sc.device_class} device for scenario {sc.name!r}")
-        uid = rng.choice(candidates)
-        used.add(uid)
+            raise ValueError(f"no {sc.device_class} device for scenario {sc.name!r}")
         t0 = start + i * spacing_s + rng.uniform(0, 5)
+        uid = min(candidates, key=lambda u: (free_at.get(u, 0.0), rng.random()))
+        t0 = max(t0, free_at.get(uid, 0.0))
+        free_at[uid] = t0 + sc.duration_s + gap_s
         out.append(
             Fault(
                 sc.name,
@@ -194,4 +155,52 @@ def apply_values(
             k: (v + rng.gauss(0, abs(v) * 0.002) if k in ("turbidity", "water_temp") else v)
             for k, v in out.items()
         }
+    return out
+
+
+# Which list entry each scenario should file, found by what the entry's filing condition
+# watches, so that renaming an entry does not break the scenarios.
+_MATCH: dict[str, tuple[str, str, str, str | None]] = {
+    # scenario: (device class, detector, event code or metric, direction)
+    "trapped_passengers": ("elevator", "event_code", "93", None),
+    "door_open_while_moving": ("elevator", "event_code", "05", None),
+    "overrun": ("elevator", "event_code", "09", None),
+    "main_power_loss": ("elevator", "event_code", "41", None),
+    "alarm_button": ("elevator", "event_code", "90", None),
+    "fire_alarm": ("fire_panel", "event_code", "FIRE", None),
+    "sprinkler_pressure_drop": ("fire_water", "threshold", "sprinkler_pressure", "below"),
+    "fire_tank_low": ("fire_water", "threshold", "tank_level", "below"),
+    "pump_failure": ("pump_room", "state", "pump1_fault", None),
+    "tank_overflow": ("pump_room", "threshold", "tank_level", "above"),
+    "tank_empty": ("pump_room", "threshold", "tank_level", "below"),
+    "chlorine_drop": ("water_quality", "threshold", "residual_chlorine", "below"),
+    "turbidity_spike": ("water_quality", "threshold", "turbidity", "above"),
+    "pump_room_flood": ("pump_room", "state", "flood", None),
+    "stuck_sensor": ("fire_water", "stuck", "hydrant_pressure", None),
+    "slow_drift": ("pump_room", "threshold", "zone_low_pressure", "below"),
+    "device_offline": ("fire_water", "offline", "", None),
+}
+
+
+def scenario_codes(entries: list[object]) -> dict[str, str]:
+    """Scenario name -> the code of the list entry whose filing watches what the fault breaks."""
+    out: dict[str, str] = {}
+    for scenario, (cls, detector, what, direction) in _MATCH.items():
+        for e in entries:
+            if str(getattr(e, "device_class", "")) != cls:
+                continue
+            for f in getattr(e, "filing", ()):
+                p = f.model_dump()
+                if p.get("detector") != detector:
+                    continue
+                if (
+                    (detector == "event_code" and what in p.get("codes", ()))
+                    or (
+                        detector in ("threshold", "state", "stuck")
+                        and p.get("metric") == what
+                        and (direction is None or p.get(direction) is not None)
+                    )
+                    or detector == "offline"
+                ):
+                    out.setdefault(scenario, str(getattr(e, "code", "")))
     return out
