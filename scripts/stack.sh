@@ -23,9 +23,9 @@ if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$state" 2>/dev/null
   [ -L "$pgdata" ] || { rm -rf "$pgdata"; ln -s "$private" "$pgdata"; }
   pgdata="$private"
 fi
-pg_port=54329
+pg_port=${SHOUWANG_LOCAL_PG_PORT:-54329}
 mq_dir="$state/mosquitto"
-mq_port=18883
+mq_port=${SHOUWANG_LOCAL_MQTT_PORT:-18883}
 envfile="$state/shouwang.env"
 shouwang="$root/.venv/bin/shouwang"
 log() { printf '\033[1;34m[stack]\033[0m %s\n' "$*"; }
