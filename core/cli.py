@@ -258,6 +258,20 @@ def bench_ingest(
     bench_main(load_settings(), seconds=seconds, batch=batch, devices=devices)
 
 
+@bench_app.command("alarms")
+def bench_alarms(
+    triggers: Annotated[int, typer.Option(help="faults to raise, one per elevator")] = 200,
+    warmup: Annotated[
+        float, typer.Option(help="seconds of nominal load before the first fault")
+    ] = 20.0,
+) -> None:
+    """Publish-to-alarm-and-work-order latency under the demo county's nominal load."""
+    from analytics.bench import main as bench_main
+
+    _setup_logging()
+    bench_main(load_settings(), triggers=triggers, warmup_s=warmup)
+
+
 def main() -> None:
     try:
         app()

@@ -18,6 +18,8 @@ class Snapshot:
     devices_heard_last_minute: int
     devices_online: int
     rejects_last_hour: dict[str, int]
+    open_alarms: int = 0
+    open_work_orders: int = 0
 
 
 def snapshot(conn: Conn) -> Snapshot:
@@ -35,7 +37,20 @@ def snapshot(conn: Conn) -> Snapshot:
             " GROUP BY reason ORDER BY 2 DESC"
         ).fetchall()
     )
-    return Snapshot(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), rejects)
+    open_ = conn.execute(
+        "SELECT (SELECT count(*) FROM alarms WHERE state <> 'cleared'),"
+        " (SELECT count(*) FROM work_orders WHERE closed_at IS NULL)"
+    ).fetchone() or (0, 0)
+    return Snapshot(
+        int(row[0]),
+        int(row[1]),
+        int(row[2]),
+        int(row[3]),
+        int(row[4]),
+        rejects,
+        int(open_[0]),
+        int(open_[1]),
+    )
 
 
 def print_status(conn: Conn, console: Console) -> None:
@@ -46,6 +61,7 @@ def print_status(conn: Conn, console: Console) -> None:
     t.add_row("devices saying they are online", f"{s.devices_online:,}")
     t.add_row("readings stored (approx.)", f"{s.readings_approx:,}")
     t.add_row("readings in the last minute", f"{s.readings_last_minute:,}")
+    t.add_row("open alarms / open work orders", f"{s.open_alarms:,} / {s.open_work_orders:,}")
     t.add_row(
         "rejects in the last hour",
         ", ".join(f"{k}: {v}" for k, v in s.rejects_last_hour.items()) or "none",

@@ -29,6 +29,7 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
     ingest = subprocess.Popen(
         [sys.executable, "-m", "core.cli", "ingest", "--workers", str(workers)]
     )
+    analytics = subprocess.Popen([sys.executable, "-m", "core.cli", "analytics"])
     sim = threading.Thread(
         target=simulate,
         kwargs={
@@ -57,8 +58,8 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
     try:
         with connect(s.database_url, autocommit=True) as conn:
             while not stop.wait(10.0):
-                if ingest.poll() is not None:
-                    log.error("ingest exited with %s; stopping", ingest.returncode)
+                if ingest.poll() is not None or analytics.poll() is not None:
+                    log.error("ingest or analytics exited; stopping")
                     break
                 if not sim.is_alive():
                     log.error("the simulator stopped; stopping")
@@ -69,10 +70,13 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
                     f"  devices heard {snap.devices_heard_last_minute:>5,}/{snap.devices:,}"
                     f"  stored {snap.readings_approx:>12,}"
                     f"  rejects/h {sum(snap.rejects_last_hour.values()):,}"
+                    f"  open alarms {snap.open_alarms:,}  open work orders {snap.open_work_orders:,}"
                 )
     finally:
         stop.set()
         sim.join(30)
-        ingest.send_signal(signal.SIGTERM)
-        ingest.wait(30)
+        for proc in (ingest, analytics):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (ingest, analytics):
+            proc.wait(30)
         console.print("stopped cleanly")

@@ -31,8 +31,8 @@ class Link:
 
 
 class Fleet:
-    def __init__(self, host: str, port: int, *, qos: int = 1) -> None:
-        self.host, self.port, self.qos = host, port, qos
+    def __init__(self, host: str, port: int, *, qos: int = 1, client_prefix: str = "sim") -> None:
+        self.host, self.port, self.qos, self.client_prefix = host, port, qos, client_prefix
         self.links: dict[str, Link] = {}
         self.sel = selectors.DefaultSelector()
         self.acked = 0
@@ -40,7 +40,7 @@ class Fleet:
         self._last_misc = 0.0
 
     def add(self, uid: str, password: str, *, is_gateway: bool = False) -> None:
-        client, props = new_client(f"sim-{uid}", uid, password)
+        client, props = new_client(f"{self.client_prefix}-{uid}", uid, password)
         status = (
             gateway_topic(uid, Channel.STATUS) if is_gateway else device_topic(uid, Channel.STATUS)
         )
