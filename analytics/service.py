@@ -70,6 +70,14 @@ class Analytics:
         self.engine = Engine(compile_rules(self.entries.entries.values()))
         for d in self.devices.values():
             self.engine.add_device(_view(d))
+        # Device fault codes still raised survive a restart: the device will not say them again.
+        for device_id, code in self.conn.execute(
+            "SELECT device_id, code FROM (SELECT DISTINCT ON (device_id, code) device_id, code, active"
+            " FROM events WHERE ts > now() - interval '30 days' ORDER BY device_id, code, ts DESC) e"
+            " WHERE active"
+        ).fetchall():
+            if device_id in self.engine.views:
+                self.engine.views[device_id].active_codes.add(code)
         self.lifecycle = Lifecycle(self._policy)
         for alarm in load_open_alarms(self.conn):
             self.lifecycle.open[(alarm.device_id, alarm.code)] = alarm

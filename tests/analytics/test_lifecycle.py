@@ -84,3 +84,47 @@ def test_trapped_pattern_offline_and_stuck() -> None:
         True,
         True,
     ]
+
+
+def test_raised_device_codes_and_open_alarms_survive_an_analytics_restart(
+    settings, db, county
+) -> None:  # type: ignore[no-untyped-def]
+    """An alarm from a device fault code stays open across a restart while the code stands."""
+    import time
+
+    from analytics.__main__ import build
+
+    db.execute(
+        "TRUNCATE alarms, work_orders, work_order_transitions, work_order_breaches, escalation_steps, events"
+    )
+    (dev_id,) = db.execute(
+        "SELECT id FROM devices WHERE device_class = 'elevator' ORDER BY id LIMIT 1"
+    ).fetchone()
+    t = time.time() - 30
+    db.execute(
+        "INSERT INTO events (ts, device_id, code, active) VALUES (to_timestamp(%s), %s, '90', true)",
+        (t, dev_id),
+    )
+    first = build(settings, clock="data")
+    transitions = [
+        o for o in first.engine.on_event(dev_id, t, "90", True) if o.code == "EL.ALARM_BUTTON"
+    ]
+    assert [o.active for o in transitions] == [True]
+    from analytics.store import apply
+
+    apply(
+        first.conn,
+        [tr for o in transitions for tr in first.lifecycle.observe(o)],
+        entry_of=first._entry,
+        devices=first.devices,
+        calendar=first.calendar,
+        list_version="test",
+    )
+    first.conn.close()
+
+    second = build(settings, clock="data")
+    assert (dev_id, "EL.ALARM_BUTTON") in second.lifecycle.open
+    later = second.engine.on_sample(dev_id, t + 10, {"floor": 3.0, "car_status": 0.0})
+    assert all(o.active for o in later if o.code == "EL.ALARM_BUTTON")
+    second.conn.close()
+    assert db.execute("SELECT count(*) FROM work_orders").fetchone() == (1,)
