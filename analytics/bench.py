@@ -118,7 +118,9 @@ def main(
         raise SystemExit("no alarms were committed")
     q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [lat[0]] * 99
     result = Latency(len(lat), statistics.median(lat), q[98], lat[-1], n_devices)
-    console.print(f"load during the run: {float(load):,.0f} readings/s from {heard} devices heard in the last 30 s")
+    console.print(
+        f"load during the run: {float(load):,.0f} readings/s from {heard} devices heard in the last 30 s"
+    )
     console.print(
         f"publish → alarm + work order committed, {result.samples} faults under {n_devices} devices' load: "
         f"p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms, max {result.max_ms:.0f} ms (target p99 ≤ 1000 ms)"

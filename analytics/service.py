@@ -20,7 +20,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from analytics.conditions import DeviceView
 from analytics.engine import Engine, Observation, compile_rules
+from analytics.learned import Learned, compile_learned
 from analytics.lifecycle import Lifecycle, Policy, Transition
+from analytics.models import latest
 from analytics.store import DeviceInfo, apply, load_devices, load_open_alarms, record_breaches
 from analytics.work_orders import Calendar, limit_seconds
 from core.db import Conn, connect
@@ -68,6 +70,8 @@ class Analytics:
             self.conn.execute("SELECT id, name FROM metrics").fetchall()
         )
         self.engine = Engine(compile_rules(self.entries.entries.values()))
+        self.learned = Learned(compile_learned(self.entries.entries.values()))
+        self._models_checked_at = 0.0
         for d in self.devices.values():
             self.engine.add_device(_view(d))
         # Device fault codes still raised survive a restart: the device will not say them again.
@@ -149,7 +153,19 @@ class Analytics:
     def stop(self) -> None:
         self._stop.set()
 
+    def refresh_models(self) -> None:
+        """Pick up a newly trained (or rolled back) model version without a restart."""
+        for cls in self.learned.classes_with_models():
+            known = self.learned.models.get(cls)
+            model = latest(self.conn, cls, None if known is None else known.version)
+            if model is not None:
+                self.learned.set_model(model)
+                log.info("%s: using model %s", cls, model.version)
+
     def step(self) -> None:
+        if time.monotonic() - self._models_checked_at > 30.0:
+            self._models_checked_at = time.monotonic()
+            self.refresh_models()
         with self._lock:
             items, self._buffer = self._buffer, []
         transitions: list[Transition] = []
@@ -197,6 +213,13 @@ class Analytics:
                     )
                 self.watermark = max(self.watermark, t)
                 out.extend(self._observe(self.engine.on_sample(device_id, t, values)))
+                view = self.engine.views.get(device_id)
+                if view is not None and self.learned.rules.get(view.device_class):
+                    out.extend(
+                        self._observe(
+                            self.learned.on_sample(device_id, view.device_class, t, values)
+                        )
+                    )
         elif topic == EVENTS_TOPIC:
             events, _statuses = unpack_events(payload)
             for ts_ms, device_id, code, active, _detail in sorted(events):

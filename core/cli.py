@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -221,6 +222,67 @@ def analytics(
 
     _setup_logging()
     analytics_main(load_settings(), clock=clock)
+
+
+@app.command()
+def train(
+    device_class: Annotated[str, typer.Option(help="device class, e.g. pump_room")] = "pump_room",
+    days: Annotated[
+        float, typer.Option(help="train on this many days of stored history, up to now")
+    ] = 14.0,
+    until: Annotated[
+        datetime | None, typer.Option(help="end of the training window (default now)")
+    ] = None,
+) -> None:
+    """Train the class's multivariate model from stored history and make it the active version;
+    running analytics picks it up without a restart."""
+    from analytics.models import save, train_from_history
+    from core.db import connect
+
+    s = load_settings()
+    end = (until or datetime.now(UTC)).astimezone(UTC)
+    with connect(s.database_url, autocommit=True) as conn:
+        model = train_from_history(conn, device_class, end - timedelta(days=days), end)
+        save(conn, model)
+    console.print(
+        f"{device_class}: model {model.version} on {model.n_train} rows of {list(model.features)},"
+        f" threshold {model.threshold:.3g}; active now"
+    )
+
+
+@app.command()
+def replay(
+    src: Annotated[Path, typer.Argument(help="CSV of historical readings")],
+    out: Annotated[Path, typer.Option(help="CSV of the alarms the detectors would have raised")],
+    time_column: Annotated[str, typer.Option(help="name of the time column")],
+    columns: Annotated[str, typer.Option(help="comma-separated numeric columns to use")],
+    sep: Annotated[str, typer.Option(help="field separator")] = ",",
+    time_format: Annotated[
+        str, typer.Option(help="iso, epoch_s, epoch_ms or a strptime format")
+    ] = "iso",
+    calibrate_rows: Annotated[
+        int | None, typer.Option(help="calibrate on the first N rows")
+    ] = None,
+    calibrate_until: Annotated[
+        datetime | None, typer.Option(help="calibrate on rows up to this time")
+    ] = None,
+) -> None:
+    """Back-test the learned detectors on exported data: stream a CSV through them, write alarms."""
+    from analytics.replay import replay as run_replay
+
+    if (calibrate_rows is None) == (calibrate_until is None):
+        raise typer.BadParameter("give exactly one of --calibrate-rows and --calibrate-until")
+    stats = run_replay(
+        src,
+        out,
+        time_column=time_column,
+        columns=[c for c in columns.split(",") if c],
+        sep=sep,
+        time_format=time_format,
+        calibrate_rows=calibrate_rows,
+        calibrate_until=calibrate_until,
+    )
+    console.print(stats)
 
 
 @app.command()
