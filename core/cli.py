@@ -264,7 +264,13 @@ def replay(
         int | None, typer.Option(help="calibrate on the first N rows")
     ] = None,
     calibrate_until: Annotated[
-        datetime | None, typer.Option(help="calibrate on rows up to this time")
+        datetime | None, typer.Option(help="calibrate on rows up to this time (naive: UTC+8)")
+    ] = None,
+    baseline_columns: Annotated[
+        str | None, typer.Option(help="columns for the per-column baselines (default all; '' none)")
+    ] = None,
+    multivariate_columns: Annotated[
+        str | None, typer.Option(help="columns for the multivariate model (default all; '' none)")
     ] = None,
 ) -> None:
     """Back-test the learned detectors on exported data: stream a CSV through them, write alarms."""
@@ -272,15 +278,21 @@ def replay(
 
     if (calibrate_rows is None) == (calibrate_until is None):
         raise typer.BadParameter("give exactly one of --calibrate-rows and --calibrate-until")
+
+    def names(text: str | None) -> list[str] | None:
+        return None if text is None else [c for c in text.split(",") if c]
+
     stats = run_replay(
         src,
         out,
         time_column=time_column,
-        columns=[c for c in columns.split(",") if c],
+        columns=names(columns) or [],
         sep=sep,
         time_format=time_format,
         calibrate_rows=calibrate_rows,
         calibrate_until=calibrate_until,
+        baseline_columns=names(baseline_columns),
+        multivariate_columns=names(multivariate_columns),
     )
     console.print(stats)
 
@@ -332,6 +344,16 @@ def bench_alarms(
 
     _setup_logging()
     bench_main(load_settings(), triggers=triggers, warmup_s=warmup)
+
+
+@bench_app.command("replay")
+def bench_replay(
+    rows: Annotated[int, typer.Option(help="rows of the generated CSV")] = 1_000_000,
+) -> None:
+    """Replay speed on a generated CSV with its own column names, separator and time format."""
+    from analytics.replay_bench import bench
+
+    console.print(bench(rows))
 
 
 def main() -> None:
