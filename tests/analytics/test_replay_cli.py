@@ -44,6 +44,7 @@ def test_replay_command_writes_the_alarms_it_would_have_raised(tmp_path: Path) -
             ",".join(BASELINE_COLUMNS),
         ],
         capture_output=True,
+        check=False,
         text=True,
         timeout=120,
     )
