@@ -30,6 +30,9 @@ from ingest.store import drop_old_chunks, write_batch
 
 log = logging.getLogger("shouwang.ingest")
 
+FEED_CHUNK_ROWS = 10_000  # 240 KB of packed readings per feed message
+FEED_CHUNK_EVENTS = 1_000
+
 
 @dataclass(frozen=True, slots=True)
 class IngestConfig:
@@ -183,15 +186,20 @@ class Consumer:
             st.rejects[r.reason] += 1
 
     def _feed(self, batch: Batch) -> None:
-        """Hand what was just committed to analytics (QoS 1, after the commit)."""
-        if len(batch):
-            self.client.publish(
-                READINGS_TOPIC,
-                pack_readings(batch.ts_ms, batch.device, batch.metric, batch.value),
-                qos=1,
+        """Hand what was just committed to analytics (QoS 1, after the commit), in messages well
+        under the broker's packet limit."""
+        n = len(batch)
+        for lo in range(0, n, FEED_CHUNK_ROWS):
+            hi = min(n, lo + FEED_CHUNK_ROWS)
+            payload = pack_readings(
+                batch.ts_ms[lo:hi], batch.device[lo:hi], batch.metric[lo:hi], batch.value[lo:hi]
             )
-        if batch.events or batch.statuses:
-            self.client.publish(EVENTS_TOPIC, pack_events(batch.events, batch.statuses), qos=1)
+            self.client.publish(READINGS_TOPIC, payload, qos=1)
+        for lo in range(0, max(len(batch.events), len(batch.statuses)), FEED_CHUNK_EVENTS):
+            hi = lo + FEED_CHUNK_EVENTS
+            self.client.publish(
+                EVENTS_TOPIC, pack_events(batch.events[lo:hi], batch.statuses[lo:hi]), qos=1
+            )
 
     def _decode(self, items: list[Pending]) -> Batch:
         batch = Batch()

@@ -139,3 +139,38 @@ def test_each_kind_of_bad_input_is_rejected_with_its_reason(
     ).fetchall()
     assert stored == [(el, "speed", 1.5)], "the finite reading beside a NaN is kept"
     assert ingest_worker.stats.rejects["not_finite"] == 2
+
+
+def test_a_large_flush_reaches_analytics_in_messages_the_broker_accepts(
+    db: Conn, broker: Broker, county: tuple[County, dict[str, str]], ingest_worker: Consumer
+) -> None:
+    """More readings in one flush than fit in one broker packet: the feed is split, nothing stalls."""
+    from core.feed import READINGS_TOPIC, unpack_readings
+    from tests.conftest import ADMIN_PASSWORD
+
+    c, secrets = county
+    db.execute("TRUNCATE readings")
+    el = next(d.uid for d in c.devices() if d.device_class == "elevator")
+    watcher = peer(broker.host, broker.port, "svc-admin", ADMIN_PASSWORD, subscribe=READINGS_TOPIC)
+    dev = peer(broker.host, broker.port, el, secrets[el])
+    now = int(time.time() * 1000)
+    metrics = ["floor", "speed", "door_state", "car_status", "vibration", "run_hours", "trip_count"]
+    mids = []
+    with ingest_worker._lock:  # hold the worker's flush so that everything lands in one batch
+        for k in range(100):
+            samples = [
+                {"ts": now - 3_600_000 + k * 500 + j, "values": {m: 1 for m in metrics}}
+                for j in range(100)
+            ]
+            mids.append(
+                dev.publish(device_topic(el, Channel.TELEMETRY), orjson.dumps({"samples": samples}))
+            )
+        time.sleep(0.5)
+    dev.wait_acks(mids)
+    assert wait_for(db, 70_000, 0, timeout=30)[0] == 70_000
+    time.sleep(1.0)
+    fed = sum(len(unpack_readings(p)) for t, p in watcher.received if t == READINGS_TOPIC)
+    watcher.close()
+    dev.close()
+    assert fed == 70_000
+    assert ingest_worker._connected.is_set()
