@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
@@ -28,8 +28,17 @@ from simulators.scorecard import load_raised, score
 SPAN_S = 4 * 3600.0
 
 
-def _thread(target: object, name: str) -> threading.Thread:
-    t = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+ERRORS: list[BaseException] = []
+
+
+def _thread(target: Callable[[], None], name: str) -> threading.Thread:
+    def guarded() -> None:
+        try:
+            target()
+        except BaseException as e:  # surfaced at teardown: a dead stage fails the test
+            ERRORS.append(e)
+
+    t = threading.Thread(target=guarded, name=name, daemon=True)
     t.start()
     return t
 
@@ -54,6 +63,7 @@ def pipeline(settings: Settings, db: Conn) -> Iterator[tuple[Consumer, Analytics
     analytics.stop()
     for t in threads:
         t.join(30)
+    assert not ERRORS, ERRORS
     retire_session(config_from(settings, "scenario-ingest"))
     retire_session(
         replace(
