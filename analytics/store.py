@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from analytics.lifecycle import Alarm, Kind, Transition
-from analytics.work_orders import Calendar, plan
+from analytics.work_orders import Calendar, Plan, plan
 from core.db import Conn
 
 
@@ -73,23 +75,19 @@ def apply(
     calendar: Calendar,
     list_version: str,
 ) -> None:
+    """Write ``transitions`` and their outbox rows in one transaction."""
     with conn.transaction():
         for tr in transitions:
             a = tr.alarm
+            entry, dev = entry_of(a.device_id, a.code), devices[a.device_id]
             match tr.kind:
                 case Kind.OPEN:
-                    _open(
-                        conn,
-                        a,
-                        entry_of(a.device_id, a.code),
-                        devices[a.device_id],
-                        calendar,
-                        list_version,
-                    )
+                    wo, p = _open(conn, a, entry, dev, calendar, list_version)
+                    _notify(conn, "alarm_opened", a, entry, dev, wo, tr.t, p)
                 case Kind.RETRIGGER:
                     conn.execute(
-                        "UPDATE alarms SET triggers = %s, flaps = %s, last_triggered_at = %s, normal_since = NULL"
-                        " WHERE id = %s",
+                        "UPDATE alarms SET triggers = %s, flaps = %s, last_triggered_at = %s,"
+                        " normal_since = NULL WHERE id = %s",
                         (a.triggers, a.flaps, dt(a.last_triggered_at), a.id),
                     )
                 case Kind.NORMAL:
@@ -97,20 +95,65 @@ def apply(
                         "UPDATE alarms SET normal_since = %s WHERE id = %s", (dt(tr.t), a.id)
                     )
                 case Kind.CLEAR:
-                    _clear(conn, a, tr.t)
+                    _notify(conn, "alarm_cleared", a, entry, dev, _clear(conn, a, tr.t), tr.t)
                 case Kind.RAISE:
                     conn.execute(
                         "UPDATE alarms SET severity = %s WHERE id = %s", (a.severity, a.id)
                     )
-                    conn.execute(
-                        "UPDATE work_orders SET severity = %s WHERE alarm_id = %s",
+                    row = conn.execute(
+                        "UPDATE work_orders SET severity = %s WHERE alarm_id = %s RETURNING id",
                         (a.severity, a.id),
-                    )
+                    ).fetchone()
+                    wo_id = None if row is None else int(row[0])
+                    _notify(conn, "alarm_raised", a, entry, dev, wo_id, tr.t)
+
+
+def _notify(
+    conn: Conn,
+    kind: str,
+    a: Alarm,
+    entry: Any,
+    dev: DeviceInfo,
+    wo: int | None,
+    t: float,
+    p: Plan | None = None,
+) -> None:
+    """The outbox row for this change, in the same transaction: the dispatcher delivers it."""
+    if entry is None:
+        return
+    deadlines = None
+    if p is not None:
+        deadlines = {
+            "response": None if p.response_due is None else p.response_due.isoformat(),
+            "arrival": None if p.arrival_due is None else p.arrival_due.isoformat(),
+            "resolution": p.resolution_due.isoformat(),
+        }
+    payload = {
+        "kind": kind,
+        "alarm_id": a.id,
+        "work_order_id": wo,
+        "code": a.code,
+        "name": {"zh": entry.name.zh, "en": entry.name.en},
+        "severity": a.severity,
+        "device": dev.uid,
+        "device_class": dev.device_class,
+        "community": dev.community_code,
+        "at": dt(t).isoformat(),
+        "opened_at": dt(a.opened_at).isoformat(),
+        "responsible": str(entry.responsible),
+        "triggers": a.triggers,
+        "deadlines": deadlines,
+    }
+    conn.execute(
+        "INSERT INTO outbox (kind, alarm_id, work_order_id, community_id, severity,"
+        " responsible_party, payload) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (kind, a.id, wo, dev.community_id, a.severity, str(entry.responsible), Jsonb(payload)),
+    )
 
 
 def _open(
     conn: Conn, a: Alarm, entry: Any, dev: DeviceInfo, calendar: Calendar, list_version: str
-) -> None:
+) -> tuple[int | None, Plan | None]:
     row = conn.execute(
         "INSERT INTO alarms (device_id, event_code, severity, state, detector, opened_at, last_triggered_at,"
         " list_version) VALUES (%s, %s, %s, 'active', %s, %s, %s, %s) RETURNING id",
@@ -127,7 +170,7 @@ def _open(
     assert row is not None
     a.id = int(row[0])
     if not entry.work_order:
-        return
+        return None, None
     opened = dt(a.opened_at)
     p = plan(entry, opened, calendar)
     wo = conn.execute(
@@ -166,9 +209,10 @@ def _open(
                 "INSERT INTO escalation_steps (work_order_id, step, notify, due_at) VALUES (%s, %s, %s, %s)",
                 [(wo[0], step, party, due) for step, party, due in p.escalation],
             )
+    return int(wo[0]), p
 
 
-def _clear(conn: Conn, a: Alarm, t: float) -> None:
+def _clear(conn: Conn, a: Alarm, t: float) -> int | None:
     conn.execute(
         "UPDATE alarms SET state = 'cleared', cleared_at = %s, cleared_reason = 'recovered' WHERE id = %s",
         (dt(t), a.id),
@@ -193,6 +237,7 @@ def _clear(conn: Conn, a: Alarm, t: float) -> None:
             " AND cancelled_at IS NULL",
             (dt(t), row[0]),
         )
+    return None if row is None else int(row[0])
 
 
 def record_breaches(conn: Conn, now: float) -> int:

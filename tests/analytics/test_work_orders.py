@@ -42,7 +42,7 @@ def open_alarm(settings: Settings, db: Conn, code: str, device_class: str) -> in
 @pytest.fixture
 def clean(db: Conn) -> None:
     db.execute(
-        "TRUNCATE alarms, work_orders, work_order_transitions, work_order_breaches, escalation_steps"
+        "TRUNCATE outbox, alarms, work_orders, work_order_transitions, work_order_breaches, escalation_steps"
     )
 
 
@@ -113,3 +113,50 @@ def test_transitions_are_stamped_and_checked_and_breaches_recorded(
         (wo,),
     ).fetchone()
     assert pending == (0,), "closing cancels the escalation still pending"
+
+
+@pytest.mark.usefixtures("clean")
+def test_each_alarm_change_writes_its_notification_in_the_same_transaction(
+    settings: Settings, db: Conn
+) -> None:
+    db.execute("TRUNCATE outbox")
+    wo = open_alarm(settings, db, "EL.TRAPPED", "elevator")
+    rows = db.execute(
+        "SELECT kind, work_order_id, severity, responsible_party, payload FROM outbox"
+    ).fetchall()
+    assert len(rows) == 1
+    kind, wo_id, severity, party, payload = rows[0]
+    assert (kind, wo_id, severity, party) == ("alarm_opened", wo, "P0", "elevator_maintenance_unit")
+    assert payload["name"]["zh"] and payload["deadlines"]["arrival"]
+
+    # A change that fails leaves no notification behind, and one that commits leaves exactly one.
+    service = build(settings, clock="data")
+    (dev_id,) = db.execute(
+        "SELECT id FROM devices WHERE device_class = 'fire_water' ORDER BY id LIMIT 1"
+    ).fetchone() or (0,)
+    transitions = service.lifecycle.observe(
+        Observation(dev_id, "FW.SPRINKLER_LOW", FRIDAY_EVENING.timestamp(), True)
+    )
+    with pytest.raises(KeyError):
+        apply(
+            service.conn,
+            transitions,
+            entry_of=service._entry,
+            devices={},
+            calendar=service.calendar,
+            list_version="test",
+        )
+    assert db.execute("SELECT count(*) FROM outbox").fetchone() == (1,)
+    assert db.execute(
+        "SELECT count(*) FROM alarms WHERE event_code = 'FW.SPRINKLER_LOW'"
+    ).fetchone() == (0,)
+    apply(
+        service.conn,
+        transitions,
+        entry_of=service._entry,
+        devices=service.devices,
+        calendar=service.calendar,
+        list_version="test",
+    )
+    assert db.execute("SELECT count(*) FROM outbox").fetchone() == (2,)
+    service.conn.close()
