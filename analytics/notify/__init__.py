@@ -1,0 +1,1 @@
+"""Analytics: pushing alarms to the people on duty (outbox → dispatcher → channels)."""

@@ -1,0 +1,184 @@
+"""Analytics: the dispatcher. Delivers outbox rows to the people on duty, with retries.
+
+Rows are claimed with ``FOR UPDATE SKIP LOCKED`` and a lease, so several dispatchers share the
+work without taking the same row, and a row whose dispatcher died is taken again once its lease
+runs out. Every attempt is logged in ``deliveries``; a channel that accepted a notification is
+never sent it again (the accepted row is unique per outbox row and channel). A dispatcher killed
+between a channel accepting and the log recording it sends once more: the delivery id header is
+the same on every retry, so the receiver drops the repeat.
+
+Routing here is the first step of the issue's design: the responsible party's role and the
+firm's duty staff, whoever is on shift for the community now, over signed webhooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+
+from analytics.notify.webhook import headers
+from core.db import Conn, connect
+
+log = logging.getLogger("shouwang.dispatch")
+
+# Who holds a responsible party's work on the roster.
+ROLE_OF_PARTY = {
+    "firm_duty_room": "duty_staff",
+    "project_manager": "project_manager",
+    "property_firm": "firm_manager",
+    "elevator_maintenance_unit": "maintenance_staff",
+    "fire_maintenance_unit": "maintenance_staff",
+    "water_utility": "maintenance_staff",
+    "township": "township_supervisor",
+    "county_housing_bureau": "county_supervisor",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    person_id: int
+    channel_id: int
+    kind: str
+    address: str
+    secret: str
+
+
+def backoff_s(attempts: int, *, base: float = 1.0, cap: float = 60.0) -> float:
+    return float(min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        database_url: str,
+        name: str,
+        http: httpx.Client,
+        *,
+        batch: int = 50,
+        lease_s: float = 30.0,
+        backoff_base_s: float = 1.0,
+    ) -> None:
+        self.conn: Conn = connect(database_url, autocommit=True, application_name=name)
+        self.name, self.http, self.batch = name, http, batch
+        self.lease_s, self.backoff_base_s = lease_s, backoff_base_s
+        self._stop = threading.Event()
+
+    def run(self, poll_s: float = 0.1) -> None:
+        try:
+            while not self._stop.is_set():
+                if not self.run_once():
+                    self._stop.wait(poll_s)
+        finally:
+            self.conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run_once(self) -> int:
+        """Claim due rows and try each; return how many rows were tried."""
+        rows = self.conn.execute(
+            "UPDATE outbox SET claimed_by = %s, claimed_until = clock_timestamp() + make_interval(secs => %s),"
+            " attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox WHERE done_at IS NULL"
+            " AND (claimed_until IS NULL OR claimed_until < clock_timestamp())"
+            " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
+            " RETURNING id, community_id, responsible_party, payload, attempts",
+            (self.name, self.lease_s, self.batch),
+        ).fetchall()
+        for outbox_id, community_id, party, payload, attempts in sorted(rows):
+            self._deliver(int(outbox_id), int(community_id), party, payload, int(attempts))
+        return len(rows)
+
+    def recipients(self, community_id: int, party: str | None, at: datetime) -> list[Recipient]:
+        roles = sorted({"duty_staff", ROLE_OF_PARTY.get(party or "", "duty_staff")})
+        rows = self.conn.execute(
+            "SELECT DISTINCT p.id, c.id, c.kind, c.address, coalesce(c.secret, '')"
+            " FROM duty_shifts s JOIN people p ON p.id = s.person_id AND p.active"
+            " JOIN contact_channels c ON c.person_id = p.id"
+            " WHERE s.community_id = %s AND s.role = ANY(%s) AND s.starts_at <= %s AND %s < s.ends_at"
+            " ORDER BY p.id, c.id",
+            (community_id, roles, at, at),
+        ).fetchall()
+        return [Recipient(int(p), int(c), str(k), str(a), str(s)) for p, c, k, a, s in rows]
+
+    def _deliver(
+        self,
+        outbox_id: int,
+        community_id: int,
+        party: str | None,
+        payload: dict[str, Any],
+        attempts: int,
+    ) -> None:
+        done = {
+            r[0]
+            for r in self.conn.execute(
+                "SELECT channel_id FROM deliveries WHERE outbox_id = %s AND status = 'accepted'",
+                (outbox_id,),
+            )
+        }
+        targets = self.recipients(community_id, party, datetime.now(UTC))
+        body = orjson.dumps(payload)
+        pending = 0
+        for r in targets:
+            if r.channel_id in done:
+                continue
+            if r.kind != "webhook":
+                continue  # the other channels come with the rest of the notifier
+            ok = self._post(outbox_id, r, body, attempts)
+            pending += 0 if ok else 1
+        if targets and not pending:
+            self.conn.execute(
+                "UPDATE outbox SET done_at = clock_timestamp() WHERE id = %s", (outbox_id,)
+            )
+            return
+        if not targets:
+            log.warning(
+                "outbox %s: nobody on duty for community %s (%s); retrying",
+                outbox_id,
+                community_id,
+                party,
+            )
+        delay = backoff_s(attempts, base=self.backoff_base_s)
+        self.conn.execute(
+            "UPDATE outbox SET claimed_until = clock_timestamp() + make_interval(secs => %s) WHERE id = %s",
+            (delay, outbox_id),
+        )
+
+    def _post(self, outbox_id: int, r: Recipient, body: bytes, attempt: int) -> bool:
+        began = time.perf_counter()
+        status: int | None = None
+        error = ""
+        try:
+            resp = self.http.post(
+                r.address,
+                content=body,
+                headers=headers(r.secret, body, int(time.time()), f"{outbox_id}.{r.channel_id}"),
+            )
+            status = resp.status_code
+            ok = 200 <= status < 300
+            if not ok:
+                error = resp.text[:500]
+        except httpx.HTTPError as e:
+            ok, error = False, f"{type(e).__name__}: {e}"
+        latency = (time.perf_counter() - began) * 1000
+        self.conn.execute(
+            "INSERT INTO deliveries (outbox_id, person_id, channel_id, attempt, status, http_status, error,"
+            " latency_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (
+                outbox_id,
+                r.person_id,
+                r.channel_id,
+                attempt,
+                "accepted" if ok else "failed",
+                status,
+                error,
+                latency,
+            ),
+        )
+        return ok

@@ -1,0 +1,217 @@
+"""The dispatcher against a real local HTTP receiver (a receiver of ours, on loopback): signed
+webhooks to whoever is on duty, a receiver that is down for a while gets everything once it is
+back, exactly once, and two dispatchers never send the same notification twice."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from psycopg.types.json import Jsonb
+
+from analytics.notify.dispatcher import Dispatcher
+from analytics.notify.webhook import verify
+from core.db import Conn
+from core.settings import Settings
+from tests.conftest import free_port
+
+SECRET = "whsec-test"
+
+
+class Receiver:
+    """A webhook receiver: verifies signatures, drops repeats by delivery id, can be down."""
+
+    def __init__(self) -> None:
+        self.accepted: dict[str, dict[str, object]] = {}
+        self.requests = 0
+        self.bad_signatures = 0
+        self.down = False
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver.lock:
+                    receiver.requests += 1
+                    if receiver.down:
+                        self.send_response(503)
+                        self.end_headers()
+                        return
+                    if not verify(
+                        SECRET,
+                        body,
+                        self.headers["X-Shouwang-Timestamp"],
+                        self.headers["X-Shouwang-Signature"],
+                        now=time.time(),
+                    ):
+                        receiver.bad_signatures += 1
+                        self.send_response(401)
+                        self.end_headers()
+                        return
+                    receiver.accepted.setdefault(
+                        self.headers["X-Shouwang-Delivery"], json.loads(body)
+                    )
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def duty(db: Conn, receiver: Receiver) -> tuple[int, int]:
+    """A duty person on shift now for the first community, reachable by webhook; returns
+    (community id, person id)."""
+    db.execute("TRUNCATE deliveries, outbox, duty_shifts, contact_channels, people CASCADE")
+    (community_id,) = db.execute("SELECT id FROM communities ORDER BY id LIMIT 1").fetchone() or (
+        0,
+    )
+    (person,) = db.execute(
+        "INSERT INTO people (name, role) VALUES ('值班员 李', 'duty_staff') RETURNING id"
+    ).fetchone() or (0,)
+    db.execute(
+        "INSERT INTO contact_channels (person_id, kind, address, secret) VALUES (%s, 'webhook', %s, %s)",
+        (person, receiver.url, SECRET),
+    )
+    now = datetime.now(UTC)
+    db.execute(
+        "INSERT INTO duty_shifts (community_id, role, person_id, starts_at, ends_at) VALUES (%s, 'duty_staff', %s, %s, %s)",
+        (community_id, person, now - timedelta(hours=1), now + timedelta(hours=1)),
+    )
+    # Somebody whose shift is over gets nothing.
+    (off,) = db.execute(
+        "INSERT INTO people (name, role) VALUES ('下班 王', 'duty_staff') RETURNING id"
+    ).fetchone() or (0,)
+    db.execute(
+        "INSERT INTO contact_channels (person_id, kind, address, secret) VALUES (%s, 'webhook', %s, %s)",
+        (off, receiver.url + "?off", SECRET),
+    )
+    db.execute(
+        "INSERT INTO duty_shifts (community_id, role, person_id, starts_at, ends_at) VALUES (%s, 'duty_staff', %s, %s, %s)",
+        (community_id, off, now - timedelta(hours=5), now - timedelta(hours=1)),
+    )
+    return int(community_id), int(person)
+
+
+def outbox_rows(db: Conn, community_id: int, n: int) -> list[int]:
+    db.execute(
+        "TRUNCATE deliveries, outbox, alarms, work_orders, work_order_transitions, work_order_breaches, escalation_steps CASCADE"
+    )
+    (dev,) = db.execute(
+        "SELECT id FROM devices WHERE community_id = %s ORDER BY id LIMIT 1", (community_id,)
+    ).fetchone() or (0,)
+    ids = []
+    for i in range(n):
+        (alarm,) = db.execute(
+            "INSERT INTO alarms (device_id, event_code, severity, state, detector, opened_at, last_triggered_at,"
+            " list_version) VALUES (%s, %s, 'P0', 'active', 'test', now(), now(), 't') RETURNING id",
+            (dev, f"T.{i}"),
+        ).fetchone() or (0,)
+        (oid,) = db.execute(
+            "INSERT INTO outbox (kind, alarm_id, community_id, severity, responsible_party, payload)"
+            " VALUES ('alarm_opened', %s, %s, 'P0', 'firm_duty_room', %s) RETURNING id",
+            (alarm, community_id, Jsonb({"alarm_id": alarm, "code": f"T.{i}"})),
+        ).fetchone() or (0,)
+        ids.append(int(oid))
+    return ids
+
+
+def test_signed_webhook_reaches_the_person_on_duty_only(
+    settings: Settings, db: Conn, receiver: Receiver, duty: tuple[int, int]
+) -> None:
+    community_id, _ = duty
+    [oid] = outbox_rows(db, community_id, 1)
+    with httpx.Client(timeout=5) as http:
+        d = Dispatcher(settings.database_url, "d1", http)
+        assert d.run_once() == 1
+        d.conn.close()
+    assert list(receiver.accepted) == [
+        f"{oid}.{db.execute('SELECT min(id) FROM contact_channels').fetchone()[0]}"
+    ]  # type: ignore[index]
+    assert receiver.bad_signatures == 0
+    assert db.execute(
+        "SELECT done_at IS NOT NULL FROM outbox WHERE id = %s", (oid,)
+    ).fetchone() == (True,)
+    log = db.execute(
+        "SELECT status, http_status, latency_ms > 0 FROM deliveries WHERE outbox_id = %s", (oid,)
+    ).fetchall()
+    assert log == [("accepted", 204, True)]
+
+
+def test_receiver_down_then_back_gets_everything_exactly_once(
+    settings: Settings, db: Conn, receiver: Receiver, duty: tuple[int, int]
+) -> None:
+    community_id, _ = duty
+    ids = outbox_rows(db, community_id, 5)
+    receiver.down = True
+    with httpx.Client(timeout=5) as http:
+        d = Dispatcher(settings.database_url, "d1", http, backoff_base_s=0.2)
+        for _ in range(3):
+            d.run_once()
+            time.sleep(0.3)
+        assert not receiver.accepted
+        receiver.down = False
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and db.execute(
+            "SELECT count(*) FROM outbox WHERE done_at IS NULL"
+        ).fetchone() != (0,):
+            d.run_once()
+            time.sleep(0.1)
+        d.conn.close()
+    assert len(receiver.accepted) == 5
+    accepted = db.execute(
+        "SELECT outbox_id, count(*) FROM deliveries WHERE status = 'accepted' GROUP BY 1"
+    ).fetchall()
+    assert sorted(accepted) == [(i, 1) for i in ids]
+    failed = db.execute("SELECT count(*) FROM deliveries WHERE status = 'failed'").fetchone()
+    assert failed is not None and failed[0] >= 5, "every failed attempt is in the delivery log"
+
+
+def test_two_dispatchers_never_send_the_same_notification_twice(
+    settings: Settings, db: Conn, receiver: Receiver, duty: tuple[int, int]
+) -> None:
+    community_id, _ = duty
+    outbox_rows(db, community_id, 40)
+    with httpx.Client(timeout=5) as http:
+        ds = [Dispatcher(settings.database_url, f"d{i}", http, batch=5) for i in range(2)]
+        threads = [threading.Thread(target=d.run, kwargs={"poll_s": 0.05}) for d in ds]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(receiver.accepted) < 40:
+            time.sleep(0.1)
+        for d in ds:
+            d.stop()
+        for t in threads:
+            t.join(10)
+    assert len(receiver.accepted) == 40
+    assert receiver.requests == 40, "no notification was posted twice"
+    by = dict(db.execute("SELECT claimed_by, count(*) FROM outbox GROUP BY 1").fetchall())
+    assert set(by) == {"d0", "d1"}, f"both dispatchers worked: {by}"
