@@ -225,6 +225,27 @@ def analytics(
 
 
 @app.command()
+def dispatch(
+    name: Annotated[
+        str, typer.Option(help="this dispatcher's name in the outbox claims")
+    ] = "dispatcher-0",
+) -> None:
+    """Deliver alarm notifications from the outbox to the people on duty (runs until stopped)."""
+    import signal
+
+    import httpx
+
+    from analytics.notify.dispatcher import Dispatcher
+
+    _setup_logging()
+    with httpx.Client(timeout=10) as http:
+        d = Dispatcher(load_settings().database_url, name, http)
+        signal.signal(signal.SIGTERM, lambda *_: d.stop())
+        signal.signal(signal.SIGINT, lambda *_: d.stop())
+        d.run()
+
+
+@app.command()
 def train(
     device_class: Annotated[str, typer.Option(help="device class, e.g. pump_room")] = "pump_room",
     days: Annotated[
