@@ -8,21 +8,28 @@ between a channel accepting and the log recording it sends once more: the delive
 the same on every retry, so the receiver drops the repeat.
 
 Routing here is the first step of the issue's design: the responsible party's role and the
-firm's duty staff, whoever is on shift for the community now, over signed webhooks.
+firm's duty staff, whoever is on shift for the community now, over signed webhooks, WeCom and
+DingTalk robots and e-mail, each message in the reader's language.
 """
 
 from __future__ import annotations
 
 import logging
+import smtplib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import make_msgid
 from typing import Any
 
 import httpx
 import orjson
 
+from analytics.notify.messages import render
+from analytics.notify.robots import dingtalk_body, dingtalk_url, robot_accepted, wecom_body
 from analytics.notify.webhook import headers
 from core.db import Conn, connect
 
@@ -48,6 +55,14 @@ class Recipient:
     kind: str
     address: str
     secret: str
+    language: str = "zh"
+
+
+@dataclass(frozen=True, slots=True)
+class Smtp:
+    host: str
+    port: int
+    sender: str
 
 
 def backoff_s(attempts: int, *, base: float = 1.0, cap: float = 60.0) -> float:
@@ -64,10 +79,11 @@ class Dispatcher:
         batch: int = 50,
         lease_s: float = 30.0,
         backoff_base_s: float = 1.0,
+        smtp: Smtp | None = None,
     ) -> None:
         self.conn: Conn = connect(database_url, autocommit=True, application_name=name)
         self.name, self.http, self.batch = name, http, batch
-        self.lease_s, self.backoff_base_s = lease_s, backoff_base_s
+        self.lease_s, self.backoff_base_s, self.smtp = lease_s, backoff_base_s, smtp
         self._stop = threading.Event()
 
     def run(self, poll_s: float = 0.1) -> None:
@@ -98,14 +114,17 @@ class Dispatcher:
     def recipients(self, community_id: int, party: str | None, at: datetime) -> list[Recipient]:
         roles = sorted({"duty_staff", ROLE_OF_PARTY.get(party or "", "duty_staff")})
         rows = self.conn.execute(
-            "SELECT DISTINCT p.id, c.id, c.kind, c.address, coalesce(c.secret, '')"
+            "SELECT DISTINCT p.id, c.id, c.kind, c.address, coalesce(c.secret, ''), p.language"
             " FROM duty_shifts s JOIN people p ON p.id = s.person_id AND p.active"
             " JOIN contact_channels c ON c.person_id = p.id"
             " WHERE s.community_id = %s AND s.role = ANY(%s) AND s.starts_at <= %s AND %s < s.ends_at"
             " ORDER BY p.id, c.id",
             (community_id, roles, at, at),
         ).fetchall()
-        return [Recipient(int(p), int(c), str(k), str(a), str(s)) for p, c, k, a, s in rows]
+        return [
+            Recipient(int(p), int(c), str(k), str(a), str(s), str(lang))
+            for p, c, k, a, s, lang in rows
+        ]
 
     def _deliver(
         self,
@@ -128,9 +147,9 @@ class Dispatcher:
         for r in targets:
             if r.channel_id in done:
                 continue
-            if r.kind != "webhook":
-                continue  # the other channels come with the rest of the notifier
-            ok = self._post(outbox_id, r, body, attempts)
+            if r.kind not in SENDERS or (r.kind == "email" and self.smtp is None):
+                continue  # per-person MQTT comes with the rest of the notifier
+            ok = self._send(outbox_id, r, payload, body, attempts)
             pending += 0 if ok else 1
         if targets and not pending:
             self.conn.execute(
@@ -150,21 +169,14 @@ class Dispatcher:
             (delay, outbox_id),
         )
 
-    def _post(self, outbox_id: int, r: Recipient, body: bytes, attempt: int) -> bool:
+    def _send(
+        self, outbox_id: int, r: Recipient, payload: dict[str, Any], body: bytes, attempt: int
+    ) -> bool:
         began = time.perf_counter()
         status: int | None = None
-        error = ""
         try:
-            resp = self.http.post(
-                r.address,
-                content=body,
-                headers=headers(r.secret, body, int(time.time()), f"{outbox_id}.{r.channel_id}"),
-            )
-            status = resp.status_code
-            ok = 200 <= status < 300
-            if not ok:
-                error = resp.text[:500]
-        except httpx.HTTPError as e:
+            ok, status, error = SENDERS[r.kind](self, outbox_id, r, payload, body)
+        except (httpx.HTTPError, OSError, smtplib.SMTPException) as e:
             ok, error = False, f"{type(e).__name__}: {e}"
         latency = (time.perf_counter() - began) * 1000
         self.conn.execute(
@@ -182,3 +194,49 @@ class Dispatcher:
             ),
         )
         return ok
+
+    def _webhook(self, outbox_id: int, r: Recipient, _p: dict[str, Any], body: bytes) -> Sent:
+        resp = self.http.post(
+            r.address,
+            content=body,
+            headers=headers(r.secret, body, int(time.time()), f"{outbox_id}.{r.channel_id}"),
+        )
+        ok = 200 <= resp.status_code < 300
+        return ok, resp.status_code, "" if ok else resp.text[:500]
+
+    def _robot(self, outbox_id: int, r: Recipient, payload: dict[str, Any], _b: bytes) -> Sent:
+        title, text = render(payload, r.language)
+        if r.kind == "wecom":
+            url, msg = r.address, wecom_body(title, text)
+        else:
+            url, msg = (
+                dingtalk_url(r.address, r.secret, int(time.time() * 1000)),
+                dingtalk_body(title, text),
+            )
+        resp = self.http.post(url, json=msg)
+        try:
+            answer = resp.json()
+        except ValueError:
+            answer = None
+        ok = resp.status_code == 200 and robot_accepted(answer)
+        return ok, resp.status_code, "" if ok else resp.text[:500]
+
+    def _email(self, outbox_id: int, r: Recipient, payload: dict[str, Any], _b: bytes) -> Sent:
+        assert self.smtp is not None
+        title, text = render(payload, r.language)
+        msg = EmailMessage()
+        msg["Subject"], msg["From"], msg["To"] = title, self.smtp.sender, r.address
+        msg["Message-ID"] = make_msgid(idstring=f"shouwang.{outbox_id}.{r.channel_id}")
+        msg.set_content(text)
+        with smtplib.SMTP(self.smtp.host, self.smtp.port, timeout=10) as client:
+            client.send_message(msg)
+        return True, None, ""
+
+
+Sent = tuple[bool, int | None, str]
+SENDERS: dict[str, Callable[[Dispatcher, int, Recipient, dict[str, Any], bytes], Sent]] = {
+    "webhook": Dispatcher._webhook,
+    "wecom": Dispatcher._robot,
+    "dingtalk": Dispatcher._robot,
+    "email": Dispatcher._email,
+}

@@ -215,3 +215,156 @@ def test_two_dispatchers_never_send_the_same_notification_twice(
     assert receiver.requests == 40, "no notification was posted twice"
     by = dict(db.execute("SELECT claimed_by, count(*) FROM outbox GROUP BY 1").fetchall())
     assert set(by) == {"d0", "d1"}, f"both dispatchers worked: {by}"
+
+
+class RobotDouble:
+    """A local HTTP double of the WeCom and DingTalk robot endpoints (no real robot is reachable
+    here): records each request and answers as the documented APIs do, ``{"errcode": 0}``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, object]]] = []
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                double.calls.append((self.path, body))
+                out = b'{"errcode": 0, "errmsg": "ok"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_robots_and_email_in_the_readers_language(
+    settings: Settings, db: Conn, duty: tuple[int, int]
+) -> None:
+    import base64
+    import hashlib
+    import hmac
+    import urllib.parse
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    from analytics.notify.dispatcher import Smtp
+
+    class Inbox(Message):
+        def __init__(self) -> None:
+            super().__init__()
+            self.messages: list[object] = []
+
+        def handle_message(self, message: object) -> None:
+            self.messages.append(message)
+
+    community_id, _ = duty
+    robots = RobotDouble()
+    inbox = Inbox()
+    smtp_port = free_port()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    try:
+        db.execute("DELETE FROM contact_channels")
+        db.execute("UPDATE people SET language = 'en'")
+        person = db.execute(
+            "SELECT person_id FROM duty_shifts WHERE ends_at > now() LIMIT 1"
+        ).fetchone()
+        assert person is not None
+        base = f"http://127.0.0.1:{robots.port}"
+        db.execute(
+            "INSERT INTO contact_channels (person_id, kind, address, secret) VALUES"
+            " (%s, 'wecom', %s, NULL), (%s, 'dingtalk', %s, 'SECdemo'), (%s, 'email', 'duty@example.org', NULL)",
+            (
+                person[0],
+                f"{base}/cgi-bin/webhook/send?key=k",
+                person[0],
+                f"{base}/robot/send?access_token=t",
+                person[0],
+            ),
+        )
+        [oid] = outbox_rows(db, community_id, 1)
+        db.execute(
+            "UPDATE outbox SET payload = payload || %s WHERE id = %s",
+            (
+                Jsonb(
+                    {
+                        "kind": "alarm_opened",
+                        "severity": "P0",
+                        "name": {"zh": "电梯困人", "en": "Trapped passengers"},
+                        "community": "C01",
+                        "device": "C01-B01-EL1",
+                        "opened_at": "2026-11-27T01:00:00+00:00",
+                        "deadlines": {"response": "2026-11-27T01:01:00+00:00"},
+                    }
+                ),
+                oid,
+            ),
+        )
+        with httpx.Client(timeout=5) as http:
+            d = Dispatcher(
+                settings.database_url,
+                "d1",
+                http,
+                smtp=Smtp("127.0.0.1", smtp_port, "shouwang@example.org"),
+            )
+            d.run_once()
+            d.conn.close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not inbox.messages:
+            time.sleep(0.05)
+    finally:
+        smtp.stop()
+        robots.close()
+    paths = {urllib.parse.urlparse(p).path: (p, b) for p, b in robots.calls}
+    wecom = paths["/cgi-bin/webhook/send"][1]
+    assert wecom["msgtype"] == "markdown"
+    assert "[P0] Alarm: Trapped passengers" in wecom["markdown"]["content"]  # type: ignore[index]
+    assert "Due (respond): 2026-11-27 09:01" in wecom["markdown"]["content"]  # type: ignore[index]
+    ding_path, ding = paths["/robot/send"]
+    q = urllib.parse.parse_qs(urllib.parse.urlparse(ding_path).query)
+    expected = base64.b64encode(
+        hmac.new(b"SECdemo", f"{q['timestamp'][0]}\nSECdemo".encode(), hashlib.sha256).digest()
+    )
+    assert q["sign"][0] == expected.decode(), "DingTalk's signature"
+    assert ding["markdown"]["title"].startswith("[P0] Alarm")  # type: ignore[index]
+    assert len(inbox.messages) == 1
+    mail = inbox.messages[0]
+    assert mail["Subject"] == "[P0] Alarm: Trapped passengers"  # type: ignore[index]
+    assert db.execute("SELECT count(*) FROM deliveries WHERE status = 'accepted'").fetchone() == (
+        3,
+    )
+    assert db.execute(
+        "SELECT done_at IS NOT NULL FROM outbox WHERE id = %s", (oid,)
+    ).fetchone() == (True,)
+
+
+def test_messages_are_chinese_by_default_with_the_next_deadline_in_local_time() -> None:
+    from analytics.notify.messages import render
+
+    title, text = render(
+        {
+            "kind": "alarm_opened",
+            "severity": "P1",
+            "code": "PR.FLOOD",
+            "name": {"zh": "泵房水淹", "en": "Pump-room flood"},
+            "community": "C03",
+            "device": "C03-PR",
+            "deadlines": {"response": None, "arrival": "2026-11-27T02:00:00+00:00"},
+        },
+        ack_url="https://example.org/ack/x",
+    )
+    assert title == "[P1] 告警: 泵房水淹"
+    assert "时限 (到场): 2026-11-27 10:00" in text
+    assert "确认: https://example.org/ack/x" in text

@@ -1,0 +1,76 @@
+"""Analytics: what a notification says, in Chinese by default or English (pure).
+
+What happened, where (community, device), severity, the deadline that matters next, and how to
+acknowledge. The dispatcher renders each person's message in their language.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+TITLES = {
+    "zh": {"alarm_opened": "告警", "alarm_cleared": "告警解除", "alarm_raised": "告警升级"},
+    "en": {
+        "alarm_opened": "Alarm",
+        "alarm_cleared": "Alarm cleared",
+        "alarm_raised": "Alarm escalated",
+    },
+}
+LABELS = {
+    "zh": {
+        "where": "位置",
+        "device": "设备",
+        "severity": "级别",
+        "due": "时限",
+        "ack": "确认",
+        "since": "发生",
+    },
+    "en": {
+        "where": "Where",
+        "device": "Device",
+        "severity": "Severity",
+        "due": "Due",
+        "ack": "Acknowledge",
+        "since": "Since",
+    },
+}
+DUE_ORDER = ("response", "arrival", "resolution")
+DUE_NAMES = {
+    "zh": {"response": "响应", "arrival": "到场", "resolution": "处置完成"},
+    "en": {"response": "respond", "arrival": "on site", "resolution": "resolve"},
+}
+
+
+def _local(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def render(
+    payload: dict[str, Any], language: str = "zh", ack_url: str | None = None
+) -> tuple[str, str]:
+    """(title, text) of a notification for one reader."""
+    lang = language if language in TITLES else "zh"
+    lab = LABELS[lang]
+    name = payload.get("name", {}).get(lang) or payload.get("code", "")
+    title = (
+        f"[{payload.get('severity', '')}] {TITLES[lang].get(payload.get('kind', ''), '')}: {name}"
+    )
+    lines = [
+        f"{lab['where']}: {payload.get('community', '')}",
+        f"{lab['device']}: {payload.get('device', '')}",
+        f"{lab['severity']}: {payload.get('severity', '')}",
+    ]
+    if payload.get("opened_at"):
+        lines.append(f"{lab['since']}: {_local(payload['opened_at'])}")
+    deadlines = payload.get("deadlines") or {}
+    for kind in DUE_ORDER:
+        if deadlines.get(kind):
+            lines.append(f"{lab['due']} ({DUE_NAMES[lang][kind]}): {_local(deadlines[kind])}")
+            break
+    if ack_url and payload.get("kind") != "alarm_cleared":
+        lines.append(f"{lab['ack']}: {ack_url}")
+    return title, "\n".join(lines)
