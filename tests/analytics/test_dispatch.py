@@ -122,7 +122,7 @@ def duty(db: Conn, receiver: Receiver) -> tuple[int, int]:
 
 def outbox_rows(db: Conn, community_id: int, n: int) -> list[int]:
     db.execute(
-        "TRUNCATE deliveries, outbox, alarms, work_orders, work_order_transitions, work_order_breaches, escalation_steps CASCADE"
+        "TRUNCATE ack_tokens_used, deliveries, outbox, alarms, work_orders, work_order_transitions, work_order_breaches, escalation_steps CASCADE"
     )
     (dev,) = db.execute(
         "SELECT id FROM devices WHERE community_id = %s ORDER BY id LIMIT 1", (community_id,)

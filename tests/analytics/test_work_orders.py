@@ -42,7 +42,7 @@ def open_alarm(settings: Settings, db: Conn, code: str, device_class: str) -> in
 @pytest.fixture
 def clean(db: Conn) -> None:
     db.execute(
-        "TRUNCATE deliveries, outbox, alarms, work_orders, work_order_transitions, work_order_breaches, escalation_steps"
+        "TRUNCATE ack_tokens_used, deliveries, outbox, alarms, work_orders, work_order_transitions, work_order_breaches, escalation_steps"
     )
 
 
@@ -119,7 +119,7 @@ def test_transitions_are_stamped_and_checked_and_breaches_recorded(
 def test_each_alarm_change_writes_its_notification_in_the_same_transaction(
     settings: Settings, db: Conn
 ) -> None:
-    db.execute("TRUNCATE deliveries, outbox")
+    db.execute("TRUNCATE ack_tokens_used, deliveries, outbox")
     wo = open_alarm(settings, db, "EL.TRAPPED", "elevator")
     rows = db.execute(
         "SELECT kind, work_order_id, severity, responsible_party, payload FROM outbox"
