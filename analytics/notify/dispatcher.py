@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 import orjson
+from psycopg.types.json import Jsonb
 
 from analytics.notify.messages import render
 from analytics.notify.robots import dingtalk_body, dingtalk_url, robot_accepted, wecom_body
@@ -97,22 +98,67 @@ class Dispatcher:
     def stop(self) -> None:
         self._stop.set()
 
+    def fire_escalations(self) -> int:
+        """Turn escalation steps that fell due (not acknowledged, responded or closed meanwhile)
+        into notifications to the step's party, in one transaction; return how many."""
+        with self.conn.transaction():
+            rows = self.conn.execute(
+                "SELECT s.work_order_id, s.step, s.notify, w.alarm_id, w.community_id, w.severity,"
+                " w.event_code, w.opened_at, d.uid FROM escalation_steps s"
+                " JOIN work_orders w ON w.id = s.work_order_id JOIN devices d ON d.id = w.device_id"
+                " WHERE s.fired_at IS NULL AND s.cancelled_at IS NULL AND s.due_at <= clock_timestamp()"
+                " ORDER BY s.due_at LIMIT 100 FOR UPDATE OF s SKIP LOCKED"
+            ).fetchall()
+            for wo, step, party, alarm, community, severity, code, opened, uid in rows:
+                payload = {
+                    "kind": "escalation",
+                    "alarm_id": alarm,
+                    "work_order_id": wo,
+                    "code": code,
+                    "name": {"zh": code, "en": code},
+                    "severity": severity,
+                    "device": uid,
+                    "step": step,
+                    "notify": party,
+                    "opened_at": opened.isoformat(),
+                }
+                self.conn.execute(
+                    "INSERT INTO outbox (kind, alarm_id, work_order_id, community_id, severity,"
+                    " responsible_party, notify_party, payload)"
+                    " VALUES ('escalation', %s, %s, %s, %s, %s, %s, %s)",
+                    (alarm, wo, community, severity, party, party, Jsonb(payload)),
+                )
+                self.conn.execute(
+                    "UPDATE escalation_steps SET fired_at = clock_timestamp() WHERE work_order_id = %s"
+                    " AND step = %s",
+                    (wo, step),
+                )
+        return len(rows)
+
     def run_once(self) -> int:
-        """Claim due rows and try each; return how many rows were tried."""
+        """Fire due escalations, claim due rows and try each; return how many rows were tried."""
+        self.fire_escalations()
         rows = self.conn.execute(
             "UPDATE outbox SET claimed_by = %s, claimed_until = clock_timestamp() + make_interval(secs => %s),"
             " attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox WHERE done_at IS NULL"
             " AND (claimed_until IS NULL OR claimed_until < clock_timestamp())"
             " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
-            " RETURNING id, community_id, responsible_party, payload, attempts",
+            " RETURNING id, community_id, responsible_party, payload, attempts, notify_party",
             (self.name, self.lease_s, self.batch),
         ).fetchall()
-        for outbox_id, community_id, party, payload, attempts in sorted(rows):
-            self._deliver(int(outbox_id), int(community_id), party, payload, int(attempts))
+        for outbox_id, community_id, party, payload, attempts, notify in sorted(rows):
+            self._deliver(int(outbox_id), int(community_id), party, payload, int(attempts), notify)
         return len(rows)
 
-    def recipients(self, community_id: int, party: str | None, at: datetime) -> list[Recipient]:
-        roles = sorted({"duty_staff", ROLE_OF_PARTY.get(party or "", "duty_staff")})
+    def recipients(
+        self, community_id: int, party: str | None, at: datetime, *, only: str | None = None
+    ) -> list[Recipient]:
+        """The people to notify: the party's role and the firm's duty staff, or only the party
+        named by an escalation step."""
+        if only is not None:
+            roles = [ROLE_OF_PARTY.get(only, only)]
+        else:
+            roles = sorted({"duty_staff", ROLE_OF_PARTY.get(party or "", "duty_staff")})
         rows = self.conn.execute(
             "SELECT DISTINCT p.id, c.id, c.kind, c.address, coalesce(c.secret, ''), p.language"
             " FROM duty_shifts s JOIN people p ON p.id = s.person_id AND p.active"
@@ -133,6 +179,7 @@ class Dispatcher:
         party: str | None,
         payload: dict[str, Any],
         attempts: int,
+        notify: str | None = None,
     ) -> None:
         done = {
             r[0]
@@ -141,7 +188,7 @@ class Dispatcher:
                 (outbox_id,),
             )
         }
-        targets = self.recipients(community_id, party, datetime.now(UTC))
+        targets = self.recipients(community_id, party, datetime.now(UTC), only=notify)
         body = orjson.dumps(payload)
         pending = 0
         for r in targets:

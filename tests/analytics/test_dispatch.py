@@ -368,3 +368,78 @@ def test_messages_are_chinese_by_default_with_the_next_deadline_in_local_time() 
     assert title == "[P1] 告警: 泵房水淹"
     assert "时限 (到场): 2026-11-27 10:00" in text
     assert "确认: https://example.org/ack/x" in text
+
+
+def test_escalation_reaches_the_next_party_unless_someone_acknowledged(
+    settings: Settings, db: Conn, receiver: Receiver, duty: tuple[int, int]
+) -> None:
+    from analytics.__main__ import build
+    from analytics.engine import Observation
+    from analytics.notify.ack import acknowledge
+    from analytics.store import apply
+
+    community_id, _ = duty
+    db.execute(
+        "TRUNCATE ack_tokens_used, deliveries, outbox, alarms, work_orders, work_order_transitions,"
+        " work_order_breaches, escalation_steps"
+    )
+    now = datetime.now(UTC)
+    (pm,) = db.execute(
+        "INSERT INTO people (name, role) VALUES ('项目经理 赵', 'project_manager') RETURNING id"
+    ).fetchone() or (0,)
+    db.execute(
+        "INSERT INTO contact_channels (person_id, kind, address, secret) VALUES (%s, 'webhook', %s, %s)",
+        (pm, receiver.url + "?pm", SECRET),
+    )
+    db.execute(
+        "INSERT INTO duty_shifts (community_id, role, person_id, starts_at, ends_at)"
+        " VALUES (%s, 'project_manager', %s, %s, %s)",
+        (community_id, pm, now - timedelta(hours=1), now + timedelta(hours=1)),
+    )
+    elevators = [
+        r[0]
+        for r in db.execute(
+            "SELECT id FROM devices WHERE community_id = %s AND device_class = 'elevator' ORDER BY id LIMIT 2",
+            (community_id,),
+        )
+    ]
+    service = build(settings, clock="data")
+    ten_minutes_ago = time.time() - 600
+    for dev in elevators:  # trapped passengers, ten minutes ago: the first escalation steps are due
+        apply(
+            service.conn,
+            service.lifecycle.observe(
+                Observation(dev, "EL.TRAPPED", ten_minutes_ago, True, "test")
+            ),
+            entry_of=service._entry,
+            devices=service.devices,
+            calendar=service.calendar,
+            list_version="t",
+        )
+    service.conn.close()
+    (acked_alarm,) = db.execute(
+        "SELECT id FROM alarms WHERE device_id = %s", (elevators[1],)
+    ).fetchone() or (0,)
+    acknowledge(db, acked_alarm, actor="维保 张", at=now)
+
+    with httpx.Client(timeout=5) as http:
+        d = Dispatcher(settings.database_url, "d1", http)
+        for _ in range(3):
+            d.run_once()
+        d.conn.close()
+    escalations = db.execute(
+        "SELECT work_order_id, notify_party FROM outbox WHERE kind = 'escalation'"
+    ).fetchall()
+    (open_wo,) = db.execute(
+        "SELECT id FROM work_orders WHERE device_id = %s", (elevators[0],)
+    ).fetchone() or (0,)
+    assert escalations and all(wo == open_wo for wo, _ in escalations), (
+        "only the unacknowledged one escalates"
+    )
+    to_pm = [p for k, p in receiver.accepted.items() if p.get("kind") == "escalation"]
+    assert any(p.get("notify") == "project_manager" for p in to_pm)
+    fired = db.execute(
+        "SELECT count(*) FROM escalation_steps WHERE work_order_id = %s AND fired_at IS NOT NULL",
+        (open_wo,),
+    ).fetchone()
+    assert fired is not None and fired[0] == len(escalations)
