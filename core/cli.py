@@ -367,6 +367,20 @@ def bench_alarms(
     bench_main(load_settings(), triggers=triggers, warmup_s=warmup)
 
 
+@bench_app.command("notify")
+def bench_notify(
+    triggers: Annotated[int, typer.Option(help="P0 faults to raise, one per elevator")] = 100,
+    warmup: Annotated[
+        float, typer.Option(help="seconds of nominal load before the first fault")
+    ] = 20.0,
+) -> None:
+    """Publish-to-webhook latency of P0 notifications under the demo county's nominal load."""
+    from analytics.notify.bench import main as bench_main
+
+    _setup_logging()
+    bench_main(load_settings(), triggers=triggers, warmup_s=warmup)
+
+
 @bench_app.command("replay")
 def bench_replay(
     rows: Annotated[int, typer.Option(help="rows of the generated CSV")] = 1_000_000,
