@@ -9,38 +9,13 @@ ingest, analytics (wall clock) and the simulator itself, and stops them after.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import statistics
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
 
 from rich.console import Console
 
+from analytics.nominal_load import Latency, platform, raise_faults, summarise
 from core.db import connect
 from core.settings import Settings
-from core.wire import Channel, device_topic, encode_event
-from simulators.fleet import Fleet
-
-
-@dataclass(frozen=True, slots=True)
-class Latency:
-    samples: int
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-    devices: int
-
-
-def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "core.cli", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 def main(
@@ -49,46 +24,26 @@ def main(
     console = Console()
     secrets: dict[str, str] = json.loads((s.state_dir / "device-secrets.json").read_text())
     with connect(s.database_url, autocommit=True) as conn:
-        n_devices = int(
-            (conn.execute("SELECT count(*) FROM devices WHERE active").fetchone() or (0,))[0]
-        )
+        (n_devices,) = conn.execute("SELECT count(*) FROM devices WHERE active").fetchone() or (0,)
         elevators = [
             r[0]
             for r in conn.execute(
-                "SELECT d.uid FROM devices d WHERE d.device_class = 'elevator' AND d.active"
-                " AND NOT EXISTS (SELECT 1 FROM alarms a WHERE a.device_id = d.id AND a.state <> 'cleared'"
-                " AND a.event_code = 'EL.ALARM_BUTTON') ORDER BY d.id"
+                "SELECT d.uid FROM devices d WHERE d.device_class = 'elevator' AND d.active AND NOT EXISTS"
+                " (SELECT 1 FROM alarms a WHERE a.device_id = d.id AND a.state <> 'cleared'"
+                " AND a.event_code = 'EL.ALARM_BUTTON') ORDER BY d.id LIMIT %s",
+                (triggers,),
             ).fetchall()
-        ][:triggers]
+        ]
     if len(elevators) < triggers:
         raise SystemExit(
             f"need {triggers} elevators without an open alarm-button alarm, have {len(elevators)}"
         )
-    env = dict(os.environ)
-    procs = [
-        _spawn(["ingest"], env),
-        _spawn(["analytics"], env),
-        _spawn(["simulate", "--speed", "1"], env),
-    ]
-    fleet = Fleet(s.mqtt_host, s.mqtt_port, client_prefix="bench")
-    try:
+    with platform([["ingest"], ["analytics"], ["simulate", "--speed", "1"]]):
         console.print(
             f"nominal load: {n_devices} devices on their reporting interval; warming up {warmup_s:.0f} s"
         )
         time.sleep(warmup_s)
-        for uid in elevators:
-            # A second connection of the device (its own client id) beside the simulator's.
-            fleet.add(uid, secrets[uid])
-        fleet.wait_connected()
-        sent: dict[str, float] = {}
-        for uid in elevators:
-            ts = time.time()
-            fleet.publish(uid, device_topic(uid, Channel.EVENT), encode_event(int(ts * 1000), "90"))
-            sent[uid] = ts
-            deadline = time.monotonic() + interval_s
-            while time.monotonic() < deadline:
-                fleet.pump(0.01)
-        fleet.drain()
+        sent = raise_faults(s, secrets, elevators, "90", interval_s)
         time.sleep(3.0)
         with connect(s.database_url, autocommit=True) as conn:
             rows = conn.execute(
@@ -103,21 +58,13 @@ def main(
             (heard,) = conn.execute(
                 "SELECT count(*) FROM device_presence WHERE last_seen > now() - interval '30 seconds'"
             ).fetchone() or (0,)
-    finally:
-        fleet.close()
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.wait(30)
-    lat = sorted((float(t) - sent[u]) * 1000 for u, t in rows)
-    if len(lat) < len(sent):
+    if len(rows) < len(sent):
         console.print(
-            f"[red]{len(sent) - len(lat)} of {len(sent)} faults produced no alarm and work order[/]"
+            f"[red]{len(sent) - len(rows)} of {len(sent)} faults produced no alarm and work order[/]"
         )
-    if not lat:
+    if not rows:
         raise SystemExit("no alarms were committed")
-    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [lat[0]] * 99
-    result = Latency(len(lat), statistics.median(lat), q[98], lat[-1], n_devices)
+    result = summarise([(float(t) - sent[u]) * 1000 for u, t in rows])
     console.print(
         f"load during the run: {float(load):,.0f} readings/s from {heard} devices heard in the last 30 s"
     )

@@ -9,12 +9,7 @@ shift for every community, and removes it afterwards.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import statistics
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -22,10 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from rich.console import Console
 
+from analytics.nominal_load import Latency, platform, raise_faults, summarise
 from core.db import Conn, connect
 from core.settings import Settings
-from core.wire import Channel, device_topic, encode_event
-from simulators.fleet import Fleet
 
 BENCH_PERSON = "BENCH 值班"
 
@@ -76,7 +70,7 @@ def _remove_person(conn: Conn, person: int) -> None:
 
 def main(
     s: Settings, *, triggers: int = 100, interval_s: float = 0.3, warmup_s: float = 20.0
-) -> tuple[float, float]:
+) -> Latency:
     console = Console()
     secrets: dict[str, str] = json.loads((s.state_dir / "device-secrets.json").read_text())
     received: dict[str, float] = {}
@@ -86,64 +80,36 @@ def main(
             r[0]
             for r in conn.execute(
                 "SELECT d.uid FROM devices d WHERE d.device_class = 'elevator' AND d.active AND NOT EXISTS"
-                " (SELECT 1 FROM alarms a WHERE a.device_id = d.id AND a.state <> 'cleared' AND a.event_code = 'EL.TRAPPED')"
-                " ORDER BY d.id LIMIT %s",
+                " (SELECT 1 FROM alarms a WHERE a.device_id = d.id AND a.state <> 'cleared'"
+                " AND a.event_code = 'EL.TRAPPED') ORDER BY d.id LIMIT %s",
                 (triggers,),
             ).fetchall()
         ]
         person = _duty_person(conn, f"http://127.0.0.1:{port}/hook")
-    env = dict(os.environ)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "core.cli", *args],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for args in (
-            ["ingest"],
-            ["analytics"],
-            ["dispatch", "--name", "bench-dispatcher"],
-            ["simulate", "--speed", "1"],
-        )
+    commands = [
+        ["ingest"],
+        ["analytics"],
+        ["dispatch", "--name", "bench-dispatcher"],
+        ["simulate", "--speed", "1"],
     ]
-    fleet = Fleet(s.mqtt_host, s.mqtt_port, client_prefix="bench")
-    sent: dict[str, float] = {}
     try:
-        console.print(f"nominal load from the simulator; warming up {warmup_s:.0f} s")
-        time.sleep(warmup_s)
-        for uid in elevators:
-            fleet.add(uid, secrets[uid])
-        fleet.wait_connected()
-        for uid in elevators:
-            sent[uid] = time.time()
-            fleet.publish(
-                uid, device_topic(uid, Channel.EVENT), encode_event(int(sent[uid] * 1000), "11")
-            )
-            deadline = time.monotonic() + interval_s
-            while time.monotonic() < deadline:
-                fleet.pump(0.01)
-        fleet.drain()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and len(received) < len(sent):
-            time.sleep(0.1)
+        with platform(commands):
+            console.print(f"nominal load from the simulator; warming up {warmup_s:.0f} s")
+            time.sleep(warmup_s)
+            sent = raise_faults(s, secrets, elevators, "11", interval_s)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and len(received) < len(sent):
+                time.sleep(0.1)
     finally:
-        fleet.close()
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.wait(30)
         server.shutdown()
         server.server_close()
         with connect(s.database_url, autocommit=True) as conn:
             _remove_person(conn, person)
-    lat = sorted((received[u] - sent[u]) * 1000 for u in sent if u in received)
-    if not lat:
+    if not received:
         raise SystemExit("no notification arrived")
-    p50 = statistics.median(lat)
-    p99 = statistics.quantiles(lat, n=100)[98] if len(lat) > 1 else lat[0]
+    result = summarise([(received[u] - sent[u]) * 1000 for u in sent if u in received])
     console.print(
-        f"publish → P0 webhook received, {len(lat)} of {len(sent)} faults: p50 {p50:.0f} ms, "
-        f"p99 {p99:.0f} ms, max {lat[-1]:.0f} ms (target p99 ≤ 1000 ms)"
+        f"publish → P0 webhook received, {result.samples} of {len(sent)} faults: p50 {result.p50_ms:.0f} ms, "
+        f"p99 {result.p99_ms:.0f} ms, max {result.max_ms:.0f} ms (target p99 ≤ 1000 ms)"
     )
-    return p50, p99
+    return result
