@@ -29,16 +29,21 @@ class DeviceInfo:
     maintenance_unit_id: int | None
     report_interval_s: int
     attributes: Mapping[str, Any]
+    community_name: str = ""
+    building: str = ""
 
 
 def load_devices(conn: Conn) -> dict[int, DeviceInfo]:
     rows = conn.execute(
         "SELECT d.id, d.uid, d.device_class, d.community_id, c.code, c.firm_id, d.maintenance_unit_id,"
-        " d.report_interval_s, d.attributes FROM devices d JOIN communities c ON c.id = d.community_id"
-        " WHERE d.active"
+        " d.report_interval_s, d.attributes, c.name_zh, coalesce(b.name, '')"
+        " FROM devices d JOIN communities c ON c.id = d.community_id"
+        " LEFT JOIN buildings b ON b.id = d.building_id WHERE d.active"
     ).fetchall()
     return {
-        int(r[0]): DeviceInfo(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], int(r[7]), r[8])
+        int(r[0]): DeviceInfo(
+            int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], int(r[7]), r[8], r[9], r[10]
+        )
         for r in rows
     }
 
@@ -138,6 +143,8 @@ def _notify(
         "device": dev.uid,
         "device_class": dev.device_class,
         "community": dev.community_code,
+        "community_name": dev.community_name,
+        "building": dev.building,
         "at": dt(t).isoformat(),
         "opened_at": dt(a.opened_at).isoformat(),
         "responsible": str(entry.responsible),

@@ -76,6 +76,12 @@ def gateway_sync(
             "SHOUWANG_MQTT_ANALYTICS_PASSWORD",
         ),
         ServiceAccount(
+            s.notify_mqtt_username,
+            s.notify_mqtt_password.get_secret_value(),
+            "notify",
+            "SHOUWANG_NOTIFY_MQTT_PASSWORD",
+        ),
+        ServiceAccount(
             s.mqtt_admin_username,
             s.mqtt_admin_password.get_secret_value(),
             "admin",
@@ -235,11 +241,11 @@ def dispatch(
 
     import httpx
 
-    from analytics.notify.dispatcher import Dispatcher
+    from analytics.notify.dispatcher import from_settings
 
     _setup_logging()
     with httpx.Client(timeout=10) as http:
-        d = Dispatcher(load_settings().database_url, name, http)
+        d = from_settings(load_settings(), name, http)
         signal.signal(signal.SIGTERM, lambda *_: d.stop())
         signal.signal(signal.SIGINT, lambda *_: d.stop())
         d.run()

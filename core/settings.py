@@ -62,6 +62,38 @@ class Settings(BaseSettings):
     work_calendar: Path | None = None
     rejects_retention_days: float = 30.0
 
+    # HTTP API (`shouwang api`): where it listens, the URL clients reach it at (in links and the
+    # OpenAPI servers list; empty: none), and the most database connections it holds.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_public_url: str = ""
+    api_pool_size: int = 10
+
+    # Notifications (the dispatcher). Severities not listed in notify_grouped_severities go out
+    # at once to everyone on duty; grouped ones wait notify_group_wait_s for companions, then go
+    # out together at most every notify_group_interval_s per community and party. Quiet hours
+    # (local time, "22:00-07:00"; empty: none) hold back the quiet severities until they end.
+    notify_grouped_severities: list[str] = ["P1", "P2", "P3"]
+    notify_group_wait_s: float = 30.0
+    notify_group_interval_s: float = 300.0
+    notify_quiet_hours: str = "22:00-07:00"
+    notify_quiet_severities: list[str] = ["P2", "P3"]
+    notify_timezone: str = "Asia/Shanghai"
+    # Reminders repeat to the people on duty until someone acknowledges, every so many minutes.
+    notify_reminder_minutes: dict[str, float] = {"P0": 5, "P1": 15, "P2": 60, "P3": 240}
+    notify_lease_s: float = 30.0
+    notify_backoff_base_s: float = 1.0
+    notify_smtp_host: str = ""
+    notify_smtp_port: int = 25
+    notify_smtp_sender: str = "shouwang@localhost"
+    notify_mqtt_username: str = "svc-notify"
+    notify_mqtt_password: SecretStr = SecretStr("")
+    # Acknowledgement links in messages: signed with this secret, valid this long, opening
+    # <notify_ack_url>/<token> (the API's acknowledgement page).
+    notify_ack_secret: SecretStr = SecretStr("")
+    notify_ack_url: str = "http://127.0.0.1:8080/v1/ack"
+    notify_ack_valid_hours: float = 24.0
+
     def broker_files(self) -> tuple[Path, Path, Path]:
         d = self.state_dir / "mosquitto"
         return (

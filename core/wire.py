@@ -78,6 +78,15 @@ def gateway_topic(uid: str, channel: Channel) -> str:
     return f"{PREFIX}/g/{uid}/{channel.value}"
 
 
+# Notifications to duty apps travel outside the device tree, so ingest never sees them.
+DUTY_PREFIX: Final = f"sw/duty/v{VERSION}"
+
+
+def duty_topic(username: str) -> str:
+    """Where the duty app signed in as ``username`` (``duty-<person id>``) reads its notifications."""
+    return f"{DUTY_PREFIX}/{username}/notifications"
+
+
 def parse_topic(topic: str) -> tuple[str, str, Channel]:
     """``sw/v1/d/EL-1/telemetry`` -> ("d", "EL-1", Channel.TELEMETRY)."""
     parts = topic.split("/")

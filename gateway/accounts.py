@@ -56,6 +56,27 @@ def issue_many(conn: Conn, uids: list[str]) -> dict[str, str]:
     return out
 
 
+def person_username(person_id: int) -> str:
+    return f"duty-{person_id}"
+
+
+def issue_person(conn: Conn, person_id: int, *, password: str | None = None) -> tuple[str, str]:
+    """Issue (or replace) the broker credential of a person's duty app; return (username,
+    password). The app reads its notifications on ``core.wire.duty_topic(username)``."""
+    if conn.execute("SELECT 1 FROM people WHERE id = %s", (person_id,)).fetchone() is None:
+        raise RegistryError(f"no person with id {person_id}")
+    password = password or new_password()
+    username = person_username(person_id)
+    conn.execute(
+        "INSERT INTO mqtt_accounts (username, kind, person_id, password_hash)"
+        " VALUES (%s, 'person', %s, %s)"
+        " ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash,"
+        " issued_at = now(), revoked_at = NULL",
+        (username, person_id, hash_password(password)),
+    )
+    return username, password
+
+
 def revoke(conn: Conn, uid: str) -> None:
     cur = conn.execute(
         "UPDATE mqtt_accounts SET revoked_at = now() WHERE username = %s AND revoked_at IS NULL",

@@ -2,7 +2,7 @@
 
 Pure: accounts in, file text out. A device may publish only under its own topics; a site gateway
 only its batch and status topics; ingest reads everything through its shared subscription; the
-admin account (operators, benchmarks) may do anything.
+notifier writes to duty apps' topics and a duty app (a person) reads only its own; the admin account (operators, benchmarks) may do anything.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.feed import INTERNAL_PREFIX
-from core.wire import PREFIX, Channel, device_topic, gateway_topic
+from core.wire import DUTY_PREFIX, PREFIX, Channel, device_topic, duty_topic, gateway_topic
 
 
 @dataclass(frozen=True, slots=True)
 class Account:
     username: str
-    kind: str  # device | gateway | ingest | admin
+    kind: str  # device | gateway | person | ingest | analytics | notify | admin
     password_hash: str
 
 
@@ -50,6 +50,10 @@ def acl_lines(account: Account, share_group: str) -> list[str]:
             ]
         case "analytics":
             return [f"topic read {INTERNAL_PREFIX}/#", f"topic read $share/+/{INTERNAL_PREFIX}/#"]
+        case "notify":
+            return [f"topic write {DUTY_PREFIX}/+/notifications"]
+        case "person":
+            return [f"topic read {duty_topic(u)}"]
         case "admin":
             return ["topic readwrite #", "topic read $SYS/#"]
     raise ValueError(f"account {u!r} has unknown kind {account.kind!r}")

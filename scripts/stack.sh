@@ -22,6 +22,8 @@ if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$state" 2>/dev/null
   private="/var/lib/postgresql/shouwang-$(printf '%s' "$root" | sha1sum | cut -c1-12)"
   [ -L "$pgdata" ] || { rm -rf "$pgdata"; ln -s "$private" "$pgdata"; }
   pgdata="$private"
+elif [ -L "$pgdata" ] && [ ! -e "$pgdata" ]; then
+  rm -f "$pgdata"  # a link left by a checkout that postgres could not reach
 fi
 pg_port=${SHOUWANG_LOCAL_PG_PORT:-54329}
 mq_dir="$state/mosquitto"
@@ -36,8 +38,9 @@ secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(24))'; }
 write_env() {
   # Passwords added by later versions go into an existing file.
   if [ -f "$envfile" ]; then
-    grep -q '^SHOUWANG_MQTT_ANALYTICS_PASSWORD=' "$envfile" ||
-      echo "SHOUWANG_MQTT_ANALYTICS_PASSWORD=$(secret)" >> "$envfile"
+    for key in SHOUWANG_MQTT_ANALYTICS_PASSWORD SHOUWANG_NOTIFY_MQTT_PASSWORD SHOUWANG_NOTIFY_ACK_SECRET; do
+      grep -q "^$key=" "$envfile" || echo "$key=$(secret)" >> "$envfile"
+    done
     return 0
   fi
   mkdir -p "$state"
@@ -53,6 +56,8 @@ SHOUWANG_MQTT_PORT=${mq_port}
 SHOUWANG_MQTT_INGEST_PASSWORD=$(secret)
 SHOUWANG_MQTT_ADMIN_PASSWORD=$(secret)
 SHOUWANG_MQTT_ANALYTICS_PASSWORD=$(secret)
+SHOUWANG_NOTIFY_MQTT_PASSWORD=$(secret)
+SHOUWANG_NOTIFY_ACK_SECRET=$(secret)
 ENV
 }
 

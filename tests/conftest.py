@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 INGEST_PASSWORD = "ingest-test-password"
 ADMIN_PASSWORD = "admin-test-password"
 ANALYTICS_PASSWORD = "analytics-test-password"
+NOTIFY_PASSWORD = "notify-test-password"
 
 
 def free_port() -> int:
@@ -145,6 +146,9 @@ def sync_broker(conn: Conn, broker: Broker) -> None:
             ServiceAccount(
                 "svc-analytics", ANALYTICS_PASSWORD, "analytics", "SHOUWANG_MQTT_ANALYTICS_PASSWORD"
             ),
+            ServiceAccount(
+                "svc-notify", NOTIFY_PASSWORD, "notify", "SHOUWANG_NOTIFY_MQTT_PASSWORD"
+            ),
             ServiceAccount("svc-admin", ADMIN_PASSWORD, "admin", "SHOUWANG_MQTT_ADMIN_PASSWORD"),
         ],
         passwd=broker.passwd,
@@ -173,6 +177,8 @@ def settings(
         mqtt_ingest_password=INGEST_PASSWORD,  # type: ignore[arg-type]
         mqtt_admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
         mqtt_analytics_password=ANALYTICS_PASSWORD,  # type: ignore[arg-type]
+        notify_mqtt_password=NOTIFY_PASSWORD,  # type: ignore[arg-type]
+        notify_ack_secret="ack-test-secret",  # type: ignore[arg-type]
         broker_password_file=broker.passwd,
         broker_acl_file=broker.acl,
         broker_pid_file=broker.pid_file,
@@ -191,12 +197,25 @@ def settings_env(s: Settings) -> dict[str, str]:
             "SHOUWANG_MQTT_INGEST_PASSWORD": s.mqtt_ingest_password.get_secret_value(),
             "SHOUWANG_MQTT_ADMIN_PASSWORD": s.mqtt_admin_password.get_secret_value(),
             "SHOUWANG_MQTT_ANALYTICS_PASSWORD": s.mqtt_analytics_password.get_secret_value(),
+            "SHOUWANG_NOTIFY_MQTT_PASSWORD": s.notify_mqtt_password.get_secret_value(),
+            "SHOUWANG_NOTIFY_ACK_SECRET": s.notify_ack_secret.get_secret_value(),
             "SHOUWANG_BROKER_PASSWORD_FILE": str(s.broker_password_file),
             "SHOUWANG_BROKER_ACL_FILE": str(s.broker_acl_file),
             "SHOUWANG_BROKER_PID_FILE": str(s.broker_pid_file),
         }
     )
     return env
+
+
+def clear_people(db: Conn) -> None:
+    """Remove everyone on the roster, their channels, shifts and duty-app accounts, and every
+    notification; device credentials stay (TRUNCATE people CASCADE would take them too)."""
+    db.execute(
+        "TRUNCATE ack_tokens_used, deliveries, outbox, notify_groups, duty_shifts, contact_channels"
+        " CASCADE"
+    )
+    db.execute("DELETE FROM mqtt_accounts WHERE kind = 'person'")
+    db.execute("DELETE FROM people")
 
 
 def shouwang(*args: str) -> list[str]:

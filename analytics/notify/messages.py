@@ -1,6 +1,6 @@
 """Analytics: what a notification says, in Chinese by default or English (pure).
 
-What happened, where (community, device), severity, the deadline that matters next, and how to
+What happened, where (community, building, device), severity, the deadline that matters next, and how to
 acknowledge. The dispatcher renders each person's message in their language.
 """
 
@@ -13,11 +13,21 @@ from zoneinfo import ZoneInfo
 TZ = ZoneInfo("Asia/Shanghai")
 
 TITLES = {
-    "zh": {"alarm_opened": "告警", "alarm_cleared": "告警解除", "alarm_raised": "告警升级"},
+    "zh": {
+        "alarm_opened": "告警",
+        "alarm_cleared": "告警解除",
+        "alarm_raised": "告警升级",
+        "reminder": "告警未确认提醒",
+        "escalation": "告警超时未响应",
+        "group": "条告警",
+    },
     "en": {
         "alarm_opened": "Alarm",
         "alarm_cleared": "Alarm cleared",
         "alarm_raised": "Alarm escalated",
+        "reminder": "Reminder, not acknowledged",
+        "escalation": "Not acknowledged in time",
+        "group": "alarms",
     },
 }
 LABELS = {
@@ -28,6 +38,7 @@ LABELS = {
         "due": "时限",
         "ack": "确认",
         "since": "发生",
+        "building": "楼栋",
     },
     "en": {
         "where": "Where",
@@ -36,6 +47,7 @@ LABELS = {
         "due": "Due",
         "ack": "Acknowledge",
         "since": "Since",
+        "building": "Building",
     },
 }
 DUE_ORDER = ("response", "arrival", "resolution")
@@ -52,15 +64,27 @@ def _local(iso: str) -> str:
 def render(
     payload: dict[str, Any], language: str = "zh", ack_url: str | None = None
 ) -> tuple[str, str]:
-    """(title, text) of a notification for one reader."""
+    """(title, text) of a notification for one reader; a group lists its alarms one by one."""
     lang = language if language in TITLES else "zh"
+    if payload.get("kind") == "group":
+        items = payload.get("items", [])
+        title = f"[{payload.get('severity', '')}] {len(items)} {TITLES[lang]['group']}: {payload.get('community', '')}"
+        parts = [_render_one(p, lang, p.get("ack_url")) for p in items]
+        return title, "\n\n".join(f"{t}\n{body}" for t, body in parts)
+    return _render_one(payload, lang, ack_url or payload.get("ack_url"))
+
+
+def _render_one(payload: dict[str, Any], lang: str, ack_url: str | None) -> tuple[str, str]:
     lab = LABELS[lang]
     name = payload.get("name", {}).get(lang) or payload.get("code", "")
     title = (
         f"[{payload.get('severity', '')}] {TITLES[lang].get(payload.get('kind', ''), '')}: {name}"
     )
-    lines = [
-        f"{lab['where']}: {payload.get('community', '')}",
+    where = payload.get("community_name") or payload.get("community", "")
+    lines = [f"{lab['where']}: {where}"]
+    if payload.get("building"):
+        lines.append(f"{lab['building']}: {payload['building']}")
+    lines += [
         f"{lab['device']}: {payload.get('device', '')}",
         f"{lab['severity']}: {payload.get('severity', '')}",
     ]

@@ -17,7 +17,7 @@ SECRET = "ack-secret"
 def test_link_is_signed_expiring_and_single_use(settings: Settings, db: Conn) -> None:
     db.execute(
         "TRUNCATE ack_tokens_used, deliveries, outbox, alarms, work_orders, work_order_transitions,"
-        " work_order_breaches, escalation_steps"
+        " work_order_breaches, escalation_steps CASCADE"
     )
     wo = open_alarm(settings, db, "EL.TRAPPED", "elevator")
     (alarm_id,) = db.execute(

@@ -19,7 +19,7 @@ from analytics.notify.dispatcher import Dispatcher
 from analytics.notify.webhook import verify
 from core.db import Conn
 from core.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import clear_people, free_port
 
 SECRET = "whsec-test"
 
@@ -27,7 +27,7 @@ SECRET = "whsec-test"
 class Receiver:
     """A webhook receiver: verifies signatures, drops repeats by delivery id, can be down."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay_s: float = 0.0) -> None:
         self.accepted: dict[str, dict[str, object]] = {}
         self.requests = 0
         self.bad_signatures = 0
@@ -38,6 +38,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(delay_s)
                 with receiver.lock:
                     receiver.requests += 1
                     if receiver.down:
@@ -89,7 +90,7 @@ def receiver() -> Iterator[Receiver]:
 def duty(db: Conn, receiver: Receiver) -> tuple[int, int]:
     """A duty person on shift now for the first community, reachable by webhook; returns
     (community id, person id)."""
-    db.execute("TRUNCATE deliveries, outbox, duty_shifts, contact_channels, people CASCADE")
+    clear_people(db)
     (community_id,) = db.execute("SELECT id FROM communities ORDER BY id LIMIT 1").fetchone() or (
         0,
     )
@@ -381,7 +382,7 @@ def test_escalation_reaches_the_next_party_unless_someone_acknowledged(
     community_id, _ = duty
     db.execute(
         "TRUNCATE ack_tokens_used, deliveries, outbox, alarms, work_orders, work_order_transitions,"
-        " work_order_breaches, escalation_steps"
+        " work_order_breaches, escalation_steps CASCADE"
     )
     now = datetime.now(UTC)
     (pm,) = db.execute(

@@ -95,7 +95,7 @@ def test_raised_device_codes_and_open_alarms_survive_an_analytics_restart(
     from analytics.__main__ import build
 
     db.execute(
-        "TRUNCATE ack_tokens_used, deliveries, outbox, alarms, work_orders, work_order_transitions, work_order_breaches, escalation_steps, events"
+        "TRUNCATE ack_tokens_used, deliveries, outbox, alarms, work_orders, work_order_transitions, work_order_breaches, escalation_steps, events CASCADE"
     )
     (dev_id,) = db.execute(
         "SELECT id FROM devices WHERE device_class = 'elevator' ORDER BY id LIMIT 1"

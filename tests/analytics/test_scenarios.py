@@ -49,7 +49,7 @@ def pipeline(settings: Settings, db: Conn) -> Iterator[tuple[Consumer, Analytics
         "TRUNCATE readings, rejects, latest_readings, device_presence, events, device_status"
     )
     db.execute(
-        "TRUNCATE ack_tokens_used, deliveries, outbox, alarms, work_orders, work_order_transitions, work_order_breaches, escalation_steps"
+        "TRUNCATE ack_tokens_used, deliveries, outbox, alarms, work_orders, work_order_transitions, work_order_breaches, escalation_steps CASCADE"
     )
     ingest = Consumer(config_from(settings, "scenario-ingest"), settings.database_url)
     analytics = build(

@@ -42,7 +42,7 @@ def open_alarm(settings: Settings, db: Conn, code: str, device_class: str) -> in
 @pytest.fixture
 def clean(db: Conn) -> None:
     db.execute(
-        "TRUNCATE ack_tokens_used, deliveries, outbox, alarms, work_orders, work_order_transitions, work_order_breaches, escalation_steps"
+        "TRUNCATE ack_tokens_used, deliveries, outbox, alarms, work_orders, work_order_transitions, work_order_breaches, escalation_steps CASCADE"
     )
 
 
