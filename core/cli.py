@@ -346,6 +346,29 @@ def status() -> None:
         print_status(conn, Console())
 
 
+@app.command()
+def health(
+    db: Annotated[bool, typer.Option("--db", help="the database answers, schema migrated")] = False,
+    broker: Annotated[bool, typer.Option("--broker", help="the broker answers MQTT")] = False,
+    url: Annotated[list[str] | None, typer.Option(help="an HTTP URL that must answer 2xx")] = None,
+) -> None:
+    """Check what a service depends on (all of it without options); exit 1 if anything fails."""
+    from core import health as checks
+
+    s = load_settings()
+    everything = not (db or broker or url)
+    results = []
+    if db or everything:
+        results.append(checks.database(s.database_url))
+    if broker or everything:
+        results.append(checks.broker(s.mqtt_host, s.mqtt_port))
+    results.extend(checks.http(u) for u in url or [])
+    for ok, detail in results:
+        console.print(f"[{'green' if ok else 'red'}]{'ok' if ok else 'FAIL'}[/] {detail}")
+    if not all(ok for ok, _ in results):
+        raise typer.Exit(1)
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     seconds: Annotated[float, typer.Option(help="length of each measured phase")] = 10.0,
@@ -395,6 +418,178 @@ def bench_replay(
     from analytics.replay_bench import bench
 
     console.print(bench(rows))
+
+
+@bench_app.command("api")
+def bench_api(
+    seconds: Annotated[float, typer.Option(help="measured time per endpoint")] = 20.0,
+    clients: Annotated[int, typer.Option(help="concurrent clients")] = 50,
+    requests: Annotated[
+        int | None, typer.Option(help="stop an endpoint's phase after this many requests")
+    ] = None,
+    interval: Annotated[
+        float, typer.Option(help="each client sends one request every S seconds; 0: back to back")
+    ] = 0.0,
+    url: Annotated[
+        str | None, typer.Option(help="a running API (same database); default: start one")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    firm: Annotated[str | None, typer.Option(help="firm code (default: the largest)")] = None,
+) -> None:
+    """HTTP API under concurrent clients: latest device state and open alarms, p50 / p99."""
+    from api.bench import Load
+    from api.bench import main as bench_main
+
+    _setup_logging()
+    load = Load(clients=clients, seconds=seconds, max_requests=requests, interval=interval)
+    bench_main(load_settings(), load, url=url, workers=workers, firm=firm)
+
+
+dashboards_app = typer.Typer(
+    no_args_is_help=True, help="Grafana dashboards as code: publish, export, database access."
+)
+app.add_typer(dashboards_app, name="dashboards")
+
+
+@dashboards_app.command("publish")
+def dashboards_publish(
+    audience: Annotated[
+        list[str] | None, typer.Option(help="only these folders: firm, equipment, regulator")
+    ] = None,
+    update_password: Annotated[
+        bool, typer.Option(help="write SHOUWANG_GRAFANA_DB_PASSWORD to an existing data source")
+    ] = False,
+) -> None:
+    """Upsert the folders, the data source and the dashboards in Grafana (unchanged: skipped)."""
+    from dashboards.__main__ import publish
+
+    for change in publish(load_settings(), audience or [], update_password=update_password):
+        console.print(str(change))
+
+
+@dashboards_app.command("export")
+def dashboards_export(
+    directory: Annotated[Path, typer.Argument(help="Grafana's provisioning directory")],
+    db_name: Annotated[str, typer.Option(help="the database the data source reads")] = "shouwang",
+    db_user: Annotated[
+        str | None, typer.Option(help="its login role (default: grant-regulator's)")
+    ] = None,
+) -> None:
+    """Write the data source, the dashboard providers and the dashboards for file provisioning."""
+    from dashboards.__main__ import export_files
+
+    for path in export_files(load_settings(), directory, database=db_name, user=db_user):
+        console.print(str(path))
+
+
+@dashboards_app.command("grant-firm")
+def dashboards_grant_firm(
+    firm: Annotated[str, typer.Argument(help="firm code, e.g. F01")],
+    role: Annotated[str | None, typer.Option(help="login role (default dash_firm_<code>)")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="default: SHOUWANG_GRAFANA_DB_PASSWORD, else a new one")
+    ] = None,
+) -> None:
+    """Create (or rotate) a firm's read-only login role; prints the data source credentials."""
+    from dashboards.__main__ import credentials_text, grant
+
+    creds = grant(load_settings(), firm=firm, role=role, password=password)
+    print(credentials_text(creds), flush=True)
+
+
+@dashboards_app.command("grant-regulator")
+def dashboards_grant_regulator(
+    role: Annotated[str | None, typer.Argument(help="login role (default dash_regulator)")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="default: SHOUWANG_GRAFANA_DB_PASSWORD, else a new one")
+    ] = None,
+) -> None:
+    """Create (or rotate) a read-only login role that reads every firm; prints the credentials."""
+    from dashboards.__main__ import credentials_text, grant
+
+    creds = grant(load_settings(), firm=None, role=role, password=password)
+    print(credentials_text(creds), flush=True)
+
+
+@dashboards_app.command("revoke")
+def dashboards_revoke(role: Annotated[str, typer.Argument(help="login role name")]) -> None:
+    """Drop a dashboards login role."""
+    from dashboards.__main__ import drop
+
+    console.print(f"{role}: {'dropped' if drop(load_settings(), role) else 'no such role'}")
+
+
+api_app = typer.Typer(
+    invoke_without_command=True, help="The HTTP API: serve it (the default), manage its tokens."
+)
+app.add_typer(api_app, name="api")
+api_token_app = typer.Typer(no_args_is_help=True, help="API tokens: issue, revoke, list.")
+api_app.add_typer(api_token_app, name="token")
+
+
+@api_app.callback()
+def api_default(ctx: typer.Context) -> None:
+    """Serve the HTTP API (`shouwang api` is `shouwang api serve`); docs at /docs."""
+    if ctx.invoked_subcommand is None:
+        api_serve()
+
+
+@api_app.command("serve")
+def api_serve(
+    host: Annotated[str | None, typer.Option(help="default: SHOUWANG_API_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="default: SHOUWANG_API_PORT")] = None,
+) -> None:
+    """Serve the HTTP API with uvicorn until stopped."""
+    from api.__main__ import main as api_main
+
+    _setup_logging()
+    api_main(load_settings(), host=host, port=port)
+
+
+@api_token_app.command("issue")
+def api_token_issue(
+    role: Annotated[str, typer.Option(help="county_regulator, township, firm_admin, ...")],
+    name: Annotated[str, typer.Option(help="who holds the token")],
+    firm: Annotated[str | None, typer.Option(help="firm code (firm_admin, duty_staff)")] = None,
+    region: Annotated[str | None, typer.Option(help="region code (township)")] = None,
+    community: Annotated[str | None, typer.Option(help="community code (duty_staff)")] = None,
+    unit: Annotated[str | None, typer.Option(help="maintenance unit code")] = None,
+) -> None:
+    """Issue an API token; prints it once (only its hash is kept)."""
+    from api.tokens import issue
+    from core.db import connect
+
+    given = {"firm": firm, "region": region, "community": community, "unit": unit}
+    with connect(load_settings().database_url) as conn:
+        issued = issue(conn, role, name, {k: v for k, v in given.items() if v is not None})
+        conn.commit()
+    console.print(f"token {issued.id} for {name} ({role}); it is shown only now:")
+    print(issued.token, flush=True)
+
+
+@api_token_app.command("revoke")
+def api_token_revoke(token_id: Annotated[int, typer.Argument(help="the token's id")]) -> None:
+    """Revoke an API token; it stops working at once."""
+    from api.tokens import revoke
+    from core.db import connect
+
+    with connect(load_settings().database_url) as conn:
+        revoke(conn, token_id)
+        conn.commit()
+    console.print(f"token {token_id} revoked")
+
+
+@api_token_app.command("list")
+def api_token_list() -> None:
+    """The API tokens: id, role, scope, holder, issued, revoked (never the secrets)."""
+    from api.tokens import list_tokens
+    from core.db import connect
+
+    with connect(load_settings().database_url) as conn:
+        for t in list_tokens(conn):
+            revoked = f"\trevoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else ""
+            created = f"{t.created_at:%Y-%m-%d}"
+            print(f"{t.id}\t{t.role}\t{t.scope or 'county'}\t{t.name}\t{created}{revoked}")
 
 
 def main() -> None:

@@ -507,7 +507,12 @@ class _Doc:
 
 
 def _read_yaml(text: str, source: str) -> tuple[_Doc, list[ListProblem]]:
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as e:  # a control character, before any parsing
+        line = text[: e.position].count("\n") + 1
+        msg = f"YAML syntax: character {e.character:#x} is not allowed; remove it"
+        raise ListError([ListProblem(source, line, "(document)", msg)]) from e
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None

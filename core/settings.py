@@ -94,6 +94,21 @@ class Settings(BaseSettings):
     notify_ack_url: str = "http://127.0.0.1:8080/v1/ack"
     notify_ack_valid_hours: float = 24.0
 
+    # Dashboards (`shouwang dashboards publish`): Grafana's URL and credentials (a service
+    # account token, or a user and password) and the organisation to publish into (empty: the
+    # token's own); the data source as Grafana connects: the database's host:port as Grafana
+    # reaches it (empty: as in database_url), the database name (empty: as in database_url) and
+    # a dashboards login role from `shouwang dashboards grant-firm` / `grant-regulator`.
+    grafana_url: str = "http://127.0.0.1:3000"
+    grafana_token: SecretStr = SecretStr("")
+    grafana_user: str = ""
+    grafana_password: SecretStr = SecretStr("")
+    grafana_org_id: int | None = None
+    grafana_db_host: str = ""
+    grafana_db_name: str = ""
+    grafana_db_user: str = ""
+    grafana_db_password: SecretStr = SecretStr("")
+
     def broker_files(self) -> tuple[Path, Path, Path]:
         d = self.state_dir / "mosquitto"
         return (

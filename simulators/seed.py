@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -15,6 +16,7 @@ from core.db import Conn
 from gateway.accounts import issue_many
 from gateway.credentials import hash_password, new_password
 from simulators.county import County
+from simulators.maintenance import contracted_units, maintenance_history
 
 
 def seed(conn: Conn, county: County, secrets_file: Path) -> dict[str, str]:
@@ -26,6 +28,7 @@ def seed(conn: Conn, county: County, secrets_file: Path) -> dict[str, str]:
             "SELECT 1 FROM regions WHERE code = %s", (county.regions[0].code,)
         ).fetchone()
     ):
+        seed_maintenance(conn, county, datetime.now(UTC))
         return dict(json.loads(secrets_file.read_text()))
     ids: dict[str, int] = {}
     with conn.transaction():
@@ -101,9 +104,36 @@ def seed(conn: Conn, county: County, secrets_file: Path) -> dict[str, str]:
                 )
             direct = [d.uid for d in c.devices if d.gateway is None]
             secrets.update(issue_many(conn, direct))
+        seed_maintenance(conn, county, datetime.now(UTC))
     secrets_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = secrets_file.with_suffix(".tmp")
     tmp.touch(mode=0o600)
     tmp.write_text(json.dumps(secrets, indent=0))
     os.replace(tmp, secrets_file)
     return secrets
+
+
+def seed_maintenance(conn: Conn, county: County, now: datetime) -> int:
+    """Link each community to its maintenance units and record the maintenance history up to
+    ``now`` (``simulators.maintenance``); visits already recorded are kept. Returns new visits."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO community_maintenance_units (community_id, kind, maintenance_unit_id)"
+            " SELECT c.id, %s, u.id FROM communities c, maintenance_units u"
+            " WHERE c.code = %s AND u.code = %s ON CONFLICT DO NOTHING",
+            [(kind, community, unit) for community, kind, unit in contracted_units(county)],
+        )
+        devices: dict[str, int] = dict(conn.execute("SELECT uid, id FROM devices").fetchall())
+        units: dict[str, int] = dict(
+            conn.execute("SELECT code, id FROM maintenance_units").fetchall()
+        )
+        visits = [v for v in maintenance_history(county, now) if v.device_uid in devices]
+        cur.executemany(
+            "INSERT INTO maintenance_records (device_id, maintenance_unit_id, kind, performed_at,"
+            " cost_cny) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [
+                (devices[v.device_uid], units[v.unit], v.kind, v.performed_at, v.cost_cny)
+                for v in visits
+            ],
+        )
+        return len(visits) if cur.rowcount < 0 else cur.rowcount

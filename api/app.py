@@ -1,0 +1,120 @@
+"""API: the FastAPI application. ``create_app(settings)`` builds it; ``shouwang api`` serves it.
+
+Nothing connects at import time: the lifespan opens the connection pools (an async one for the
+routes, a small synchronous one for the platform's shared synchronous functions) and the
+stream's listener, and closes them on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from api import errors
+from api.routes import (
+    alarms,
+    buildings,
+    communities,
+    credentials,
+    deliveries,
+    device_import,
+    devices,
+    firms,
+    people,
+    regions,
+    responsibility,
+    shifts,
+    stream,
+    telemetry,
+    units,
+    work_orders,
+)
+from api.stream import Hub
+from core.settings import Settings
+
+DESCRIPTION = """\
+The platform's HTTP API: the registry, telemetry, alarms, work orders, the responsibility list,
+the duty roster, the notification log and a live stream of changes.
+
+Every call needs `Authorization: Bearer <token>` (tokens come from `shouwang api token issue`).
+Each token has a role and a scope; anything outside the scope answers 404, as if it did not
+exist. Errors are always `{"error": {"code", "message", "fields"}}`. Lists take `limit` and
+`cursor` and answer `{"items", "next"}`. See docs/api.md.
+"""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            settings.database_url,
+            min_size=1,
+            max_size=max(1, settings.api_pool_size),
+            kwargs={"autocommit": True, "application_name": "shouwang-api"},
+            open=False,
+            name="api",
+        )
+        sync_pool: ConnectionPool[Any] = ConnectionPool(
+            settings.database_url,
+            min_size=1,
+            max_size=4,
+            kwargs={"application_name": "shouwang-api-sync"},
+            open=False,
+            name="api-sync",
+        )
+        await pool.open(wait=True, timeout=10)
+        try:
+            sync_pool.open(wait=True, timeout=10)
+            app.state.pool = pool
+            app.state.sync_pool = sync_pool
+            app.state.hub = Hub(settings.database_url)
+            app.state.settings = settings
+            try:
+                yield
+            finally:
+                await app.state.hub.close()
+                sync_pool.close()
+        finally:
+            await pool.close()
+
+    servers = [{"url": settings.api_public_url}] if settings.api_public_url else None
+    app = FastAPI(
+        title="shouwang API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        servers=servers,
+    )
+    errors.install(app)
+
+    for module in (
+        regions,
+        firms,
+        units,
+        communities,
+        buildings,
+        device_import,
+        devices,
+        credentials,
+        telemetry,
+        alarms,
+        work_orders,
+        responsibility,
+        people,
+        shifts,
+        deliveries,
+        stream,
+    ):
+        app.include_router(module.router, prefix="/v1")
+    # Written alongside: public disclosure, reports and acknowledgement links; their paths carry
+    # their own /v1 prefix.
+    from api.routes import ack, public, reports  # noqa: PLC0415
+
+    app.include_router(reports.router)
+    app.include_router(public.router)
+    app.include_router(ack.router)
+    return app

@@ -1,0 +1,36 @@
+"""API: value types shared by the request and response models (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Final
+
+from fastapi import Path, Query
+from pydantic import Field
+
+from api.errors import invalid
+
+INT4: Final = 2_147_483_647
+INT8: Final = 9_223_372_036_854_775_807
+
+# Registry codes and device uids: what MQTT usernames and topics accept.
+CODE_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+Code = Annotated[str, Field(pattern=CODE_PATTERN, max_length=64, examples=["C01"])]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[str, Field(max_length=2000)]
+RefId = Annotated[int, Field(ge=1, le=INT4)]
+
+# Path parameters: serial ids (int4) and bigserial ids (alarms, work orders).
+Id = Annotated[int, Path(ge=1, le=INT4)]
+BigId = Annotated[int, Path(ge=1, le=INT8)]
+Uid = Annotated[str, Path(pattern=CODE_PATTERN, max_length=64)]
+Label = Annotated[str, Field(max_length=200)]  # optional text, "" for none
+Phone = Annotated[str, Field(max_length=40)]
+OptId = Annotated[int | None, Query(ge=1, le=INT4)]  # an optional filter by id
+
+
+def aware(name: str, t: datetime | None) -> datetime | None:
+    """A time from the query, refused without a time zone (``name``: the parameter)."""
+    if t is not None and t.tzinfo is None:
+        raise invalid(f"query.{name}", "give a time zone, e.g. 2024-05-01T08:00:00+08:00")
+    return t

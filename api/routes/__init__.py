@@ -1,0 +1,1 @@
+"""API: the routers under /v1, one module per resource."""

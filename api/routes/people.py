@@ -1,0 +1,203 @@
+"""API: the people of the duty roster and how to reach them (contact channels)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+from psycopg import sql
+from pydantic import BaseModel, Field
+
+from api import scope
+from api.deps import Caller, Db, Principal
+from api.errors import ERROR_RESPONSES, invalid, not_found
+from api.fields import Id, Name, OptId, RefId
+from api.pagination import Page, Paging, page
+from api.queries import assignments, fetch_all, fetch_found, scalar
+from api.scope import Action, Where, require
+
+router = APIRouter(tags=["duty roster"], responses=ERROR_RESPONSES)
+PersonRole = Literal[
+    "duty_staff",
+    "project_manager",
+    "firm_manager",
+    "maintenance_staff",
+    "township_supervisor",
+    "county_supervisor",
+]
+Language = Literal["zh", "en"]
+ChannelKind = Literal["webhook", "wecom", "dingtalk", "email", "mqtt"]
+_FIRM_ROLES = ("duty_staff", "project_manager", "firm_manager")
+
+
+class Channel(BaseModel):
+    id: int
+    kind: str
+    address: str
+    has_secret: bool
+
+
+class ChannelIn(BaseModel):
+    kind: ChannelKind
+    address: Annotated[str, Field(min_length=1, max_length=500)]
+    secret: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
+        default=None, description="signing secret (webhooks, robots); never shown again"
+    )
+
+
+class Person(BaseModel):
+    id: int
+    name: str
+    role: str
+    firm_id: int | None
+    unit_id: int | None
+    region_id: int | None
+    language: str
+    active: bool
+
+
+class PersonDetail(Person):
+    channels: list[Channel]
+
+
+class PersonIn(BaseModel):
+    name: Name
+    role: PersonRole
+    firm_id: RefId | None = None
+    unit_id: RefId | None = None
+    region_id: RefId | None = None
+    language: Language = "zh"
+
+
+class PersonPatch(BaseModel):
+    name: Name | None = None
+    role: PersonRole | None = None
+    language: Language | None = None
+    active: bool | None = None
+
+
+_SELECT = (
+    "SELECT pe.id, pe.name, pe.role, pe.firm_id, pe.unit_id, pe.region_id, pe.language,"
+    " pe.active FROM people pe WHERE "
+)
+
+
+@router.get("/people", response_model=Page[Person])
+async def list_people(
+    db: Db,
+    p: Caller,
+    paging: Paging,
+    role: Annotated[PersonRole | None, Query()] = None,
+    firm_id: OptId = None,
+    active: Annotated[bool | None, Query()] = None,
+) -> Page[Person]:
+    require(p, Action.READ_ROSTER)
+    w = scope.people(Where(), p)
+    w.add_if(role, "pe.role = %(role)s", "role")
+    w.add_if(firm_id, "pe.firm_id = %(firm)s", "firm")
+    w.add_if(active, "pe.active = %(active)s", "active")
+    w.add_if(paging.after_id(), "pe.id > %(after)s", "after")
+    q = sql.SQL(_SELECT) + w.sql() + sql.SQL(" ORDER BY pe.id LIMIT %(n)s")
+    rows = await fetch_all(db, Person, q, {**w.params, "n": paging.limit + 1})
+    return page(rows, paging.limit, lambda r: (r.id,))
+
+
+async def _one(db: Db, p: Principal, person_id: int, *, write: bool = False) -> Person:
+    w = Where().add("pe.id = %(id)s", id=person_id)
+    (scope.people_writable if write else scope.people)(w, p)
+    return await fetch_found(db, Person, "person", sql.SQL(_SELECT) + w.sql(), w.params)
+
+
+@router.get("/people/{person_id}")
+async def get_person(db: Db, p: Caller, person_id: Id) -> PersonDetail:
+    require(p, Action.READ_ROSTER)
+    person = await _one(db, p, person_id)
+    channels = await fetch_all(
+        db,
+        Channel,
+        "SELECT id, kind, address, secret IS NOT NULL AS has_secret FROM contact_channels"
+        " WHERE person_id = %s ORDER BY id",
+        (person_id,),
+    )
+    return PersonDetail(**person.model_dump(), channels=channels)
+
+
+def _own_scope(p: Principal, body: PersonIn) -> PersonIn:
+    """A firm admin adds its firm's staff, a unit its own; the regulator anyone."""
+    if p.role == "county_regulator":
+        return body
+    if p.role == "maintenance_unit":
+        if body.role != "maintenance_staff":
+            raise invalid("body.role", "a maintenance unit adds maintenance_staff")
+        return body.model_copy(update={"unit_id": p.maintenance_unit_id, "firm_id": None})
+    if body.role not in _FIRM_ROLES:
+        raise invalid("body.role", f"a firm adds one of: {', '.join(_FIRM_ROLES)}")
+    return body.model_copy(update={"firm_id": p.firm_id, "unit_id": None, "region_id": None})
+
+
+@router.post("/people", status_code=201)
+async def create_person(db: Db, p: Caller, body: PersonIn) -> PersonDetail:
+    require(p, Action.WRITE_ROSTER)
+    body = _own_scope(p, body)
+    for field, table in (("firm_id", "firms"), ("unit_id", "maintenance_units")):
+        value = getattr(body, field)
+        query = sql.SQL("SELECT 1 FROM {} WHERE id = %s").format(sql.Identifier(table))
+        if value is not None and not await scalar(db, query, (value,)):
+            raise invalid(f"body.{field}", "no such record")
+    if body.region_id is not None and not await scalar(
+        db, "SELECT 1 FROM regions WHERE id = %s", (body.region_id,)
+    ):
+        raise invalid("body.region_id", "no such region")
+    pid = await scalar(
+        db,
+        "INSERT INTO people (name, role, firm_id, unit_id, region_id, language)"
+        " VALUES (%(name)s, %(role)s, %(firm_id)s, %(unit_id)s, %(region_id)s, %(language)s)"
+        " RETURNING id",
+        body.model_dump(),
+    )
+    return await get_person(db, p, int(pid))
+
+
+@router.patch("/people/{person_id}")
+async def update_person(db: Db, p: Caller, person_id: Id, body: PersonPatch) -> PersonDetail:
+    """Change a person; ``active: false`` takes them off every notification."""
+    require(p, Action.WRITE_ROSTER)
+    await _one(db, p, person_id, write=True)
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "role" in changes and p.role != "county_regulator":
+        allowed = ("maintenance_staff",) if p.role == "maintenance_unit" else _FIRM_ROLES
+        if changes["role"] not in allowed:
+            raise invalid("body.role", f"one of: {', '.join(allowed)}")
+    if changes:
+        await db.execute(
+            sql.SQL("UPDATE people SET {} WHERE id = %(id)s").format(assignments(changes)),
+            {**changes, "id": person_id},
+        )
+    return await get_person(db, p, person_id)
+
+
+@router.post("/people/{person_id}/channels", status_code=201)
+async def add_channel(db: Db, p: Caller, person_id: Id, body: ChannelIn) -> Channel:
+    require(p, Action.WRITE_ROSTER)
+    await _one(db, p, person_id, write=True)
+    return await fetch_found(
+        db,
+        Channel,
+        "person",
+        "INSERT INTO contact_channels (person_id, kind, address, secret)"
+        " VALUES (%s, %s, %s, %s) RETURNING id, kind, address, secret IS NOT NULL AS has_secret",
+        (person_id, body.kind, body.address, body.secret),
+    )
+
+
+@router.delete("/people/{person_id}/channels/{channel_id}", status_code=204)
+async def remove_channel(db: Db, p: Caller, person_id: Id, channel_id: Id) -> Response:
+    """Only a channel no delivery was logged on; otherwise deactivate the person."""
+    require(p, Action.WRITE_ROSTER)
+    await _one(db, p, person_id, write=True)
+    cur = await db.execute(
+        "DELETE FROM contact_channels WHERE id = %s AND person_id = %s", (channel_id, person_id)
+    )
+    if cur.rowcount == 0:
+        raise not_found("contact channel")
+    return Response(status_code=204)

@@ -1,0 +1,150 @@
+"""API: the live stream's hub. One connection LISTENs on ``shouwang_changes`` (the triggers of
+migration 0011 announce every committed alarm and work-order change there) and fans each change
+out to the subscribers; each subscriber keeps what its caller's scope covers.
+
+A subscriber's queue is bounded: one that falls behind by ``QUEUE_SIZE`` changes is ended
+(``None`` in its queue) rather than slowing the others; its client reconnects and re-reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import psycopg
+
+from api.deps import Principal
+
+log = logging.getLogger("shouwang.api.stream")
+CHANNEL: Final = "shouwang_changes"
+QUEUE_SIZE: Final = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    kind: str  # alarm | work_order
+    op: str  # insert | update
+    id: int
+    community_id: int | None
+    maintenance_unit_id: int | None
+    device_id: int
+    event_code: str
+    severity: str
+    state: str  # an alarm's state, a work order's status
+
+    @classmethod
+    def parse(cls, payload: str) -> Change:
+        d = json.loads(payload)
+        return cls(
+            kind=str(d["kind"]),
+            op=str(d["op"]),
+            id=int(d["id"]),
+            community_id=d["community_id"],
+            maintenance_unit_id=d["maintenance_unit_id"],
+            device_id=int(d["device_id"]),
+            event_code=str(d["event_code"]),
+            severity=str(d["severity"]),
+            state=str(d["state"]),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "op": self.op,
+            "id": self.id,
+            "community_id": self.community_id,
+            "device_id": self.device_id,
+            "event_code": self.event_code,
+            "severity": self.severity,
+            "state": self.state,
+        }
+
+
+def visible(change: Change, p: Principal) -> bool:
+    """Whether ``p`` may see this change: the same rule as the alarm and work-order lists."""
+    if p.role == "maintenance_unit":
+        return change.kind == "work_order" and change.maintenance_unit_id == p.maintenance_unit_id
+    return change.community_id is not None and p.sees_community(change.community_id)
+
+
+@dataclass(eq=False)
+class Subscription:
+    queue: asyncio.Queue[Change | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE)
+    )
+
+
+def _log_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (e := task.exception()) is not None:
+        log.warning("the change listener stopped (%s); the next stream starts it again", e)
+
+
+class Hub:
+    def __init__(self, database_url: str) -> None:
+        self._url = database_url
+        self._subs: set[Subscription] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._ready: asyncio.Event | None = None
+        self._lock = asyncio.Lock()
+
+    async def subscribe(self) -> Subscription:
+        """A new subscription; changes committed after this returns reach it."""
+        async with self._lock:
+            if self._task is None or self._task.done():
+                self._ready = asyncio.Event()
+                self._task = asyncio.create_task(self._listen(self._ready))
+                self._task.add_done_callback(_log_end)
+                await asyncio.wait(
+                    [asyncio.ensure_future(self._ready.wait()), self._task],
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if self._task.done():
+                    self._task.result()  # the listener could not start: raise why
+            sub = Subscription()
+            self._subs.add(sub)
+            return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subs.discard(sub)
+
+    async def _listen(self, ready: asyncio.Event) -> None:
+        conn = await psycopg.AsyncConnection.connect(
+            self._url, autocommit=True, application_name="shouwang-api-stream"
+        )
+        try:
+            await conn.execute(f"LISTEN {CHANNEL}")
+            ready.set()
+            async for n in conn.notifies():
+                try:
+                    change = Change.parse(n.payload)
+                except (ValueError, KeyError, TypeError):
+                    log.exception("unreadable change on %s: %r", CHANNEL, n.payload)
+                    continue
+                for sub in list(self._subs):
+                    try:
+                        sub.queue.put_nowait(change)
+                    except asyncio.QueueFull:
+                        self._end(sub)
+        finally:
+            for sub in list(self._subs):
+                self._end(sub)
+            await conn.close()
+
+    def _end(self, sub: Subscription) -> None:
+        self._subs.discard(sub)
+        while True:
+            try:
+                sub.queue.put_nowait(None)
+                return
+            except asyncio.QueueFull:
+                sub.queue.get_nowait()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, psycopg.Error):
+                await self._task

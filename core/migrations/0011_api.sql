@@ -1,0 +1,71 @@
+-- HTTP API: bearer tokens, work-order comments, and change notifications for the live stream.
+
+-- A token's secret is shown once when issued; only its SHA-256 digest is kept. Each role has
+-- exactly the scope columns it needs (see docs/api.md).
+CREATE TABLE api_tokens (
+    id                  serial PRIMARY KEY,
+    token_hash          bytea NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+    role                text NOT NULL CHECK (role IN ('county_regulator', 'township', 'firm_admin',
+                            'duty_staff', 'maintenance_unit')),
+    name                text NOT NULL CHECK (name <> ''),
+    region_id           int REFERENCES regions (id),
+    firm_id             int REFERENCES firms (id),
+    community_id        int REFERENCES communities (id),
+    maintenance_unit_id int REFERENCES maintenance_units (id),
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    revoked_at          timestamptz,
+    CHECK (CASE role
+        WHEN 'county_regulator' THEN firm_id IS NULL AND community_id IS NULL
+            AND maintenance_unit_id IS NULL
+        WHEN 'township' THEN region_id IS NOT NULL AND firm_id IS NULL AND community_id IS NULL
+            AND maintenance_unit_id IS NULL
+        WHEN 'firm_admin' THEN firm_id IS NOT NULL AND region_id IS NULL AND community_id IS NULL
+            AND maintenance_unit_id IS NULL
+        WHEN 'duty_staff' THEN (firm_id IS NULL) <> (community_id IS NULL) AND region_id IS NULL
+            AND maintenance_unit_id IS NULL
+        WHEN 'maintenance_unit' THEN maintenance_unit_id IS NOT NULL AND region_id IS NULL
+            AND firm_id IS NULL AND community_id IS NULL
+    END)
+);
+
+CREATE TABLE work_order_comments (
+    id              bigserial PRIMARY KEY,
+    work_order_id   bigint NOT NULL REFERENCES work_orders (id),
+    author          text NOT NULL,
+    token_id        int REFERENCES api_tokens (id),
+    body            text NOT NULL CHECK (body <> ''),
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX work_order_comments_order ON work_order_comments (work_order_id, id);
+
+CREATE INDEX alarms_device ON alarms (device_id, id DESC);
+CREATE INDEX work_orders_community ON work_orders (community_id, id DESC);
+CREATE INDEX work_orders_unit ON work_orders (maintenance_unit_id, id DESC);
+CREATE INDEX outbox_community ON outbox (community_id, id DESC);
+
+-- Every committed change of an alarm or work order is announced on channel 'shouwang_changes'
+-- (delivered at commit); the API's /v1/stream fans it out to the callers whose scope covers it.
+CREATE FUNCTION api_notify_alarm() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('shouwang_changes', json_build_object(
+        'kind', 'alarm', 'op', lower(TG_OP), 'id', NEW.id,
+        'community_id', (SELECT community_id FROM devices WHERE id = NEW.device_id),
+        'maintenance_unit_id', NULL, 'device_id', NEW.device_id,
+        'event_code', NEW.event_code, 'severity', NEW.severity, 'state', NEW.state)::text);
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION api_notify_work_order() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('shouwang_changes', json_build_object(
+        'kind', 'work_order', 'op', lower(TG_OP), 'id', NEW.id,
+        'community_id', NEW.community_id, 'maintenance_unit_id', NEW.maintenance_unit_id,
+        'device_id', NEW.device_id, 'event_code', NEW.event_code, 'severity', NEW.severity,
+        'state', NEW.status)::text);
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER alarms_notify AFTER INSERT OR UPDATE ON alarms
+    FOR EACH ROW EXECUTE FUNCTION api_notify_alarm();
+CREATE TRIGGER work_orders_notify AFTER INSERT OR UPDATE ON work_orders
+    FOR EACH ROW EXECUTE FUNCTION api_notify_work_order();

@@ -1,0 +1,144 @@
+"""The duty roster through the API: a firm puts its people (and its lifts' maintenance staff) on
+shift for its communities; who is on duty follows the shifts, handovers included."""
+
+from __future__ import annotations
+
+from core.db import Conn
+from tests.api.conftest import Api, Ids
+
+
+def test_a_firm_rosters_its_people_and_sees_who_is_on_duty(api: Api, ids: Ids) -> None:
+    f01 = api.as_("firm_f01")
+    day = f01.post("/v1/people", json={"name": "王值班", "role": "duty_staff"})
+    assert day.status_code == 201, day.text
+    assert day.json()["firm_id"] == ids.firms["F01"]  # a firm adds its own staff
+    night = f01.post(
+        "/v1/people", json={"name": "李夜班", "role": "duty_staff", "firm_id": ids.firms["F02"]}
+    ).json()
+    assert night["firm_id"] == ids.firms["F01"]
+    channel = f01.post(
+        f"/v1/people/{day.json()['id']}/channels",
+        json={"kind": "webhook", "address": "http://127.0.0.1:9/hook", "secret": "s3cret"},
+    )
+    assert channel.status_code == 201
+    assert channel.json()["has_secret"] is True
+    assert "secret" not in channel.json()
+
+    c01 = ids.communities["C01"]
+    shifts = [
+        (day.json()["id"], "2024-05-01T08:00:00+08:00", "2024-05-01T20:30:00+08:00"),
+        (night["id"], "2024-05-01T20:00:00+08:00", "2024-05-02T08:30:00+08:00"),
+    ]
+    for person, start, end in shifts:
+        r = f01.post(
+            "/v1/shifts",
+            json={
+                "community_id": c01,
+                "role": "duty_staff",
+                "person_id": person,
+                "starts_at": start,
+                "ends_at": end,
+            },
+        )
+        assert r.status_code == 201, r.text
+
+    def on_duty(at: str) -> list[str]:
+        r = api.as_("duty_c01").get(f"/v1/communities/{c01}/on-duty", params={"at": at})
+        return [p["name"] for p in r.json()["people"]]
+
+    assert on_duty("2024-05-01T12:00:00+08:00") == ["王值班"]
+    assert on_duty("2024-05-01T20:15:00+08:00") == ["王值班", "李夜班"]  # the handover
+    assert on_duty("2024-05-02T03:00:00+08:00") == ["李夜班"]
+    assert on_duty("2024-05-02T09:00:00+08:00") == []
+    listed = api.as_("township_t01").get("/v1/shifts", params={"at": "2024-05-01T20:15:00+08:00"})
+    assert len(listed.json()["items"]) == 2
+    assert (
+        api.as_("township_t02")
+        .get("/v1/shifts", params={"at": "2024-05-01T20:15:00+08:00"})
+        .json()["items"]
+        == []
+    )
+    backwards = f01.post(
+        "/v1/shifts",
+        json={
+            "community_id": c01,
+            "role": "duty_staff",
+            "person_id": night["id"],
+            "starts_at": "2024-05-02T08:00:00+08:00",
+            "ends_at": "2024-05-01T08:00:00+08:00",
+        },
+    )
+    assert backwards.status_code == 422
+    off = f01.patch(f"/v1/people/{night['id']}", json={"active": False})
+    assert off.json()["active"] is False
+    assert on_duty("2024-05-02T03:00:00+08:00") == []
+
+
+def test_people_and_shifts_of_another_scope_are_out_of_reach(api: Api, ids: Ids) -> None:
+    theirs = api.as_("firm_f02").post("/v1/people", json={"name": "赵", "role": "firm_manager"})
+    pid = theirs.json()["id"]
+    f01 = api.as_("firm_f01")
+    assert f01.get(f"/v1/people/{pid}").status_code == 404
+    assert f01.patch(f"/v1/people/{pid}", json={"name": "x"}).status_code == 404
+    assert (
+        f01.post(
+            f"/v1/people/{pid}/channels", json={"kind": "email", "address": "a@b.c"}
+        ).status_code
+        == 404
+    )
+    shift = f01.post(
+        "/v1/shifts",
+        json={
+            "community_id": ids.communities["C01"],
+            "role": "firm_manager",
+            "person_id": pid,
+            "starts_at": "2024-05-01T08:00:00+08:00",
+            "ends_at": "2024-05-01T20:00:00+08:00",
+        },
+    )
+    assert shift.status_code == 422
+    assert shift.json()["error"]["fields"][0]["field"] == "body.person_id"
+    assert pid not in [p["id"] for p in f01.get("/v1/people").json()["items"]]
+    assert pid in [p["id"] for p in api.as_("township_t02").get("/v1/people").json()["items"]]
+    assert pid not in [p["id"] for p in api.as_("township_t01").get("/v1/people").json()["items"]]
+    staff = api.as_("unit_el1").post("/v1/people", json={"name": "钱", "role": "maintenance_staff"})
+    assert staff.json()["unit_id"] == ids.units["MU-EL1"]
+    # C01's lifts are MU-EL1's: F01 may put its staff on C01's roster.
+    assert staff.json()["id"] in [p["id"] for p in f01.get("/v1/people").json()["items"]]
+
+
+def test_the_delivery_log_is_scoped_by_community(api: Api, ids: Ids, api_db: Conn) -> None:
+    from tests.api.conftest import make_alarm
+
+    rows: dict[str, int] = {}
+    for community in ("C01", "C02"):
+        alarm, wo = make_alarm(api_db, ids.devices[ids.device_in(community)], code="EL.LOG")
+        person = api_db.execute(
+            "INSERT INTO people (name, role) VALUES ('log', 'duty_staff') RETURNING id"
+        ).fetchone()
+        assert person is not None
+        channel = api_db.execute(
+            "INSERT INTO contact_channels (person_id, kind, address) VALUES (%s, 'email', 'x@y.z')"
+            " RETURNING id",
+            (person[0],),
+        ).fetchone()
+        assert channel is not None
+        outbox = api_db.execute(
+            "INSERT INTO outbox (kind, alarm_id, work_order_id, community_id, severity, payload)"
+            " VALUES ('alarm_opened', %s, %s, %s, 'P0', '{}') RETURNING id",
+            (alarm, wo, ids.communities[community]),
+        ).fetchone()
+        assert outbox is not None
+        delivery = api_db.execute(
+            "INSERT INTO deliveries (outbox_id, person_id, channel_id, attempt, status,"
+            " http_status, latency_ms) VALUES (%s, %s, %s, 1, 'accepted', 250, 12.5) RETURNING id",
+            (outbox[0], person[0], channel[0]),
+        ).fetchone()
+        assert delivery is not None
+        rows[community] = int(delivery[0])
+    log = api.as_("firm_f01").get("/v1/deliveries", params={"limit": 500}).json()["items"]
+    assert rows["C01"] in [d["id"] for d in log]
+    assert rows["C02"] not in [d["id"] for d in log]
+    assert {d["community_id"] for d in log} == {ids.communities["C01"]}
+    everyone = api.as_("regulator").get("/v1/deliveries", params={"status": "accepted"}).json()
+    assert {rows["C01"], rows["C02"]} <= {d["id"] for d in everyone["items"]}

@@ -1,0 +1,77 @@
+"""The live stream over real HTTP (uvicorn): committed alarm and work-order changes arrive as
+Server-Sent Events, only those in the caller's scope."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from core.db import Conn
+from tests.api.conftest import Ids, LiveServer, make_alarm
+
+
+def listen(
+    server: LiveServer, token: str, params: dict[str, Any], when_ready: Callable[[], None]
+) -> list[tuple[str, dict[str, Any]]]:
+    """The events of one bounded stream; ``when_ready`` runs once the stream listens."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    headers = {"Authorization": f"Bearer {token}"}
+    with (
+        httpx.Client(base_url=server.url, timeout=15) as client,
+        client.stream("GET", "/v1/stream", params=params, headers=headers) as r,
+    ):
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        event = ""
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                if event == "ready":
+                    when_ready()
+                else:
+                    events.append((event, json.loads(line.removeprefix("data: "))))
+    return events
+
+
+def test_the_stream_carries_changes_in_scope_only(
+    live_server: LiveServer, tokens: dict[str, str], ids: Ids, api_db: Conn
+) -> None:
+    made: dict[str, tuple[int, int | None]] = {}
+
+    def changes() -> None:
+        made["C02"] = make_alarm(api_db, ids.devices[ids.device_in("C02")], code="EL.STREAM")
+        made["C01"] = make_alarm(api_db, ids.devices[ids.device_in("C01")], code="EL.STREAM")
+
+    events = listen(live_server, tokens["duty_c01"], {"max_events": 2, "max_seconds": 10}, changes)
+    alarm, wo = made["C01"]
+    assert [(e, d["id"], d["op"], d["state"]) for e, d in events] == [
+        ("alarm", alarm, "insert", "active"),
+        ("work_order", wo, "insert", "occurred"),
+    ]
+    assert {d["community_id"] for _, d in events} == {ids.communities["C01"]}
+
+
+def test_a_unit_hears_only_of_its_work_orders(
+    live_server: LiveServer, tokens: dict[str, str], ids: Ids, api_db: Conn
+) -> None:
+    made: dict[str, tuple[int, int | None]] = {}
+
+    def changes() -> None:
+        made["C02"] = make_alarm(api_db, ids.devices[ids.device_in("C02")], code="EL.STREAM2")
+        made["C01"] = make_alarm(api_db, ids.devices[ids.device_in("C01")], code="EL.STREAM2")
+
+    events = listen(live_server, tokens["unit_el1"], {"max_events": 1, "max_seconds": 10}, changes)
+    assert [(e, d["id"]) for e, d in events] == [("work_order", made["C01"][1])]
+
+
+def test_a_stream_ends_after_max_seconds_and_needs_a_token(
+    live_server: LiveServer, tokens: dict[str, str]
+) -> None:
+    assert listen(live_server, tokens["regulator"], {"max_seconds": 0.3}, lambda: None) == []
+    r = httpx.get(f"{live_server.url}/v1/stream", timeout=5)
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "unauthorized"
