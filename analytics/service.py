@@ -23,7 +23,14 @@ from analytics.engine import Engine, Observation, compile_rules
 from analytics.learned import Learned, compile_learned
 from analytics.lifecycle import Lifecycle, Policy, Transition
 from analytics.models import latest
-from analytics.store import DeviceInfo, apply, load_devices, load_open_alarms, record_breaches
+from analytics.store import (
+    DeviceInfo,
+    apply,
+    cleared_elsewhere,
+    load_devices,
+    load_open_alarms,
+    record_breaches,
+)
 from analytics.work_orders import Calendar, limit_seconds
 from core.db import Conn, connect
 from core.feed import EVENTS_TOPIC, READINGS_TOPIC, unpack_events, unpack_readings
@@ -162,6 +169,13 @@ class Analytics:
                 self.learned.set_model(model)
                 log.info("%s: using model %s", cls, model.version)
 
+    def forget_cleared(self) -> None:
+        """Alarms cleared by hand are closed here too, so the next fault opens a new alarm."""
+        ids = {a.id: key for key, a in self.lifecycle.open.items() if a.id is not None}
+        for alarm_id in cleared_elsewhere(self.conn, list(ids)):
+            self.lifecycle.open.pop(ids[alarm_id], None)
+            log.info("alarm %s was cleared by hand", alarm_id)
+
     def step(self) -> None:
         if time.monotonic() - self._models_checked_at > 30.0:
             self._models_checked_at = time.monotonic()
@@ -195,6 +209,7 @@ class Analytics:
         if now and time.monotonic() - self._last_breach_check > 5.0:
             self._last_breach_check = time.monotonic()
             record_breaches(self.conn, now)
+            self.forget_cleared()
         for _topic, _payload, mid, qos in items:
             if qos:
                 self.client.ack(mid, qos)

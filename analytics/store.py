@@ -92,18 +92,22 @@ def apply(
                 case Kind.RETRIGGER:
                     conn.execute(
                         "UPDATE alarms SET triggers = %s, flaps = %s, last_triggered_at = %s,"
-                        " normal_since = NULL WHERE id = %s",
+                        " normal_since = NULL WHERE id = %s AND state <> 'cleared'",
                         (a.triggers, a.flaps, dt(a.last_triggered_at), a.id),
                     )
                 case Kind.NORMAL:
                     conn.execute(
-                        "UPDATE alarms SET normal_since = %s WHERE id = %s", (dt(tr.t), a.id)
+                        "UPDATE alarms SET normal_since = %s WHERE id = %s AND state <> 'cleared'",
+                        (dt(tr.t), a.id),
                     )
                 case Kind.CLEAR:
-                    _notify(conn, "alarm_cleared", a, entry, dev, _clear(conn, a, tr.t), tr.t)
+                    cleared, wo_id = _clear(conn, a, tr.t)
+                    if cleared:  # not already cleared by hand (that wrote its own notice)
+                        _notify(conn, "alarm_cleared", a, entry, dev, wo_id, tr.t)
                 case Kind.RAISE:
                     conn.execute(
-                        "UPDATE alarms SET severity = %s WHERE id = %s", (a.severity, a.id)
+                        "UPDATE alarms SET severity = %s WHERE id = %s AND state <> 'cleared'",
+                        (a.severity, a.id),
                     )
                     row = conn.execute(
                         "UPDATE work_orders SET severity = %s WHERE alarm_id = %s RETURNING id",
@@ -219,11 +223,18 @@ def _open(
     return int(wo[0]), p
 
 
-def _clear(conn: Conn, a: Alarm, t: float) -> int | None:
-    conn.execute(
-        "UPDATE alarms SET state = 'cleared', cleared_at = %s, cleared_reason = 'recovered' WHERE id = %s",
-        (dt(t), a.id),
-    )
+def _clear(conn: Conn, a: Alarm, t: float) -> tuple[bool, int | None]:
+    """Clear the alarm and close its work order as recovered; (whether this cleared it, the
+    work order). An alarm someone cleared by hand meanwhile stays as they left it."""
+    if (
+        conn.execute(
+            "UPDATE alarms SET state = 'cleared', cleared_at = %s, cleared_reason = 'recovered'"
+            " WHERE id = %s AND state <> 'cleared'",
+            (dt(t), a.id),
+        ).rowcount
+        == 0
+    ):
+        return False, None
     row = conn.execute(
         "SELECT id, status FROM work_orders WHERE alarm_id = %s AND closed_at IS NULL", (a.id,)
     ).fetchone()
@@ -244,7 +255,7 @@ def _clear(conn: Conn, a: Alarm, t: float) -> int | None:
             " AND cancelled_at IS NULL",
             (dt(t), row[0]),
         )
-    return None if row is None else int(row[0])
+    return True, None if row is None else int(row[0])
 
 
 def record_breaches(conn: Conn, now: float) -> int:
@@ -318,3 +329,13 @@ def transition(
                 " AND fired_at IS NULL AND cancelled_at IS NULL",
                 (at, work_order_id),
             )
+
+
+def cleared_elsewhere(conn: Conn, alarm_ids: list[int]) -> list[int]:
+    """Which of these alarms, open as far as analytics knows, someone cleared by hand (API)."""
+    if not alarm_ids:
+        return []
+    rows = conn.execute(
+        "SELECT id FROM alarms WHERE id = ANY(%s) AND state = 'cleared'", (alarm_ids,)
+    ).fetchall()
+    return [int(r[0]) for r in rows]

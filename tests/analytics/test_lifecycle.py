@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from analytics.conditions import DeviceView, Offline, Stuck, Threshold, Trapped
 from analytics.engine import Engine, Observation, Rule
 from analytics.lifecycle import Kind, Lifecycle, Policy
+from core.db import Conn
+from core.settings import Settings
 
 
 def life(hold: float = 60.0, raise_after: float | None = None) -> Lifecycle:
@@ -128,3 +132,44 @@ def test_raised_device_codes_and_open_alarms_survive_an_analytics_restart(
     assert all(o.active for o in later if o.code == "EL.ALARM_BUTTON")
     second.conn.close()
     assert db.execute("SELECT count(*) FROM work_orders").fetchone() == (1,)
+
+
+def test_an_alarm_cleared_by_hand_is_forgotten_and_the_next_fault_opens_a_new_one(
+    settings: Settings, db: Conn
+) -> None:
+    from analytics.__main__ import build
+    from analytics.store import apply
+
+    db.execute(
+        "TRUNCATE ack_tokens_used, deliveries, outbox, alarms, work_orders, work_order_transitions,"
+        " work_order_breaches, escalation_steps CASCADE"
+    )
+    (dev,) = db.execute(
+        "SELECT id FROM devices WHERE device_class = 'elevator' ORDER BY id LIMIT 1"
+    ).fetchone() or (0,)
+    service = build(settings, clock="data")
+    t0 = time.time() - 600
+
+    def observe(t: float, active: bool) -> None:
+        apply(
+            service.conn,
+            service.lifecycle.observe(Observation(dev, "EL.TRAPPED", t, active, "test")),
+            entry_of=service._entry,
+            devices=service.devices,
+            calendar=service.calendar,
+            list_version="t",
+        )
+
+    try:
+        observe(t0, True)
+        db.execute("UPDATE alarms SET state = 'cleared', cleared_reason = 'manual: resolved'")
+        observe(t0 + 10, False)  # analytics still thinks it open: its writes leave it cleared
+        assert db.execute("SELECT state, normal_since FROM alarms").fetchall() == [
+            ("cleared", None)
+        ]
+        service.forget_cleared()
+        observe(t0 + 20, True)
+    finally:
+        service.conn.close()
+    rows = db.execute("SELECT state FROM alarms ORDER BY id").fetchall()
+    assert rows == [("cleared",), ("active",)], "the new fault is a new alarm"
