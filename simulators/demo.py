@@ -1,5 +1,6 @@
-"""Simulators: the platform's main job for a demo. Ingest workers and the simulator together,
-with a status line every few seconds, until Ctrl-C stops everything cleanly."""
+"""Simulators: the platform's main job for a demo. Ingest workers, analytics, the notifier, the
+HTTP API and the simulator together, with a status line every few seconds, until Ctrl-C stops
+everything cleanly."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
         [sys.executable, "-m", "core.cli", "ingest", "--workers", str(workers)]
     )
     analytics = subprocess.Popen([sys.executable, "-m", "core.cli", "analytics"])
+    notifier = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "dispatch", "--name", "notifier-0"]
+    )
+    api = subprocess.Popen([sys.executable, "-m", "core.cli", "api", "serve"])
+    services = {"ingest": ingest, "analytics": analytics, "notifier": notifier, "api": api}
     sim = threading.Thread(
         target=simulate,
         kwargs={
@@ -53,13 +59,14 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
         f" (password in {s.state_dir / 'shouwang.env'})\n"
         f"broker    mqtt://{s.mqtt_host}:{s.mqtt_port} (watch: mosquitto_sub -p {s.mqtt_port}"
         f" -u {s.mqtt_admin_username} -P <SHOUWANG_MQTT_ADMIN_PASSWORD> -t 'sw/v1/#' -v)\n"
+        f"API       http://{s.api_host}:{s.api_port}/docs (tokens: .venv/bin/shouwang api token issue)\n"
         "status    .venv/bin/shouwang status      stop: Ctrl-C"
     )
     try:
         with connect(s.database_url, autocommit=True) as conn:
             while not stop.wait(10.0):
-                if ingest.poll() is not None or analytics.poll() is not None:
-                    log.error("ingest or analytics exited; stopping")
+                if exited := [n for n, p in services.items() if p.poll() is not None]:
+                    log.error("%s exited; stopping", ", ".join(exited))
                     break
                 if not sim.is_alive():
                     log.error("the simulator stopped; stopping")
@@ -75,8 +82,9 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
     finally:
         stop.set()
         sim.join(30)
-        for proc in (ingest, analytics):
-            proc.send_signal(signal.SIGTERM)
-        for proc in (ingest, analytics):
+        for proc in services.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in services.values():
             proc.wait(30)
         console.print("stopped cleanly")
