@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,8 @@ class AnalyticsConfig:
     data_tick_seconds: float = (
         5.0  # with clock="data": how often, in data time, time-driven checks run
     )
+    # Load (None: keep) the newest list published through the API; None when a file is pinned.
+    published_list: Callable[[Conn, str], Any] | None = None
 
 
 @dataclass(slots=True)
@@ -76,19 +79,8 @@ class Analytics:
         self.metric_names: dict[int, str] = dict(
             self.conn.execute("SELECT id, name FROM metrics").fetchall()
         )
-        self.engine = Engine(compile_rules(self.entries.entries.values()))
-        self.learned = Learned(compile_learned(self.entries.entries.values()))
+        self._build_detectors()
         self._models_checked_at = 0.0
-        for d in self.devices.values():
-            self.engine.add_device(_view(d))
-        # Device fault codes still raised survive a restart: the device will not say them again.
-        for device_id, code in self.conn.execute(
-            "SELECT device_id, code FROM (SELECT DISTINCT ON (device_id, code) device_id, code, active"
-            " FROM events WHERE ts > now() - interval '30 days' ORDER BY device_id, code, ts DESC) e"
-            " WHERE active"
-        ).fetchall():
-            if device_id in self.engine.views:
-                self.engine.views[device_id].active_codes.add(code)
         self.lifecycle = Lifecycle(self._policy)
         for alarm in load_open_alarms(self.conn):
             self.lifecycle.open[(alarm.device_id, alarm.code)] = alarm
@@ -169,6 +161,36 @@ class Analytics:
                 self.learned.set_model(model)
                 log.info("%s: using model %s", cls, model.version)
 
+    def _build_detectors(self) -> None:
+        """The rule engine and learned detectors for the list in force."""
+        self.engine = Engine(compile_rules(self.entries.entries.values()))
+        self.learned = Learned(compile_learned(self.entries.entries.values()))
+        for d in self.devices.values():
+            self.engine.add_device(_view(d))
+        # Device fault codes still raised survive a restart: the device will not say them again.
+        for device_id, code in self.conn.execute(
+            "SELECT device_id, code FROM (SELECT DISTINCT ON (device_id, code) device_id, code, active"
+            " FROM events WHERE ts > now() - interval '30 days' ORDER BY device_id, code, ts DESC) e"
+            " WHERE active"
+        ).fetchall():
+            if device_id in self.engine.views:
+                self.engine.views[device_id].active_codes.add(code)
+
+    def refresh_list(self) -> bool:
+        """Switch to a list version published since (detector windows start afresh; open alarms
+        and their work orders stay as filed). Return whether the list changed."""
+        if self.cfg.published_list is None:
+            return False
+        newer = self.cfg.published_list(self.conn, str(self.entries.version))
+        if newer is None:
+            return False
+        log.info("responsibility list %s -> %s", self.entries.version, newer.version)
+        self.entries = newer
+        self._build_detectors()
+        if self.learned.classes_with_models():
+            self.refresh_models()
+        return True
+
     def forget_cleared(self) -> None:
         """Alarms cleared by hand are closed here too, so the next fault opens a new alarm."""
         ids = {a.id: key for key, a in self.lifecycle.open.items() if a.id is not None}
@@ -179,6 +201,7 @@ class Analytics:
     def step(self) -> None:
         if time.monotonic() - self._models_checked_at > 30.0:
             self._models_checked_at = time.monotonic()
+            self.refresh_list()
             self.refresh_models()
         with self._lock:
             items, self._buffer = self._buffer, []
