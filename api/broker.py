@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from core.db import Conn
 from core.errors import ConfigError
 from core.settings import Settings
-from gateway.sync import ServiceAccount, sync
+from gateway.sync import platform_services, sync
 
 log = logging.getLogger("shouwang.api")
 _LOCK_KEY = 0x5357_4252  # "SWBR"
@@ -23,29 +23,6 @@ _LOCK_KEY = 0x5357_4252  # "SWBR"
 class BrokerSync:
     synced: bool  # the password file and ACL match the registry, and the broker was told
     detail: str
-
-
-def services(s: Settings) -> list[ServiceAccount]:
-    return [
-        ServiceAccount(
-            s.mqtt_ingest_username,
-            s.mqtt_ingest_password.get_secret_value(),
-            "ingest",
-            "SHOUWANG_MQTT_INGEST_PASSWORD",
-        ),
-        ServiceAccount(
-            s.mqtt_analytics_username,
-            s.mqtt_analytics_password.get_secret_value(),
-            "analytics",
-            "SHOUWANG_MQTT_ANALYTICS_PASSWORD",
-        ),
-        ServiceAccount(
-            s.mqtt_admin_username,
-            s.mqtt_admin_password.get_secret_value(),
-            "admin",
-            "SHOUWANG_MQTT_ADMIN_PASSWORD",
-        ),
-    ]
 
 
 def sync_broker(conn: Conn, s: Settings) -> BrokerSync:
@@ -60,7 +37,7 @@ def sync_broker(conn: Conn, s: Settings) -> BrokerSync:
     try:
         n, changed = sync(
             conn,
-            services(s),
+            platform_services(s),
             passwd=passwd,
             acl=acl,
             pid_file=pid,

@@ -58,40 +58,14 @@ def gateway_sync(
 ) -> None:
     """Write the broker's password file and ACL from the registry; the broker reloads them."""
     from core.db import connect
-    from gateway.sync import ServiceAccount, sync
+    from gateway.sync import platform_services, sync
 
     s = load_settings()
     passwd, acl, pid = s.broker_files()
-    services = [
-        ServiceAccount(
-            s.mqtt_ingest_username,
-            s.mqtt_ingest_password.get_secret_value(),
-            "ingest",
-            "SHOUWANG_MQTT_INGEST_PASSWORD",
-        ),
-        ServiceAccount(
-            s.mqtt_analytics_username,
-            s.mqtt_analytics_password.get_secret_value(),
-            "analytics",
-            "SHOUWANG_MQTT_ANALYTICS_PASSWORD",
-        ),
-        ServiceAccount(
-            s.notify_mqtt_username,
-            s.notify_mqtt_password.get_secret_value(),
-            "notify",
-            "SHOUWANG_NOTIFY_MQTT_PASSWORD",
-        ),
-        ServiceAccount(
-            s.mqtt_admin_username,
-            s.mqtt_admin_password.get_secret_value(),
-            "admin",
-            "SHOUWANG_MQTT_ADMIN_PASSWORD",
-        ),
-    ]
     with connect(s.database_url) as conn:
         n, changed = sync(
             conn,
-            services,
+            platform_services(s),
             passwd=passwd,
             acl=acl,
             pid_file=pid,

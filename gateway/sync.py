@@ -7,6 +7,7 @@ from pathlib import Path
 
 from core.db import Conn
 from core.errors import ConfigError
+from core.settings import Settings
 from gateway.accounts import active_accounts
 from gateway.acl import Account
 from gateway.broker import reload, write_files
@@ -70,3 +71,33 @@ def _existing_hashes(passwd: Path) -> dict[str, str]:
         user, _, hashed = line.partition(":")
         out[user] = hashed
     return out
+
+
+def platform_services(s: Settings) -> list[ServiceAccount]:
+    """The platform's own broker accounts, as the settings name them."""
+    return [
+        ServiceAccount(
+            s.mqtt_ingest_username,
+            s.mqtt_ingest_password.get_secret_value(),
+            "ingest",
+            "SHOUWANG_MQTT_INGEST_PASSWORD",
+        ),
+        ServiceAccount(
+            s.mqtt_analytics_username,
+            s.mqtt_analytics_password.get_secret_value(),
+            "analytics",
+            "SHOUWANG_MQTT_ANALYTICS_PASSWORD",
+        ),
+        ServiceAccount(
+            s.notify_mqtt_username,
+            s.notify_mqtt_password.get_secret_value(),
+            "notify",
+            "SHOUWANG_NOTIFY_MQTT_PASSWORD",
+        ),
+        ServiceAccount(
+            s.mqtt_admin_username,
+            s.mqtt_admin_password.get_secret_value(),
+            "admin",
+            "SHOUWANG_MQTT_ADMIN_PASSWORD",
+        ),
+    ]

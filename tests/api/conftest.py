@@ -39,6 +39,7 @@ from tests.conftest import (
     ADMIN_PASSWORD,
     ANALYTICS_PASSWORD,
     INGEST_PASSWORD,
+    NOTIFY_PASSWORD,
     SMALL,
     Broker,
     free_port,
@@ -186,6 +187,7 @@ def settings_for(database_url: str, broker: Broker, state_dir: Path) -> Settings
         mqtt_ingest_password=INGEST_PASSWORD,  # type: ignore[arg-type]
         mqtt_admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
         mqtt_analytics_password=ANALYTICS_PASSWORD,  # type: ignore[arg-type]
+        notify_mqtt_password=NOTIFY_PASSWORD,  # type: ignore[arg-type]
         broker_password_file=broker.passwd,
         broker_acl_file=broker.acl,
         broker_pid_file=broker.pid_file,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from core.db import Conn
 from tests.api.conftest import Api, Ids, can_connect, eventually
-from tests.conftest import Broker
+from tests.conftest import NOTIFY_PASSWORD, Broker
 
 
 def test_issue_rotate_and_revoke_a_devices_credential(
@@ -36,6 +36,8 @@ def test_issue_rotate_and_revoke_a_devices_credential(
     again = f01.delete(f"/v1/devices/{uid}/credentials")
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "not_issued"
+    # The platform's own accounts stay on the broker through every sync the API makes.
+    assert eventually(lambda: can_connect(api_broker, "svc-notify", NOTIFY_PASSWORD))
 
 
 def test_a_decommissioned_device_gets_no_credential(api: Api, ids: Ids, api_db: Conn) -> None:
