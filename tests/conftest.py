@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +42,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
+@contextmanager
+def fresh_database(name: str) -> Iterator[str]:
+    """A new database ``name`` in the local cluster with the schema migrated; its URL. Dropped
+    afterwards. Fails loudly when PostgreSQL is not there (CI must not skip)."""
     admin_url = load_settings().database_url
     try:
         admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
@@ -50,17 +53,24 @@ def database_url() -> Iterator[str]:
         pytest.fail(
             f"PostgreSQL is not reachable at {admin_url!r} ({e}); run 'scripts/stack.sh up'"
         )
-    name = f"shouwang_test_{os.getpid()}"
-    admin.execute(f"DROP DATABASE IF EXISTS {name}")
-    admin.execute(f"CREATE DATABASE {name}")
-    params = conninfo_to_dict(admin_url)
-    params["dbname"] = name
-    url = make_conninfo(**params)  # type: ignore[arg-type]
-    with connect(url) as conn:
-        migrate(conn)
-    yield url
-    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.close()
+    with admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+        params = conninfo_to_dict(admin_url)
+        params["dbname"] = name
+        url = make_conninfo(**params)  # type: ignore[arg-type]
+        try:
+            with connect(url) as conn:
+                migrate(conn)
+            yield url
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with fresh_database(f"shouwang_test_{os.getpid()}") as url:
+        yield url
 
 
 @pytest.fixture

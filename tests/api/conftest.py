@@ -23,16 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import uvicorn
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from api.app import create_app
 from api.tokens import issue
-from core.db import Conn, connect, migrate
-from core.settings import Settings, load_settings
+from core.db import Conn, connect
+from core.settings import Settings
 from gateway.broker import broker_config
 from simulators.seed import seed
 from tests.conftest import (
@@ -43,6 +41,7 @@ from tests.conftest import (
     SMALL,
     Broker,
     free_port,
+    fresh_database,
     sync_broker,
 )
 from tests.mqtt_helpers import peer
@@ -51,26 +50,10 @@ from tests.mqtt_helpers import peer
 @contextmanager
 def seeded_database(name: str, secrets_file: Path) -> Iterator[str]:
     """A fresh database ``name`` with the schema and the small demo county; dropped afterwards."""
-    admin_url = load_settings().database_url
-    try:
-        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as e:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {admin_url!r} ({e}); run 'scripts/stack.sh up'"
-        )
-    with admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {name}")
-        params = conninfo_to_dict(admin_url)
-        params["dbname"] = name
-        url = make_conninfo(**params)  # type: ignore[arg-type]
+    with fresh_database(name) as url:
         with connect(url, autocommit=True) as conn:
-            migrate(conn)
             seed(conn, SMALL, secrets_file)
-        try:
-            yield url
-        finally:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -7,29 +7,17 @@ import re
 import subprocess
 from collections.abc import Iterator
 
-import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from core.db import connect, migrate
+from core.db import connect
 from core.settings import Settings
-from tests.conftest import settings_env, shouwang
+from tests.conftest import fresh_database, settings_env, shouwang
 
 
 @pytest.fixture
-def empty_database(api_database: str) -> Iterator[str]:
-    admin = psycopg.connect(api_database, autocommit=True)
-    name = f"shouwang_bench_{os.getpid()}"
-    admin.execute(f"DROP DATABASE IF EXISTS {name}")
-    admin.execute(f"CREATE DATABASE {name}")
-    params = conninfo_to_dict(api_database)
-    params["dbname"] = name
-    url = make_conninfo(**params)  # type: ignore[arg-type]
-    with connect(url) as conn:
-        migrate(conn)
-    yield url
-    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.close()
+def empty_database() -> Iterator[str]:
+    with fresh_database(f"shouwang_bench_{os.getpid()}") as url:
+        yield url
 
 
 def test_bench_api_prints_its_figures_and_cleans_up(

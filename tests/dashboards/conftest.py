@@ -8,16 +8,14 @@ import os
 import time
 from collections.abc import Iterator
 
-import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from core.db import Conn, connect, migrate
+from core.db import Conn, connect
 from core.responsibility import default_list
-from core.settings import load_settings
 from dashboards.access import Credentials, grant_regulator, revoke
 from simulators.county import County, demo_county
 from simulators.seed import seed
+from tests.conftest import fresh_database
 from tests.dashboards.demo_data import Summary, backfill
 from tests.dashboards.panels import login_url
 
@@ -61,17 +59,7 @@ def full_county(
 ) -> Iterator[tuple[str, float, Summary]]:
     """The full demo county (20 communities, ~2,000 devices) in a database of its own, with
     two hours of readings from every device."""
-    admin_url = load_settings().database_url
-    admin = psycopg.connect(admin_url, autocommit=True)
-    name = f"shouwang_test_{os.getpid()}_full"
-    admin.execute(f"DROP DATABASE IF EXISTS {name}")
-    admin.execute(f"CREATE DATABASE {name}")
-    params = conninfo_to_dict(admin_url)
-    params["dbname"] = name
-    url = make_conninfo(**params)  # type: ignore[arg-type]
-    try:
-        with connect(url) as conn:
-            migrate(conn)
+    with fresh_database(f"shouwang_test_{os.getpid()}_full") as url:
         now = time.time()
         with connect(url, autocommit=True) as conn:
             seed(conn, demo_county(), tmp_path_factory.mktemp("full") / "secrets.json")
@@ -79,6 +67,3 @@ def full_county(
                 conn, default_list(), now=now, span_s=FULL_SPAN_S, step_s=60.0, fault_rounds=10
             )
         yield url, now, summary
-    finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
