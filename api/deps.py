@@ -1,14 +1,19 @@
 """API: what every request depends on: a database connection and the caller (``Principal``).
 
-The caller is resolved from its bearer token on each request, so a revoked token stops working
-at once. Its ``community_ids`` are fixed for the request and every query filters by them in SQL.
+The caller is resolved from its bearer token (one recursive query), then kept for
+``api_token_cache_s`` seconds (:class:`TokenCache`, default 5; 0 turns it off), so a revoked token
+or a changed scope (a community created, moved or handed to another firm elsewhere) takes effect
+within that time. A change made through this API process takes effect in it at once: any
+request other than GET, HEAD or OPTIONS empties the cache when it is done. Its ``community_ids``
+are fixed for the request and every query filters by them in SQL.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Final, TypeVar
 
 import anyio.to_thread
 import psycopg
@@ -77,16 +82,56 @@ FROM t
 """
 
 
-async def resolve(db: AsyncConn, credentials: HTTPAuthorizationCredentials | None) -> Principal:
-    """The caller behind ``credentials``; 401 for none, an unknown or a revoked token."""
+@dataclass
+class TokenCache:
+    """Callers resolved from their token digests, each kept for ``ttl_s`` seconds after it was
+    read from the database (only known, unrevoked tokens; ``ttl_s`` <= 0 keeps nothing)."""
+
+    ttl_s: float
+    max_entries: int = 10_000
+    _entries: dict[bytes, tuple[float, Principal]] = field(default_factory=dict)
+
+    def get(self, key: bytes) -> Principal | None:
+        hit = self._entries.get(key)
+        if hit is None:
+            return None
+        if hit[0] <= time.monotonic():
+            self._entries.pop(key, None)
+            return None
+        return hit[1]
+
+    def put(self, key: bytes, p: Principal) -> None:
+        if self.ttl_s <= 0:
+            return
+        now = time.monotonic()
+        if len(self._entries) >= self.max_entries:
+            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+        self._entries[key] = (now + self.ttl_s, p)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+async def resolve(
+    db: AsyncConn,
+    credentials: HTTPAuthorizationCredentials | None,
+    cache: TokenCache | None = None,
+) -> Principal:
+    """The caller behind ``credentials``; 401 for none, an unknown or a revoked token (one
+    revoked less than ``cache.ttl_s`` ago may still pass)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <API token>'")
-    cur = await db.execute(_PRINCIPAL_SQL, (digest(credentials.credentials),))
+    key = digest(credentials.credentials)
+    if cache is not None and (cached := cache.get(key)) is not None:
+        return cached
+    cur = await db.execute(_PRINCIPAL_SQL, (key,))
     row = await cur.fetchone()
     if row is None:
         raise ApiError(401, "unauthorized", "this API token is unknown or revoked")
     token_id, role, name, region_id, firm_id, _, unit_id, communities = row
-    return Principal(
+    p = Principal(
         token_id=int(token_id),
         role=str(role),
         name=str(name),
@@ -95,17 +140,31 @@ async def resolve(db: AsyncConn, credentials: HTTPAuthorizationCredentials | Non
         region_id=region_id,
         maintenance_unit_id=unit_id,
     )
+    if cache is not None:
+        cache.put(key, p)
+    return p
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def principal(db: Db, credentials: Credentials) -> Principal:
-    """The caller of this request, from its bearer token."""
-    return await resolve(db, credentials)
+_READS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-Caller = Annotated[Principal, Depends(principal)]
+async def principal(request: Request, db: Db, credentials: Credentials) -> AsyncIterator[Principal]:
+    """The caller of this request, from its bearer token. After a request that may change
+    something (any method but GET, HEAD and OPTIONS) the token cache is emptied, so what it
+    changed (a community's firm or region, say) is in force for the next request at once."""
+    cache: TokenCache | None = getattr(request.app.state, "token_cache", None)
+    try:
+        yield await resolve(db, credentials, cache)
+    finally:
+        if cache is not None and request.method not in _READS:
+            cache.clear()
+
+
+# scope="function": the cache is emptied when the route returns, before its answer goes out.
+Caller = Annotated[Principal, Depends(principal, scope="function")]
 
 
 async def blocking(request: Request, fn: Callable[[Conn], T]) -> T:

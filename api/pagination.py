@@ -70,7 +70,7 @@ class PageParams:
         return key[0]
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = 50,
     cursor: Annotated[
         str | None, Query(max_length=200, description="the 'next' of the previous page")

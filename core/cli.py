@@ -543,7 +543,7 @@ def api_token_issue(
 
 @api_token_app.command("revoke")
 def api_token_revoke(token_id: Annotated[int, typer.Argument(help="the token's id")]) -> None:
-    """Revoke an API token; it stops working at once."""
+    """Revoke an API token; it stops working within SHOUWANG_API_TOKEN_CACHE_S (5 s)."""
     from api.tokens import revoke
     from core.db import connect
 

@@ -63,11 +63,14 @@ class Settings(BaseSettings):
     rejects_retention_days: float = 30.0
 
     # HTTP API (`shouwang api`): where it listens, the URL clients reach it at (in links and the
-    # OpenAPI servers list; empty: none), and the most database connections it holds.
+    # OpenAPI servers list; empty: none), the most database connections it holds, and how long
+    # a token's caller (role and scope) is kept before it is read again: a revocation or a scope
+    # change made elsewhere takes effect within that time (0: every request reads it).
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_public_url: str = ""
     api_pool_size: int = 10
+    api_token_cache_s: float = 5.0
 
     # Notifications (the dispatcher). Severities not listed in notify_grouped_severities go out
     # at once to everyone on duty; grouped ones wait notify_group_wait_s for companions, then go

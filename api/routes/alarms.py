@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from psycopg import sql
+from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from analytics.notify.ack import AckError, acknowledge
@@ -14,9 +15,10 @@ from analytics.store import TransitionError, transition
 from api import scope
 from api.deps import Caller, Db, Principal, blocking
 from api.errors import ERROR_RESPONSES, ApiError, not_found
+from api.fastjson import page_response
 from api.fields import CODE_PATTERN, BigId, OptId, Text, aware
-from api.pagination import Page, Paging, page
-from api.queries import fetch_all, fetch_found
+from api.pagination import Page, Paging
+from api.queries import fetch_found
 from api.scope import Action, Where, require
 from core.db import Conn
 
@@ -78,7 +80,7 @@ async def list_alarms(
     event_code: Annotated[str | None, Query(max_length=64)] = None,
     opened_from: Annotated[datetime | None, Query()] = None,
     opened_until: Annotated[datetime | None, Query()] = None,
-) -> Page[Alarm]:
+) -> Response:
     """Alarms in scope, newest first; ``state`` and ``severity`` may repeat."""
     require(p, Action.READ_COMMUNITIES)
     w = scope.communities(Where(), p, "d.community_id")
@@ -91,8 +93,10 @@ async def list_alarms(
     w.add_if(aware("opened_until", opened_until), "a.opened_at < %(t1)s", "t1")
     w.add_if(paging.after_id(), "a.id < %(after)s", "after")
     q = sql.SQL(_SELECT) + w.sql() + sql.SQL(" ORDER BY a.id DESC LIMIT %(n)s")
-    rows = await fetch_all(db, Alarm, q, {**w.params, "n": paging.limit + 1})
-    return page(rows, paging.limit, lambda r: (r.id,))
+    async with db.cursor(row_factory=dict_row) as cur:
+        await cur.execute(q, {**w.params, "n": paging.limit + 1})
+        rows = await cur.fetchall()
+    return page_response(rows, paging.limit, lambda r: (r["id"],))
 
 
 async def _one(db: Db, p: Principal, alarm_id: int) -> Alarm:

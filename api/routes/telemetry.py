@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Final
+from typing import Annotated, Any, ClassVar, Final
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from psycopg import sql
 from pydantic import BaseModel
 
 from api import scope
-from api.deps import Caller, Db
+from api.deps import AsyncConn, Caller, Db
 from api.errors import ERROR_RESPONSES, invalid
+from api.fastjson import page_response
 from api.fields import OptId, Uid, aware
-from api.pagination import Page, Paging, page
-from api.queries import fetch_all
+from api.pagination import Page, Paging
 from api.routes.devices import find
 from api.scope import Action, Where, require
 from core.catalogue import DeviceClass
@@ -64,48 +68,89 @@ class Range(BaseModel):
     series: list[Series]
 
 
-class _Head(BaseModel):
-    device_id: int
-    uid: str
-    device_class: str
-    community_id: int
-    last_seen: datetime | None
-    online: bool | None
-
-
-class _Latest(Reading):
-    device_id: int
-
-
-async def _latest(db: Db, heads: list[_Head]) -> list[DeviceLatest]:
-    rows = await fetch_all(
-        db,
-        _Latest,
-        "SELECT l.device_id, m.name AS metric, m.unit, l.value, l.ts FROM latest_readings l"
-        " JOIN metrics m ON m.id = l.metric_id WHERE l.device_id = ANY(%s)"
-        " ORDER BY l.device_id, m.name",
-        ([h.device_id for h in heads],),
-    )
-    by_device: dict[int, list[Reading]] = defaultdict(list)
-    for r in rows:
-        by_device[r.device_id].append(Reading(metric=r.metric, unit=r.unit, value=r.value, ts=r.ts))
-    return [DeviceLatest(**h.model_dump(), readings=by_device[h.device_id]) for h in heads]
-
-
 _HEAD = (
-    "SELECT d.id AS device_id, d.uid, d.device_class, d.community_id, pr.last_seen, pr.online"
-    " FROM devices d LEFT JOIN device_presence pr ON pr.device_id = d.id WHERE "
+    "SELECT d.id, d.uid, d.device_class, d.community_id, pr.last_seen, pr.online"
+    " FROM devices d LEFT JOIN device_presence pr ON pr.device_id = d.id WHERE {where}"
+    " ORDER BY d.id LIMIT %(n)s"
 )
+_READINGS = "SELECT device_id, metric_id, value, ts FROM latest_readings WHERE device_id = ANY(%s)"
+
+
+@dataclass
+class MetricNames:
+    """The ``metrics`` table (catalogue rows written by ``shouwang db migrate``): id -> (name,
+    unit, place in ``ORDER BY name``), so the latest readings need no join. Read again after
+    :data:`REFRESH_S`, and when a reading names a metric it does not know (at most once a
+    second: readings of a metric missing from the table are left out, as a join would)."""
+
+    REFRESH_S: ClassVar[float] = 60.0
+    by_id: dict[int, tuple[str, str, int]] = field(default_factory=dict)
+    read_at: float = -math.inf
+
+    async def get(self, db: AsyncConn, ids: Iterable[int]) -> dict[int, tuple[str, str, int]]:
+        age = time.monotonic() - self.read_at
+        if age > self.REFRESH_S or (age > 1.0 and not self.by_id.keys() >= set(ids)):
+            cur = await db.execute(
+                "SELECT id, name, unit, rank() OVER (ORDER BY name) FROM metrics"
+            )
+            self.by_id = {int(i): (n, u, int(r)) for i, n, u, r in await cur.fetchall()}
+            self.read_at = time.monotonic()
+        return self.by_id
+
+
+def _metric_names(request: Request) -> MetricNames:
+    names: MetricNames | None = getattr(request.app.state, "metric_names", None)
+    if names is None:
+        names = request.app.state.metric_names = MetricNames()
+    return names
+
+
+async def _latest(db: Db, names: MetricNames, w: Where, n: int) -> list[dict[str, Any]]:
+    """``DeviceLatest`` as dicts (for :mod:`api.fastjson`), ``n`` devices at most; readings in
+    metric name order."""
+    cur = db.cursor(binary=True)
+    await cur.execute(sql.SQL(_HEAD).format(where=w.sql()), {**w.params, "n": n})
+    heads = await cur.fetchall()
+    await cur.execute(_READINGS, ([h[0] for h in heads],))
+    rows = await cur.fetchall()
+    metrics = await names.get(db, {r[1] for r in rows})
+    by_device: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+    for did, mid, value, ts in rows:
+        m = metrics.get(mid)
+        if m is not None:
+            reading = {"metric": m[0], "unit": m[1], "value": value, "ts": ts}
+            by_device.setdefault(did, []).append((m[2], reading))
+    devices = []
+    for did, uid, cls, cid, seen, online in heads:
+        ranked = by_device.get(did, [])
+        ranked.sort(key=_rank)
+        devices.append(
+            {
+                "device_id": did,
+                "uid": uid,
+                "device_class": cls,
+                "community_id": cid,
+                "last_seen": seen,
+                "online": online,
+                "readings": [r for _, r in ranked],
+            }
+        )
+    return devices
+
+
+def _rank(r: tuple[int, dict[str, Any]]) -> int:
+    return r[0]
 
 
 @router.get("/telemetry/latest", response_model=Page[DeviceLatest])
 async def list_latest(
+    request: Request,
     db: Db,
     p: Caller,
     paging: Paging,
     community_id: OptId = None,
     device_class: Annotated[DeviceClass | None, Query()] = None,
-) -> Page[DeviceLatest]:
+) -> Response:
     """The current state of every active device in scope: when it was last heard from, whether
     it says it is online, and its latest value of each metric."""
     require(p, Action.READ_COMMUNITIES)
@@ -113,19 +158,17 @@ async def list_latest(
     w.add_if(community_id, "d.community_id = %(community)s", "community")
     w.add_if(device_class, "d.device_class = %(cls)s", "cls")
     w.add_if(paging.after_id(), "d.id > %(after)s", "after")
-    q = sql.SQL(_HEAD) + w.sql() + sql.SQL(" ORDER BY d.id LIMIT %(n)s")
-    heads = await fetch_all(db, _Head, q, {**w.params, "n": paging.limit + 1})
-    result = page(heads, paging.limit, lambda h: (h.device_id,))
-    return Page[DeviceLatest](items=await _latest(db, result.items), next=result.next)
+    devices = await _latest(db, _metric_names(request), w, paging.limit + 1)
+    return page_response(devices, paging.limit, lambda d: (d["device_id"],))
 
 
 @router.get("/devices/{uid}/latest")
-async def get_latest(db: Db, p: Caller, uid: Uid) -> DeviceLatest:
+async def get_latest(request: Request, db: Db, p: Caller, uid: Uid) -> DeviceLatest:
     require(p, Action.READ_COMMUNITIES)
     dev = await find(db, p, uid)
-    q = sql.SQL(_HEAD) + sql.SQL("d.id = %s")
-    heads = await fetch_all(db, _Head, q, (dev.id,))
-    return (await _latest(db, heads))[0]
+    where = Where().add("d.id = %(id)s", id=dev.id)
+    (device,) = await _latest(db, _metric_names(request), where, 1)
+    return DeviceLatest.model_validate(device)
 
 
 @router.get("/devices/{uid}/readings")
