@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import uvicorn
+from fastapi import FastAPI
 
 from api.app import create_app, tune_gc
-from core.settings import Settings
+from core.settings import Settings, load_settings
 
 
-def main(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+def factory() -> FastAPI:
+    """The app for each uvicorn worker process, from the settings as the environment gives them."""
+    tune_gc()
+    return create_app(load_settings())
+
+
+def main(
+    settings: Settings, *, host: str | None = None, port: int | None = None, workers: int = 1
+) -> None:
+    # uvloop and httptools (dependencies) are what uvicorn's "auto" picks when installed.
+    common: dict[str, Any] = {
+        "host": host or settings.api_host,
+        "port": port or settings.api_port,
+        "proxy_headers": True,
+        "log_level": "info",
+        "timeout_graceful_shutdown": 5,  # live streams never end by themselves
+    }
+    if workers > 1:  # each worker builds its own app (its own pools) from the environment
+        uvicorn.run("api.__main__:factory", factory=True, workers=workers, **common)
+        return
     app = create_app(settings)
     tune_gc()
-    # uvloop and httptools (dependencies) are what uvicorn's "auto" picks when installed.
-    uvicorn.run(
-        app,
-        host=host or settings.api_host,
-        port=port or settings.api_port,
-        proxy_headers=True,
-        log_level="info",
-        timeout_graceful_shutdown=5,  # live streams never end by themselves
-    )
+    uvicorn.run(app, **common)

@@ -512,12 +512,15 @@ def api_default(ctx: typer.Context) -> None:
 def api_serve(
     host: Annotated[str | None, typer.Option(help="default: SHOUWANG_API_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="default: SHOUWANG_API_PORT")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="uvicorn worker processes (settings from the environment)")
+    ] = 1,
 ) -> None:
     """Serve the HTTP API with uvicorn until stopped."""
     from api.__main__ import main as api_main
 
     _setup_logging()
-    api_main(load_settings(), host=host, port=port)
+    api_main(load_settings(), host=host, port=port, workers=workers)
 
 
 @api_token_app.command("issue")
