@@ -103,6 +103,26 @@ def gateway_issue(uid: str) -> None:
     gateway_sync(no_reload=False)
 
 
+@gateway_app.command("issue-duty-app")
+def gateway_issue_duty_app(person_id: int) -> None:
+    """Issue (or rotate) a person's duty-app credential: prints username, password and topic,
+    and makes the person reachable there (an 'mqtt' contact channel)."""
+    from core.db import connect
+    from core.wire import duty_topic
+    from gateway.accounts import issue_person
+
+    s = load_settings()
+    with connect(s.database_url) as conn:
+        username, password = issue_person(conn, person_id)
+        conn.execute(
+            "INSERT INTO contact_channels (person_id, kind, address) VALUES (%s, 'mqtt', %s)"
+            " ON CONFLICT DO NOTHING",
+            (person_id, username),
+        )
+    print(f"username {username}\npassword {password}\ntopic    {duty_topic(username)}", flush=True)
+    gateway_sync(no_reload=False)
+
+
 @gateway_app.command("revoke")
 def gateway_revoke(uid: str) -> None:
     """Revoke a device's or gateway's credential; the broker refuses it from now on."""

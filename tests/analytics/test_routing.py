@@ -464,3 +464,27 @@ def test_a_dispatcher_killed_mid_delivery_and_restarted_loses_nothing(
     assert receiver.requests - len(receiver.accepted) <= 1, (
         "at most the one in flight at the kill is posted again (and dropped by its delivery id)"
     )
+
+
+def test_issuing_a_duty_app_credential_from_the_command_line(
+    settings: Settings, db: Conn, broker: Broker, clean: int
+) -> None:
+    pid = on_duty_now(db, clean, "值班员 赵", "https://unused.example/hook")
+    out = subprocess.run(
+        shouwang("gateway", "issue-duty-app", str(pid)),
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    fields = dict(line.split(maxsplit=1) for line in out.splitlines() if line.strip())
+    assert fields["username"] == f"duty-{pid}"
+    assert fields["topic"] == duty_topic(f"duty-{pid}")
+    assert db.execute(
+        "SELECT kind, address FROM contact_channels WHERE person_id = %s AND kind = 'mqtt'", (pid,)
+    ).fetchall() == [("mqtt", f"duty-{pid}")]
+    app = peer(broker.host, broker.port, fields["username"], fields["password"])
+    try:
+        assert app.connect_rc is not None and not app.connect_rc.is_failure
+    finally:
+        app.close()
