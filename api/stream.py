@@ -3,7 +3,9 @@ migration 0011 announce every committed alarm and work-order change there) and f
 out to the subscribers; each subscriber keeps what its caller's scope covers.
 
 A subscriber's queue is bounded: one that falls behind by ``QUEUE_SIZE`` changes is ended
-(``None`` in its queue) rather than slowing the others; its client reconnects and re-reads.
+(``None`` in its queue) rather than slowing the others; its client reconnects with the last
+event id it saw and is sent what it missed from ``change_log`` (``missed``), kept for
+``KEEP_DAYS`` days.
 """
 
 from __future__ import annotations
@@ -22,10 +24,32 @@ from api.deps import Principal
 log = logging.getLogger("shouwang.api.stream")
 CHANNEL: Final = "shouwang_changes"
 QUEUE_SIZE: Final = 1000
+KEEP_DAYS: Final = 7
+REPLAY_MAX: Final = 10_000
+_COLUMNS: Final = (
+    "seq, kind, op, id, community_id, maintenance_unit_id, device_id, event_code, severity, state"
+)
+
+
+async def missed(db: psycopg.AsyncConnection[Any], after: int) -> list[Change]:
+    """The logged changes after ``after`` (oldest first, at most ``REPLAY_MAX``)."""
+    cur = await db.execute(
+        f"SELECT {_COLUMNS} FROM change_log WHERE seq > %s ORDER BY seq LIMIT %s",  # noqa: S608
+        (after, REPLAY_MAX),
+    )
+    names = _COLUMNS.split(", ")
+    return [Change.of(dict(zip(names, row, strict=True))) for row in await cur.fetchall()]
+
+
+async def forget_old(db: psycopg.AsyncConnection[Any]) -> None:
+    await db.execute(
+        "DELETE FROM change_log WHERE at < now() - make_interval(days => %s)", (KEEP_DAYS,)
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
+    seq: int  # the change's number in change_log: the SSE event id
     kind: str  # alarm | work_order
     op: str  # insert | update
     id: int
@@ -38,8 +62,12 @@ class Change:
 
     @classmethod
     def parse(cls, payload: str) -> Change:
-        d = json.loads(payload)
+        return cls.of(json.loads(payload))
+
+    @classmethod
+    def of(cls, d: dict[str, Any]) -> Change:
         return cls(
+            seq=int(d["seq"]),
             kind=str(d["kind"]),
             op=str(d["op"]),
             id=int(d["id"]),
@@ -53,6 +81,7 @@ class Change:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "seq": self.seq,
             "kind": self.kind,
             "op": self.op,
             "id": self.id,

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from psycopg_pool import AsyncConnectionPool
 from starlette.background import BackgroundTask
@@ -17,10 +17,15 @@ from starlette.background import BackgroundTask
 from api.deps import AsyncConn, Credentials, Principal, resolve
 from api.errors import ERROR_RESPONSES
 from api.scope import Action, require
-from api.stream import Hub, Subscription, visible
+from api.stream import Change, Hub, Subscription, forget_old, missed, visible
 
 router = APIRouter(tags=["stream"], responses=ERROR_RESPONSES)
 KEEPALIVE_S: Final = 15.0
+_forgotten = [-1e9]  # when old changes were last deleted from the log (monotonic seconds)
+
+
+def _event(change: Change) -> str:
+    return f"id: {change.seq}\nevent: {change.kind}\ndata: {json.dumps(change.as_dict())}\n\n"
 
 
 async def _events(
@@ -30,11 +35,21 @@ async def _events(
     request: Request,
     max_events: int | None,
     max_seconds: float | None,
+    after: int | None,
 ) -> AsyncIterator[str]:
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
-    sent = 0
+    sent, last = 0, -1
     try:
         yield "retry: 3000\nevent: ready\ndata: {}\n\n"
+        if after is not None:  # a reconnect: what it missed first, then live
+            pool: AsyncConnectionPool[AsyncConn] = request.app.state.pool
+            async with pool.connection() as db:
+                replay = await missed(db, after)
+            for earlier in replay:
+                last = earlier.seq
+                if visible(earlier, p) and (max_events is None or sent < max_events):
+                    sent += 1
+                    yield _event(earlier)
         while max_events is None or sent < max_events:
             wait = KEEPALIVE_S
             if deadline is not None:
@@ -51,9 +66,9 @@ async def _events(
             if change is None:
                 yield 'event: reset\ndata: {"reason": "the stream fell behind; reconnect"}\n\n'
                 break
-            if visible(change, p):
+            if change.seq > last and visible(change, p):
                 sent += 1
-                yield f"event: {change.kind}\ndata: {json.dumps(change.as_dict())}\n\n"
+                yield _event(change)
     finally:
         hub.unsubscribe(sub)
 
@@ -68,20 +83,31 @@ async def stream(
     credentials: Credentials,
     max_events: Annotated[int | None, Query(ge=1, le=100_000)] = None,
     max_seconds: Annotated[float | None, Query(gt=0, le=86_400)] = None,
+    last_event_id: Annotated[
+        int | None,
+        Header(alias="Last-Event-ID", ge=0, description="resume after this event (SSE reconnect)"),
+    ] = None,
+    after: Annotated[int | None, Query(ge=0, description="as Last-Event-ID, for scripts")] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: ``ready`` once listening, then one ``alarm`` or ``work_order`` event
     per committed change in your scope (``data``: kind, op, id, community_id, device_id,
     event_code, severity, state). Comments keep the connection alive every 15 s; ``reset`` means
-    the client fell behind and should reconnect. ``max_events`` / ``max_seconds`` end the
-    stream early (for scripts and tests)."""
+    the client fell behind and should reconnect. Each event's ``id`` is its number in the change
+    log: a client that reconnects with ``Last-Event-ID`` (browsers' EventSource does) or
+    ``after`` is first sent the changes in its scope it missed (kept 7 days), then live ones.
+    ``max_events`` / ``max_seconds`` end the stream early (for scripts and tests)."""
     pool: AsyncConnectionPool[AsyncConn] = request.app.state.pool
     async with pool.connection() as db:  # held only to identify the caller, not for the stream
         p = await resolve(db, credentials)
     require(p, Action.READ_WORK_ORDERS)
     hub: Hub = request.app.state.hub
+    if time.monotonic() - _forgotten[0] > 3600:
+        _forgotten[0] = time.monotonic()
+        async with pool.connection() as db:
+            await forget_old(db)
     sub = await hub.subscribe()  # before the answer starts: a failure here is still an error
     return StreamingResponse(
-        _events(hub, sub, p, request, max_events, max_seconds),
+        _events(hub, sub, p, request, max_events, max_seconds, after or last_event_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         background=BackgroundTask(hub.unsubscribe, sub),  # also when the body never started

@@ -25,7 +25,7 @@ def test_only_the_regulator_publishes_the_list_and_only_the_firm_side_acts_on_al
 
 
 def change(kind: str, community: int, unit: int | None = None) -> Change:
-    return Change(kind, "insert", 1, community, unit, 9, "EL.TRAPPED", "P0", "active")
+    return Change(1, kind, "insert", 1, community, unit, 9, "EL.TRAPPED", "P0", "active")
 
 
 def test_a_change_reaches_those_whose_scope_covers_it() -> None:
@@ -41,10 +41,16 @@ def test_a_change_reaches_those_whose_scope_covers_it() -> None:
 
 def test_a_change_is_read_from_the_triggers_json() -> None:
     payload = (
-        '{"kind": "work_order", "op": "update", "id": 3, "community_id": 1,'
+        '{"seq": 7, "kind": "work_order", "op": "update", "id": 3, "community_id": 1,'
         ' "maintenance_unit_id": null, "device_id": 4, "event_code": "EL.TRAPPED",'
         ' "severity": "P0", "state": "responded"}'
     )
     c = Change.parse(payload)
-    assert (c.kind, c.id, c.maintenance_unit_id, c.state) == ("work_order", 3, None, "responded")
+    assert (c.seq, c.kind, c.id, c.maintenance_unit_id, c.state) == (
+        7,
+        "work_order",
+        3,
+        None,
+        "responded",
+    )
     assert c.as_dict()["community_id"] == 1

@@ -75,3 +75,53 @@ def test_a_stream_ends_after_max_seconds_and_needs_a_token(
     r = httpx.get(f"{live_server.url}/v1/stream", timeout=5)
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "unauthorized"
+
+
+def test_a_client_that_reconnects_gets_what_it_missed_in_its_scope_then_live_changes(
+    live_server: LiveServer, tokens: dict[str, str], ids: Ids, api_db: Conn
+) -> None:
+    made: dict[str, tuple[int, int | None]] = {}
+    device = ids.devices[ids.device_in("C01")]
+
+    def make(key: str, device_id: int = device) -> None:
+        made[key] = make_alarm(api_db, device_id, code=f"EL.{key}")
+
+    first = listen(
+        live_server,
+        tokens["duty_c01"],
+        {"max_events": 1, "max_seconds": 10},
+        lambda: make("RESUME0"),
+    )
+    assert [(e, d["id"]) for e, d in first] == [("alarm", made["RESUME0"][0])]
+    last_seen = first[0][1]["seq"]
+    # Gone (its work order's change is still unsent); meanwhile changes in and out of scope.
+    make("RESUME1")
+    make("OTHER", ids.devices[ids.device_in("C02")])
+
+    events: list[tuple[str, dict[str, Any]]] = []
+    headers = {"Authorization": f"Bearer {tokens['duty_c01']}", "Last-Event-ID": str(last_seen)}
+    event_ids: list[int] = []
+    with (
+        httpx.Client(base_url=live_server.url, timeout=15) as client,
+        client.stream(
+            "GET", "/v1/stream", params={"max_events": 4, "max_seconds": 10}, headers=headers
+        ) as r,
+    ):
+        event = ""
+        for line in r.iter_lines():
+            if line.startswith("id: "):
+                event_ids.append(int(line.removeprefix("id: ")))
+            elif line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: ") and event != "ready":
+                events.append((event, json.loads(line.removeprefix("data: "))))
+                if len(events) == 3:  # what it missed is sent: now a live change
+                    make("RESUME2")
+    assert [(e, d["id"]) for e, d in events] == [
+        ("work_order", made["RESUME0"][1]),
+        ("alarm", made["RESUME1"][0]),
+        ("work_order", made["RESUME1"][1]),
+        ("alarm", made["RESUME2"][0]),
+    ]
+    assert event_ids == [d["seq"] for _, d in events] == sorted(event_ids)
+    assert event_ids[0] > last_seen
