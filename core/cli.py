@@ -491,6 +491,24 @@ def dashboards_grant_firm(
     print(credentials_text(creds), flush=True)
 
 
+@dashboards_app.command("grant-township")
+def dashboards_grant_township(
+    region: Annotated[str, typer.Argument(help="township or community centre code")],
+    role: Annotated[
+        str | None, typer.Option(help="login role (default dash_region_<code>)")
+    ] = None,
+    password: Annotated[
+        str | None, typer.Option(help="default: SHOUWANG_GRAFANA_DB_PASSWORD, else a new one")
+    ] = None,
+) -> None:
+    """Create (or rotate) a township supervisor's read-only login role: its communities, the
+    firms running them and their work orders; prints the data source credentials."""
+    from dashboards.__main__ import credentials_text, grant
+
+    creds = grant(load_settings(), firm=None, township=region, role=role, password=password)
+    print(credentials_text(creds), flush=True)
+
+
 @dashboards_app.command("grant-regulator")
 def dashboards_grant_regulator(
     role: Annotated[str | None, typer.Argument(help="login role (default dash_regulator)")] = None,

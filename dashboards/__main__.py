@@ -17,6 +17,7 @@ from dashboards.access import (
     Credentials,
     grant_firm,
     grant_regulator,
+    grant_township,
     revoke,
 )
 from dashboards.datasource import DatasourceSpec
@@ -80,14 +81,23 @@ def export_files(s: Settings, directory: Path, *, database: str, user: str | Non
     return export(directory, chosen(s, ()), database=database, user=user or DEFAULT_REGULATOR_LOGIN)
 
 
-def grant(s: Settings, *, firm: str | None, role: str | None, password: str | None) -> Credentials:
-    """A firm's login role (``firm``), or the regulator's (``firm`` None). The password: as
-    given, else SHOUWANG_GRAFANA_DB_PASSWORD, else a new one."""
+def grant(
+    s: Settings,
+    *,
+    firm: str | None,
+    role: str | None,
+    password: str | None,
+    township: str | None = None,
+) -> Credentials:
+    """A firm's login role (``firm``), a township's (``township``), or the regulator's (neither).
+    The password: as given, else SHOUWANG_GRAFANA_DB_PASSWORD, else a new one."""
     password = password or s.grafana_db_password.get_secret_value() or None
     host = s.grafana_db_host or None
     with connect(s.database_url, autocommit=True) as conn:
         if firm is not None:
             return grant_firm(conn, firm, role=role, password=password, host=host)
+        if township is not None:
+            return grant_township(conn, township, role=role, password=password, host=host)
         return grant_regulator(conn, role or DEFAULT_REGULATOR_LOGIN, password=password, host=host)
 
 
@@ -105,6 +115,13 @@ def credentials_text(c: Credentials) -> str:
             f"user: {c.role}",
             f"password: {c.password}",
             "sslmode: disable",
-            f"scope: {'firm ' + c.firm if c.firm else 'every firm (regulator)'}",
+            "scope: "
+            + (
+                f"firm {c.firm}"
+                if c.firm
+                else f"township {c.township}"
+                if c.township
+                else "every firm (regulator)"
+            ),
         )
     )

@@ -48,6 +48,7 @@ class Credentials:
     port: int
     database: str
     firm: str | None  # firm code, or None for the regulator
+    township: str | None = None  # region code of a township role
 
     @property
     def url(self) -> str:
@@ -113,7 +114,12 @@ def _upsert_login(conn: Conn, role: str, password: str, group: str) -> None:
 
 
 def _credentials(
-    conn: Conn, role: str, password: str, host: str | None, firm: str | None
+    conn: Conn,
+    role: str,
+    password: str,
+    host: str | None,
+    firm: str | None,
+    township: str | None = None,
 ) -> Credentials:
     info = conninfo_to_dict(conn.info.dsn)
     h, _, p = (host or "").partition(":")
@@ -124,6 +130,7 @@ def _credentials(
         port=int(p or info.get("port") or 5432),
         database=conn.info.dbname,
         firm=firm,
+        township=township,
     )
 
 
@@ -162,6 +169,46 @@ def grant_firm(
     return _credentials(conn, role, password, host, firm_code)
 
 
+def grant_township(
+    conn: Conn,
+    region_code: str,
+    *,
+    role: str | None = None,
+    password: str | None = None,
+    host: str | None = None,
+) -> Credentials:
+    """A login role that reads the communities of a township (or community service centre)
+    and the regions below it; returns the data source credentials. Run again to rotate."""
+    role = role or "dash_region_" + re.sub(r"[^a-z0-9_]", "_", region_code.lower())
+    _check_name(role)
+    password = password or secrets.token_urlsafe(24)
+    with conn.transaction():
+        region = conn.execute(
+            "SELECT id, kind FROM regions WHERE code = %s", (region_code,)
+        ).fetchone()
+        if region is None:
+            raise RegistryError(f"no region with code {region_code!r}; see the regions table")
+        if region[1] == "county":
+            raise AccessError(
+                f"{region_code} is the county: use grant-regulator for the whole county"
+            )
+        taken = conn.execute(
+            "SELECT 'firm' FROM dash.firm_roles WHERE role_name = %s UNION ALL"
+            " SELECT g.code FROM dash.region_roles r JOIN regions g ON g.id = r.region_id"
+            " WHERE r.role_name = %s AND g.code <> %s",
+            (role, role, region_code),
+        ).fetchone()
+        if taken is not None:
+            raise AccessError(f"role {role!r} already reads for {taken[0]}; use another name")
+        _upsert_login(conn, role, password, READER_ROLE)
+        conn.execute(
+            "INSERT INTO dash.region_roles (role_name, region_id) VALUES (%s, %s)"
+            " ON CONFLICT (role_name) DO NOTHING",
+            (role, region[0]),
+        )
+    return _credentials(conn, role, password, host, None, region_code)
+
+
 def grant_regulator(
     conn: Conn,
     role: str = DEFAULT_REGULATOR_LOGIN,
@@ -173,8 +220,12 @@ def grant_regulator(
     _check_name(role)
     password = password or secrets.token_urlsafe(24)
     with conn.transaction():
-        if conn.execute("SELECT 1 FROM dash.firm_roles WHERE role_name = %s", (role,)).fetchone():
-            raise AccessError(f"role {role!r} reads for a firm; use another name")
+        if conn.execute(
+            "SELECT 1 FROM dash.firm_roles WHERE role_name = %s UNION ALL"
+            " SELECT 1 FROM dash.region_roles WHERE role_name = %s",
+            (role, role),
+        ).fetchone():
+            raise AccessError(f"role {role!r} reads for a firm or a township; use another name")
         _upsert_login(conn, role, password, REGULATOR_ROLE)
     return _credentials(conn, role, password, host, None)
 
@@ -189,6 +240,7 @@ def revoke(conn: Conn, role: str) -> bool:
             (READER_ROLE, role),
         ).fetchone()
         conn.execute("DELETE FROM dash.firm_roles WHERE role_name = %s", (role,))
+        conn.execute("DELETE FROM dash.region_roles WHERE role_name = %s", (role,))
         if row is None:
             return False
         if not row[0]:

@@ -19,6 +19,7 @@ from dashboards.access import (
     Credentials,
     grant_firm,
     grant_regulator,
+    grant_township,
     revoke,
     scram_verifier,
 )
@@ -230,3 +231,41 @@ def test_the_grant_regulator_command_takes_the_password_it_is_given(
                 )
     finally:
         revoke(owner, role)
+
+
+def test_a_township_role_reads_the_communities_under_its_township_only(
+    demo: tuple[str, float, Summary], owner: Conn, as_regulator: Conn
+) -> None:
+    (township,) = owner.execute(
+        "SELECT t.code FROM communities c JOIN regions t ON t.id = c.region_id WHERE c.code = 'C01'"
+    ).fetchone() or ("",)
+    under = _rows(
+        owner,
+        "SELECT c.code FROM communities c JOIN regions r ON r.id = c.region_id"
+        f" WHERE r.code = '{township}' OR r.parent_id = (SELECT id FROM regions WHERE code = '{township}')",
+    )
+    role = f"dash_test_town_{PID}"
+    creds = grant_township(owner, township, role=role)
+    try:
+        assert creds.township == township
+        with connect(login_url(demo[0], creds), autocommit=True) as conn:
+            assert _rows(conn, "SELECT code FROM dash.communities") == under == {"C01"}
+            assert _rows(conn, "SELECT code FROM dash.firms") == {"F01"}
+            devices = _rows(conn, "SELECT uid FROM dash.devices")
+            assert devices and all(uid.startswith("C01-") for uid in devices)
+            for view in ("readings", "alarms", "work_orders"):
+                seen = _rows(conn, f"SELECT DISTINCT device FROM dash.{view}")
+                assert seen and seen <= devices, f"dash.{view}"
+            with pytest.raises(errors.InsufficientPrivilege):
+                conn.execute("SELECT * FROM dash.region_roles")
+        # the regulator sees the other township's community, so the checks above could fail
+        assert "C02" in _rows(as_regulator, "SELECT code FROM dash.communities")
+    finally:
+        revoke(owner, role)
+    assert owner.execute(
+        "SELECT count(*) FROM dash.region_roles WHERE role_name = %s", (role,)
+    ).fetchone() == (0,)
+    with pytest.raises(AccessError, match="grant-regulator"):
+        grant_township(owner, "DEMO", role=role)
+    with pytest.raises(RegistryError, match="no region"):
+        grant_township(owner, "T99", role=role)
