@@ -12,9 +12,6 @@ text, so it cannot end up in the server's statement log.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -30,7 +27,6 @@ READER_ROLE: Final = "shouwang_dashboards"
 REGULATOR_ROLE: Final = "shouwang_regulator"
 # The regulator's login role by default: the user of the provisioned data source.
 DEFAULT_REGULATOR_LOGIN: Final = "dash_regulator"
-SCRAM_ITERATIONS: Final = 4096
 _ROLE_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
@@ -55,18 +51,10 @@ class Credentials:
         return f"{self.host}:{self.port}"
 
 
-def scram_verifier(password: str, *, salt: bytes | None = None) -> str:
-    """PostgreSQL's stored form of a SCRAM-SHA-256 password (RFC 5802 / RFC 7677)."""
-    salt = salt if salt is not None else secrets.token_bytes(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, SCRAM_ITERATIONS)
-    client_key = hmac.digest(salted, b"Client Key", "sha256")
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.digest(salted, b"Server Key", "sha256")
-
-    def b64(b: bytes) -> str:
-        return base64.b64encode(b).decode()
-
-    return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+def scram_verifier(conn: Conn, role: str, password: str) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password``, computed by libpq
+    (PQencryptPasswordConn), so the password itself never reaches the server."""
+    return conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
 
 
 def default_role_name(firm_code: str) -> str:
@@ -90,7 +78,7 @@ def _upsert_login(conn: Conn, role: str, password: str, group: str) -> None:
         " FROM pg_roles WHERE rolname = %s",
         (READER_ROLE, REGULATOR_ROLE, role),
     ).fetchone()
-    verifier = sql.Literal(scram_verifier(password))
+    verifier = sql.Literal(scram_verifier(conn, role, password))
     if row is None:
         conn.execute(
             sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(

@@ -178,11 +178,12 @@ def test_credentials_name_the_database_as_this_connection_sees_it(
     assert (creds.host, creds.port, creds.url) == ("db.internal", 5432, "db.internal:5432")
 
 
-def test_the_password_reaches_the_server_as_a_scram_verifier() -> None:
-    v = scram_verifier("pencil", salt=bytes(range(16)))
-    assert v.startswith("SCRAM-SHA-256$4096:AAECAwQFBgcICQoLDA0ODw==$")
+def test_the_password_reaches_the_server_as_a_scram_verifier(owner: Conn) -> None:
+    v = scram_verifier(owner, "dash_x", "pencil")
+    assert v.startswith("SCRAM-SHA-256$4096:") and "pencil" not in v
     stored, server = v.split("$")[2].split(":")
     assert len(stored) == len(server) == 44  # base64 of 32-byte keys
+    assert scram_verifier(owner, "dash_x", "pencil") != v, "a new salt each time"
 
 
 def test_the_grant_firm_command_prints_working_credentials(
