@@ -13,10 +13,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
+import psycopg
 from paho.mqtt.reasoncodes import ReasonCode
 
 from analytics.conditions import DeviceView
@@ -24,6 +26,7 @@ from analytics.engine import Engine, Observation, compile_rules
 from analytics.learned import Learned, compile_learned
 from analytics.lifecycle import Lifecycle, Policy, Transition
 from analytics.models import latest
+from analytics.rollup import roll_up
 from analytics.store import (
     DeviceInfo,
     apply,
@@ -38,6 +41,7 @@ from core.feed import EVENTS_TOPIC, READINGS_TOPIC, unpack_events, unpack_readin
 from core.mqtt import new_client
 
 log = logging.getLogger("shouwang.analytics")
+ROLLUP_EVERY_S = 15.0  # how often the per-minute rollup of readings catches up
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,7 @@ class Analytics:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._last_breach_check = 0.0
+        self._last_rollup = 0.0
         self.client, self._props = new_client(
             self.cfg.client_id,
             self.cfg.username,
@@ -229,6 +234,12 @@ class Analytics:
             )
             self.stats.transitions += len(transitions)
             self.stats.opened += sum(1 for t in transitions if t.kind == "open")
+        if time.monotonic() - self._last_rollup > ROLLUP_EVERY_S:
+            self._last_rollup = time.monotonic()
+            try:
+                roll_up(self.conn, datetime.now(UTC))
+            except psycopg.Error as e:  # the rollup waits; detection must not
+                log.error("rollup pass failed: %s", e)
         if now and time.monotonic() - self._last_breach_check > 5.0:
             self._last_breach_check = time.monotonic()
             record_breaches(self.conn, now)

@@ -8,8 +8,10 @@ exactly once and the fast path costs nothing extra in the normal case.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
+import numpy as np
 import orjson
 import psycopg
 from psycopg import sql
@@ -48,6 +50,7 @@ def write_batch(conn: Conn, batch: Batch) -> int:
                 slow = len(batch)
                 _insert_absorbing_duplicates(conn, buffer)
             _upsert_latest(conn, batch)
+            _mark_late_minutes(conn, batch)
         if batch.events:
             _insert_events(conn, batch)
         if batch.statuses:
@@ -71,6 +74,29 @@ def write_batch(conn: Conn, batch: Batch) -> int:
                     ],
                 )
     return slow
+
+
+# Readings older than this at arrival may belong to minutes the rollup has already passed.
+LATE_MS = 120_000
+
+
+def late_minutes(ts_ms: np.ndarray, now_ms: int) -> list[int]:
+    """The minutes (epoch ms) of readings older than ``LATE_MS`` at ``now_ms`` (pure)."""
+    late = ts_ms[ts_ms < now_ms - LATE_MS]
+    if not len(late):
+        return []
+    return [int(m) for m in np.unique(late // 60_000 * 60_000)]
+
+
+def _mark_late_minutes(conn: Conn, batch: Batch) -> None:
+    """Tell the rollup which past minutes got readings now (analytics/rollup.py)."""
+    minutes = late_minutes(np.frombuffer(batch.ts_ms, dtype=np.int64), int(time.time() * 1000))
+    if minutes:
+        conn.execute(
+            "INSERT INTO rollup_dirty (bucket) SELECT to_timestamp(m / 1000.0)"
+            " FROM unnest(%s::bigint[]) AS m ON CONFLICT DO NOTHING",
+            (minutes,),
+        )
 
 
 def _insert_absorbing_duplicates(conn: Conn, buffer: bytes) -> None:
