@@ -167,6 +167,7 @@ def drop_old_chunks(conn: Conn, *, retention_days: float, rejects_retention_days
     dropped = 0
     for table, days in (
         ("readings", retention_days),
+        ("readings_1m", retention_days),
         ("events", retention_days),
         ("device_status", retention_days),
         ("rejects", rejects_retention_days),
