@@ -22,7 +22,7 @@ _MINUTES = (
     "INSERT INTO readings_1m (bucket, device_id, metric_id, n, sum, min, max, first, last)"
     " SELECT time_bucket('1 minute', ts), device_id, metric_id, count(*), sum(value), min(value),"
     " max(value), first(value, ts), last(value, ts) FROM readings WHERE ts >= %s AND ts < %s"
-    " GROUP BY 1, 2, 3"
+    " GROUP BY 1, 2, 3 ORDER BY 1, 3, 2"  # a metric's minutes together: dashboards read so
 )
 
 

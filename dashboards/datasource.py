@@ -23,8 +23,9 @@ class DatasourceSpec:
     sslmode: str = "disable"
     # TimescaleDB: Grafana then writes $__timeGroup as time_bucket(...)
     timescaledb: bool = True
-    # the shortest $__interval Grafana picks: devices report every 10 s by default
-    min_interval: str = "10s"
+    # the shortest $__interval Grafana picks: the time series read the per-minute rollup
+    # (readings_1m), so no interval is shorter than its rows
+    min_interval: str = "1m"
     postgres_version: int = 1500
     name: str = NAME
     uid: str = UID

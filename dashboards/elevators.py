@@ -35,6 +35,7 @@ from dashboards.model import (
     series_color,
     thresholds_json,
 )
+from dashboards.telemetry import PER_DEVICE, rollup_rows
 
 UID = "sw-elevators"
 E = DeviceClass.ELEVATOR
@@ -61,21 +62,41 @@ def _over(limit: float | None) -> tuple[Step, ...]:
     return (Step(None, "green"), Step(limit, "red"))
 
 
+def _state_rules() -> tuple[tuple[str, str], ...]:
+    """(condition on a minute row of the rollup, state), worst first: the state of a lift in an
+    interval is that of the first condition one of its minutes meets, else idle."""
+    return (
+        (f"{metric_is(E, 'power')} AND min = 0", "4"),
+        (
+            f"{metric_is(E, 'service_mode')}"
+            f" AND (min <> {NORMAL_SERVICE} OR max <> {NORMAL_SERVICE})",
+            "3",
+        ),
+        (f"{metric_is(E, 'car_status')} AND max = 1", "1"),
+        (f"{metric_is(E, 'door_state')} AND (min <> 0 OR max <> 0)", "2"),
+    )
+
+
 def _state_panel() -> Panel:
+    rules = _state_rules()
+    # The worst condition met in the interval, as a rank (the first rule ranks highest), then
+    # the rank as its state: one aggregate per row instead of one per condition.
+    ranks = " ".join(f"WHEN {cond} THEN {len(rules) - i}" for i, (cond, _) in enumerate(rules))
+    states = " ".join(f"WHEN {len(rules) - i} THEN {state}" for i, (_, state) in enumerate(rules))
+    # Only rows that meet a condition count, and the power rows (one a minute from every lift
+    # heard from) so that an idle interval still has a row. Not fenced (rollup_rows): with
+    # four metrics the planner already reads them through the metric index, in parallel.
+    rows = " OR ".join(f"({cond})" for cond, _ in rules[1:])
+    where = f"({metric_is(E, 'power')} OR {rows})"
     return Panel(
         Kind.STATE_TIMELINE,
         "电梯状态 State of each lift",
         (
             Query(
-                "SELECT $__timeGroupAlias(ts, $__interval), device AS metric, CASE"
-                f" WHEN bool_or({metric_is(E, 'power')} AND value = 0) THEN 4"
-                f" WHEN bool_or({metric_is(E, 'service_mode')} AND value <> {NORMAL_SERVICE})"
-                f" THEN 3 WHEN bool_or({metric_is(E, 'car_status')} AND value = 1) THEN 1"
-                f" WHEN bool_or({metric_is(E, 'door_state')} AND value <> 0) THEN 2"
-                " ELSE 0 END AS value"
-                f" FROM dash.readings WHERE {LIFTS}"
-                f" AND {metric_in(E, ('power', 'service_mode', 'car_status', 'door_state'))}"
-                " AND $__timeFilter(ts) GROUP BY 1, 2 ORDER BY 1"
+                f"SELECT $__timeGroupAlias(bucket, $__interval), {PER_DEVICE},"
+                f" CASE max(CASE {ranks} ELSE 0 END) {states} ELSE 0 END AS value"
+                f" FROM dash.readings_1m WHERE {LIFTS} AND {where}"
+                " AND $__timeFilter(bucket) GROUP BY 1, 2 ORDER BY 1"
             ),
         ),
         width=24,
@@ -220,10 +241,11 @@ def build(entries: Iterable[Entry]) -> Dashboard:
         "运行次数 Trips",
         (
             Query(
-                'SELECT $__timeGroupAlias(ts, $__interval), sum(trips) AS "运行次数 trips"'
-                " FROM (SELECT ts, value - lag(value) OVER (PARTITION BY device ORDER BY ts)"
-                f" AS trips FROM dash.readings WHERE {LIFTS} AND {metric_is(E, 'trip_count')}"
-                " AND $__timeFilter(ts)) t WHERE trips >= 0 GROUP BY 1 ORDER BY 1"
+                'SELECT $__timeGroupAlias(bucket, $__interval), sum(trips) AS "运行次数 trips"'
+                " FROM (SELECT bucket, last - coalesce(lag(last) OVER (PARTITION BY device"
+                ' COLLATE "C" ORDER BY bucket), first) AS trips'
+                f" FROM {rollup_rows(metric_is(E, 'trip_count'))} WHERE {LIFTS}) t"
+                " WHERE trips >= 0 GROUP BY 1 ORDER BY 1"
             ),
         ),
         width=8,
@@ -236,12 +258,11 @@ def build(entries: Iterable[Entry]) -> Dashboard:
         "速度 Speed ÷ rated speed (max)",
         (
             Query(
-                "SELECT $__timeGroupAlias(r.ts, $__interval),"
-                ' max(r.value / d.rated_speed) AS "速度比 speed ratio"'
-                " FROM dash.readings r JOIN dash.devices d ON d.uid = r.device"
+                "SELECT $__timeGroupAlias(r.bucket, $__interval),"
+                ' max(r.max / d.rated_speed) AS "速度比 speed ratio"'
+                f" FROM {rollup_rows(metric_is(E, 'speed'))} JOIN dash.devices d ON d.uid = r.device"
                 f" WHERE r.device_class = '{E}' AND r.device IN ($device)"
-                f" AND r.{metric_is(E, 'speed')}"
-                " AND d.rated_speed > 0 AND $__timeFilter(r.ts) GROUP BY 1 ORDER BY 1"
+                " AND d.rated_speed > 0 GROUP BY 1 ORDER BY 1"
             ),
         ),
         width=8,

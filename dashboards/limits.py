@@ -188,7 +188,9 @@ def sql_list(values: Iterable[str]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """A list entry's filing condition on current values, as SQL over (metric, value) rows."""
+    """A list entry's filing condition, as SQL over rows of the per-minute rollup
+    (``dash.readings_1m``: ``metric_id``, ``min``, ``max``): true for a minute in which some
+    reading met it."""
 
     code: str
     name: str
@@ -198,14 +200,17 @@ class Condition:
 
 
 def _filing_sql(device_class: DeviceClass, f: ThresholdFiling | StateFiling) -> str:
+    """A reading of the minute was below (the minute's min) or above (its max) a threshold, or
+    in the state: the state lies between the minute's min and max, which is exact for the
+    two-valued points the list files states on (0/1)."""
     which = metric_is(device_class, f.metric)
     if isinstance(f, StateFiling):
-        return f"({which} AND value = {f.equals!r})"
+        return f"({which} AND min <= {f.equals!r} AND max >= {f.equals!r})"
     sides = []
     if f.below is not None:
-        sides.append(f"value < {f.below!r}")
+        sides.append(f"min < {f.below!r}")
     if f.above is not None:
-        sides.append(f"value > {f.above!r}")
+        sides.append(f"max > {f.above!r}")
     return f"({which} AND ({' OR '.join(sides)}))"
 
 

@@ -18,6 +18,7 @@ from dashboards.telemetry import (
     latest_bars,
     latest_table,
     metric_panel,
+    rollup_rows,
 )
 
 UID = "sw-water"
@@ -52,12 +53,12 @@ def _pumps_panel() -> Panel:
         "水泵 Pump states",
         (
             Query(
-                "SELECT $__timeGroupAlias(ts, $__interval),"
-                f" device || ' #' || CASE metric_id {number} END AS metric, CASE"
-                f" WHEN bool_or(metric_id IN ({faults}) AND value >= 1) THEN 2"
-                f" WHEN bool_or(metric_id IN ({runs}) AND value >= 1) THEN 1 ELSE 0 END AS value"
-                f" FROM dash.readings WHERE {devices_of((PR,))}"
-                f" AND metric_id IN ({faults}, {runs}) AND $__timeFilter(ts)"
+                "SELECT $__timeGroupAlias(bucket, $__interval),"
+                f" (device || ' #' || CASE metric_id {number} END) COLLATE \"C\" AS metric, CASE"
+                f" WHEN bool_or(metric_id IN ({faults}) AND max >= 1) THEN 2"
+                f" WHEN bool_or(metric_id IN ({runs}) AND max >= 1) THEN 1 ELSE 0 END AS value"
+                f" FROM {rollup_rows(f'metric_id IN ({faults}, {runs})')}"
+                f" WHERE {devices_of((PR,))}"
                 " GROUP BY 1, 2 ORDER BY 1"
             ),
         ),

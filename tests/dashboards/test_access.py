@@ -33,6 +33,7 @@ VIEWS = (
     "buildings",
     "devices",
     "readings",
+    "readings_1m",
     "latest_readings",
     "events",
     "device_status",
@@ -75,7 +76,14 @@ def test_a_firm_role_reads_its_own_firm_only(
         assert _rows(conn, "SELECT firm_code FROM dash.communities") == {"F01"}
         assert _rows(conn, "SELECT community_code FROM dash.buildings") <= own
         assert _rows(conn, "SELECT uid FROM dash.devices") == own_devices
-        for view in ("readings", "latest_readings", "events", "alarms", "work_orders"):
+        for view in (
+            "readings",
+            "readings_1m",
+            "latest_readings",
+            "events",
+            "alarms",
+            "work_orders",
+        ):
             seen = _rows(conn, f"SELECT DISTINCT device FROM dash.{view}")
             assert seen, f"dash.{view} shows F01 nothing"
             assert seen <= own_devices, f"dash.{view} shows other firms' devices"
@@ -254,7 +262,7 @@ def test_a_township_role_reads_the_communities_under_its_township_only(
             assert _rows(conn, "SELECT code FROM dash.firms") == {"F01"}
             devices = _rows(conn, "SELECT uid FROM dash.devices")
             assert devices and all(uid.startswith("C01-") for uid in devices)
-            for view in ("readings", "alarms", "work_orders"):
+            for view in ("readings", "readings_1m", "alarms", "work_orders"):
                 seen = _rows(conn, f"SELECT DISTINCT device FROM dash.{view}")
                 assert seen and seen <= devices, f"dash.{view}"
             with pytest.raises(errors.InsufficientPrivilege):

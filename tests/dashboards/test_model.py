@@ -33,7 +33,7 @@ from dashboards.model import (
 PLACED = all_dashboards(default_list())
 KINDS = {"timeseries", "stat", "table", "bargauge", "state-timeline", "row"}
 BASE_TABLE = re.compile(
-    r"(?:FROM|JOIN)\s+(?!dash\.)(?:public\.)?(readings|latest_readings|devices|device_presence"
+    r"(?:FROM|JOIN)\s+(?!dash\.)(?:public\.)?(readings|readings_1m|latest_readings|devices|device_presence"
     r"|events|device_status|alarms|work_orders|communities|buildings|firms|regions|metrics)\b"
 )
 

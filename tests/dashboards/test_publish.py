@@ -55,7 +55,7 @@ def test_the_first_publish_creates_folders_the_data_source_and_the_dashboards(
     assert ds.body["jsonData"]["database"] == "shouwang"
     assert ds.body["jsonData"]["timescaledb"] is True
     assert ds.body["jsonData"]["sslmode"] == "disable"
-    assert ds.body["jsonData"]["timeInterval"] == "10s"
+    assert ds.body["jsonData"]["timeInterval"] == "1m"
     assert ds.body["secureJsonData"] == {"password": "s3cret"}
     boards = writes[4:]
     assert [(c.method, c.path) for c in boards] == [("POST", "/api/dashboards/db")] * len(PLACED)
