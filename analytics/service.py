@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ from core.mqtt import new_client
 
 log = logging.getLogger("shouwang.analytics")
 ROLLUP_EVERY_S = 15.0  # how often the per-minute rollup of readings catches up
+ROLLUP_STEP = timedelta(minutes=30)  # the most one pass recomputes (a backlog takes several)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,6 @@ class Analytics:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._last_breach_check = 0.0
-        self._last_rollup = 0.0
         self.client, self._props = new_client(
             self.cfg.client_id,
             self.cfg.username,
@@ -145,6 +145,9 @@ class Analytics:
             self.cfg.host, self.cfg.port, keepalive=30, clean_start=False, properties=self._props
         )
         self.client.loop_start()
+        # The rollup has a thread and connection of its own: detection never waits for it.
+        rollup = threading.Thread(target=self._rollup_loop, name="rollup", daemon=True)
+        rollup.start()
         try:
             while not self._stop.wait(self.cfg.tick_seconds):
                 self.step()
@@ -152,7 +155,26 @@ class Analytics:
             self.step()
             self.client.disconnect()
             self.client.loop_stop()
+            rollup.join(30)
             self.conn.close()
+
+    def _rollup_loop(self) -> None:
+        """Keep the per-minute rollup current: a pass every ``ROLLUP_EVERY_S``, a backlog caught
+        up in bounded steps (``ROLLUP_STEP``)."""
+        with connect(
+            self.database_url, autocommit=True, application_name="shouwang-rollup"
+        ) as conn:
+            while not self._stop.is_set():
+                wait = ROLLUP_EVERY_S
+                try:
+                    now = datetime.now(UTC)
+                    roll_up(conn, now, max_span=ROLLUP_STEP)
+                    row = conn.execute("SELECT done_until FROM rollup_state").fetchone()
+                    if row is not None and row[0] < now - ROLLUP_STEP:
+                        wait = 0.5  # behind (a first run, or after downtime): keep going
+                except psycopg.Error as e:  # the next pass tries again
+                    log.error("rollup pass failed: %s", e)
+                self._stop.wait(wait)
 
     def stop(self) -> None:
         self._stop.set()
@@ -234,12 +256,6 @@ class Analytics:
             )
             self.stats.transitions += len(transitions)
             self.stats.opened += sum(1 for t in transitions if t.kind == "open")
-        if time.monotonic() - self._last_rollup > ROLLUP_EVERY_S:
-            self._last_rollup = time.monotonic()
-            try:
-                roll_up(self.conn, datetime.now(UTC))
-            except psycopg.Error as e:  # the rollup waits; detection must not
-                log.error("rollup pass failed: %s", e)
         if now and time.monotonic() - self._last_breach_check > 5.0:
             self._last_breach_check = time.monotonic()
             record_breaches(self.conn, now)

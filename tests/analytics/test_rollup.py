@@ -84,3 +84,36 @@ def test_the_rollup_equals_the_raw_readings_and_catches_late_ones(
     ).fetchone() or (0,)
     assert peak == 1000.0
     db.execute("TRUNCATE readings, readings_1m, rollup_dirty, rollup_state")
+
+
+def test_running_analytics_keeps_the_rollup_current(settings: Settings, db: Conn) -> None:
+    import threading
+    import time
+
+    from analytics.__main__ import build
+
+    db.execute("TRUNCATE readings, readings_1m, rollup_dirty, rollup_state")
+    (dev,) = db.execute("SELECT id FROM devices ORDER BY id LIMIT 1").fetchone() or (0,)
+    now = datetime.now(UTC)
+    db.execute(
+        "INSERT INTO readings (ts, device_id, metric_id, value)"
+        " SELECT %s - make_interval(secs => s), %s, 101, s FROM generate_series(1, 600, 10) s",
+        (now, dev),
+    )
+    service = build(settings)
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while (
+            time.monotonic() < deadline
+            and db.execute(ROLLED).fetchall() != db.execute(COMPARE).fetchall()
+        ):
+            time.sleep(0.2)
+    finally:
+        service.stop()
+        thread.join(30)
+    assert db.execute(ROLLED).fetchall() == db.execute(COMPARE).fetchall()
+    (minutes,) = db.execute("SELECT count(*) FROM readings_1m").fetchone() or (0,)
+    assert minutes in (10, 11), "ten minutes of readings, however they fall on minute edges"
+    db.execute("TRUNCATE readings, readings_1m, rollup_dirty, rollup_state")
