@@ -203,11 +203,21 @@ def ingest(
     client_id: Annotated[
         str | None, typer.Option(help="MQTT client id (a persistent session)")
     ] = None,
+    retire: Annotated[
+        str | None,
+        typer.Option(
+            help="end this worker id's broker session instead (what it still holds is dropped)"
+        ),
+    ] = None,
 ) -> None:
     """Store every reading from the broker in TimescaleDB (runs until stopped)."""
     from ingest.__main__ import main as ingest_main
+    from ingest.__main__ import retire_worker
 
     _setup_logging()
+    if retire is not None:
+        retire_worker(load_settings(), retire)
+        return
     ingest_main(load_settings(), workers=workers, client_id=client_id)
 
 
