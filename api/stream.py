@@ -41,6 +41,13 @@ async def missed(db: psycopg.AsyncConnection[Any], after: int) -> list[Change]:
     return [Change.of(dict(zip(names, row, strict=True))) for row in await cur.fetchall()]
 
 
+async def kept_since(db: psycopg.AsyncConnection[Any]) -> int | None:
+    """The oldest change number still in the log (None: an empty log)."""
+    cur = await db.execute("SELECT min(seq) FROM change_log")
+    row = await cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 async def forget_old(db: psycopg.AsyncConnection[Any]) -> None:
     await db.execute(
         "DELETE FROM change_log WHERE at < now() - make_interval(days => %s)", (KEEP_DAYS,)

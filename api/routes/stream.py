@@ -17,7 +17,7 @@ from starlette.background import BackgroundTask
 from api.deps import AsyncConn, Credentials, Principal, resolve
 from api.errors import ERROR_RESPONSES
 from api.scope import Action, require
-from api.stream import Change, Hub, Subscription, forget_old, missed, visible
+from api.stream import Change, Hub, Subscription, forget_old, kept_since, missed, visible
 
 router = APIRouter(tags=["stream"], responses=ERROR_RESPONSES)
 KEEPALIVE_S: Final = 15.0
@@ -44,7 +44,11 @@ async def _events(
         if after is not None:  # a reconnect: what it missed first, then live
             pool: AsyncConnectionPool[AsyncConn] = request.app.state.pool
             async with pool.connection() as db:
+                oldest = await kept_since(db)
                 replay = await missed(db, after)
+            if oldest is not None and after < oldest - 1:
+                gap = {"after": after, "oldest_kept": oldest, "reason": "re-read the lists"}
+                yield f"event: gap\ndata: {json.dumps(gap)}\n\n"
             for earlier in replay:
                 last = earlier.seq
                 if visible(earlier, p) and (max_events is None or sent < max_events):
@@ -94,7 +98,8 @@ async def stream(
     event_code, severity, state). Comments keep the connection alive every 15 s; ``reset`` means
     the client fell behind and should reconnect. Each event's ``id`` is its number in the change
     log: a client that reconnects with ``Last-Event-ID`` (browsers' EventSource does) or
-    ``after`` is first sent the changes in its scope it missed (kept 7 days), then live ones.
+    ``after`` is first sent the changes in its scope it missed (kept 7 days), then live ones;
+    ``gap`` first if some of what it missed is no longer kept (re-read the lists).
     ``max_events`` / ``max_seconds`` end the stream early (for scripts and tests)."""
     pool: AsyncConnectionPool[AsyncConn] = request.app.state.pool
     async with pool.connection() as db:  # held only to identify the caller, not for the stream

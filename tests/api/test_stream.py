@@ -125,3 +125,27 @@ def test_a_client_that_reconnects_gets_what_it_missed_in_its_scope_then_live_cha
     ]
     assert event_ids == [d["seq"] for _, d in events] == sorted(event_ids)
     assert event_ids[0] > last_seen
+
+
+def test_a_client_back_after_the_log_forgot_is_told_of_the_gap(
+    live_server: LiveServer, tokens: dict[str, str], ids: Ids, api_db: Conn
+) -> None:
+    make_alarm(api_db, ids.devices[ids.device_in("C01")], code="EL.GAP0")
+    (newest,) = api_db.execute("SELECT max(seq) FROM change_log").fetchone() or (0,)
+    api_db.execute("DELETE FROM change_log WHERE seq <= %s - 1", (newest,))  # as after 7 days
+    lines: list[str] = []
+    headers = {"Authorization": f"Bearer {tokens['duty_c01']}"}
+    with (
+        httpx.Client(base_url=live_server.url, timeout=15) as client,
+        client.stream(
+            "GET",
+            "/v1/stream",
+            params={"after": 1, "max_events": 1, "max_seconds": 5},
+            headers=headers,
+        ) as r,
+    ):
+        lines = [line for line in r.iter_lines() if line.startswith(("event:", "data:"))]
+    assert lines[2] == "event: gap"
+    gap = json.loads(lines[3].removeprefix("data: "))
+    assert (gap["after"], gap["oldest_kept"]) == (1, newest)
+    assert lines[4:6][0] == "event: work_order", "then what is still kept"
