@@ -3,7 +3,8 @@
 -- Grafana connects with a login role that is a member of shouwang_dashboards (NOLOGIN), which
 -- may SELECT only the views of schema dash: exactly the columns the dashboards use. A firm's
 -- login role is mapped to its firm in dash.firm_roles and sees the rows of its own communities
--- (work orders: its own work orders); a member of shouwang_regulator sees every row. The views
+-- (work orders: its own work orders); a township's login role, mapped in dash.region_roles, sees
+-- the communities under its region; a member of shouwang_regulator sees every row. The views
 -- are security barriers, so no predicate a user writes can see a row before the scope filter
 -- has removed it. dashboards/access.py creates the login roles.
 --
@@ -44,18 +45,38 @@ CREATE TABLE dash.firm_roles (
     granted_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- The communities the current role may see: all for a regulator, else its firm's.
+-- Which township or community service centre a login role reads for: the communities in that
+-- region and the regions below it, the firms running them and those communities' work orders.
+CREATE TABLE dash.region_roles (
+    role_name   name PRIMARY KEY,
+    region_id   int NOT NULL REFERENCES regions (id) ON DELETE CASCADE,
+    granted_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- The communities under the current role's region (none for other roles).
+CREATE VIEW dash.township_scope WITH (security_barrier) AS
+WITH RECURSIVE under (id) AS (
+    SELECT rr.region_id FROM dash.region_roles rr WHERE rr.role_name = current_user
+    UNION
+    SELECT r.id FROM regions r JOIN under u ON r.parent_id = u.id
+)
+SELECT c.id AS community_id FROM communities c WHERE c.region_id IN (SELECT id FROM under);
+
+-- The communities the current role may see: all for a regulator, else its firm's or its region's.
 CREATE VIEW dash.scope WITH (security_barrier) AS
 SELECT c.id AS community_id
 FROM communities c
 WHERE pg_has_role(current_user, 'shouwang_regulator', 'USAGE')
-   OR c.firm_id IN (SELECT r.firm_id FROM dash.firm_roles r WHERE r.role_name = current_user);
+   OR c.firm_id IN (SELECT r.firm_id FROM dash.firm_roles r WHERE r.role_name = current_user)
+   OR c.id IN (SELECT community_id FROM dash.township_scope);
 
 CREATE VIEW dash.firms WITH (security_barrier) AS
 SELECT f.id, f.code, f.name_zh AS name, f.name_en, f.contact_phone, f.complaint_phone
 FROM firms f
 WHERE pg_has_role(current_user, 'shouwang_regulator', 'USAGE')
-   OR f.id IN (SELECT r.firm_id FROM dash.firm_roles r WHERE r.role_name = current_user);
+   OR f.id IN (SELECT r.firm_id FROM dash.firm_roles r WHERE r.role_name = current_user)
+   OR f.id IN (SELECT c.firm_id FROM communities c
+               WHERE c.id IN (SELECT community_id FROM dash.township_scope));
 
 CREATE VIEW dash.communities WITH (security_barrier) AS
 SELECT c.id, c.code, c.name_zh AS name, c.name_en, c.address,
@@ -159,7 +180,8 @@ JOIN regions t ON t.id = CASE WHEN r.kind = 'community_centre' THEN r.parent_id 
 LEFT JOIN firms f ON f.id = w.firm_id
 LEFT JOIN maintenance_units mu ON mu.id = w.maintenance_unit_id
 WHERE pg_has_role(current_user, 'shouwang_regulator', 'USAGE')
-   OR w.firm_id IN (SELECT fr.firm_id FROM dash.firm_roles fr WHERE fr.role_name = current_user);
+   OR w.firm_id IN (SELECT fr.firm_id FROM dash.firm_roles fr WHERE fr.role_name = current_user)
+   OR w.community_id IN (SELECT community_id FROM dash.township_scope);
 
 GRANT SELECT ON dash.firms, dash.communities, dash.buildings, dash.devices, dash.readings,
     dash.latest_readings, dash.events, dash.device_status, dash.alarms, dash.work_orders
