@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from analytics.engine import Observation
+from analytics.work_orders import limit_seconds
 
 SEVERITIES = ("P0", "P1", "P2", "P3")
 
@@ -55,6 +57,19 @@ class Policy:
     hold_seconds: float
     raise_after_s: float | None = None
     raise_to: str | None = None
+
+
+def policy_of(entry: Any) -> Policy | None:
+    """The lifecycle's view of a responsibility-list entry (None: no entry, no alarm)."""
+    if entry is None:
+        return None
+    r = entry.severity_raise
+    return Policy(
+        str(entry.severity),
+        float(entry.closing.hold_seconds),
+        None if r is None else limit_seconds(r.after),
+        None if r is None else str(r.to),
+    )
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from analytics.conditions import DeviceView
 from analytics.engine import Engine, Observation, compile_rules
 from analytics.learned import Learned, compile_learned
-from analytics.lifecycle import Lifecycle, Policy, Transition
+from analytics.lifecycle import Lifecycle, Policy, Transition, policy_of
 from analytics.models import latest
 from analytics.rollup import roll_up
 from analytics.store import (
@@ -35,7 +35,7 @@ from analytics.store import (
     load_open_alarms,
     record_breaches,
 )
-from analytics.work_orders import Calendar, limit_seconds
+from analytics.work_orders import Calendar
 from core.db import Conn, connect
 from core.feed import EVENTS_TOPIC, READINGS_TOPIC, unpack_events, unpack_readings
 from core.mqtt import new_client
@@ -116,16 +116,7 @@ class Analytics:
         return scoped.get(code)
 
     def _policy(self, device_id: int, code: str) -> Policy | None:
-        e = self._entry(device_id, code)
-        if e is None:
-            return None
-        raise_ = e.severity_raise
-        return Policy(
-            str(e.severity),
-            float(e.closing.hold_seconds),
-            None if raise_ is None else limit_seconds(raise_.after),
-            None if raise_ is None else str(raise_.to),
-        )
+        return policy_of(self._entry(device_id, code))
 
     def _on_connect(
         self, client: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
@@ -168,9 +159,8 @@ class Analytics:
                 wait = ROLLUP_EVERY_S
                 try:
                     now = datetime.now(UTC)
-                    roll_up(conn, now, max_span=ROLLUP_STEP)
-                    row = conn.execute("SELECT done_until FROM rollup_state").fetchone()
-                    if row is not None and row[0] < now - ROLLUP_STEP:
+                    _, done = roll_up(conn, now, max_span=ROLLUP_STEP)
+                    if done is not None and done < now - ROLLUP_STEP:
                         wait = 0.5  # behind (a first run, or after downtime): keep going
                 except psycopg.Error as e:  # the next pass tries again
                     log.error("rollup pass failed: %s", e)

@@ -19,9 +19,8 @@ from typing import Any
 
 from analytics.conditions import DeviceView
 from analytics.engine import Engine, compile_rules
-from analytics.lifecycle import Lifecycle, Policy, Transition
+from analytics.lifecycle import Lifecycle, Transition, policy_of
 from analytics.store import apply, load_devices, load_open_alarms, record_breaches
-from analytics.work_orders import limit_seconds
 from core.catalogue import METRICS
 from core.db import Conn
 from core.responsibility import ResponsibilityList
@@ -43,19 +42,7 @@ class Summary:
 
 
 def _policy(lst: ResponsibilityList) -> Any:
-    def policy(_device: int, code: str) -> Policy | None:
-        e = lst.entries.get(code)
-        if e is None:
-            return None
-        r = e.severity_raise
-        return Policy(
-            str(e.severity),
-            float(e.closing.hold_seconds),
-            None if r is None else limit_seconds(r.after),
-            None if r is None else str(r.to),
-        )
-
-    return policy
+    return lambda _device, code: policy_of(lst.entries.get(code))
 
 
 def _faults(
