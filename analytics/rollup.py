@@ -36,15 +36,18 @@ def recompute(conn: Conn, start: datetime, end: datetime) -> int:
     return conn.execute(_MINUTES, (start, end)).rowcount
 
 
-def roll_up(conn: Conn, now: datetime, *, max_span: timedelta = MAX_SPAN) -> int:
-    """One pass, in one transaction; return the rollup rows written."""
+def roll_up(
+    conn: Conn, now: datetime, *, max_span: timedelta = MAX_SPAN
+) -> tuple[int, datetime | None]:
+    """One pass, in one transaction; (rollup rows written, how far it has gone: None while
+    there are no readings)."""
     written = 0
     with conn.transaction():
         state = conn.execute("SELECT done_until FROM rollup_state FOR UPDATE").fetchone()
         if state is None:
             first = conn.execute("SELECT min(ts) FROM readings").fetchone()
             if first is None or first[0] is None:
-                return 0
+                return 0, None
             start = _minute(first[0])
             conn.execute(
                 "INSERT INTO rollup_state (done_until) VALUES (%s) ON CONFLICT DO NOTHING", (start,)
@@ -55,7 +58,11 @@ def roll_up(conn: Conn, now: datetime, *, max_span: timedelta = MAX_SPAN) -> int
         if end > start:
             written += recompute(conn, start, end)
         done = min(end, _minute(now))
-        conn.execute("UPDATE rollup_state SET done_until = greatest(done_until, %s)", (done,))
+        row = conn.execute(
+            "UPDATE rollup_state SET done_until = greatest(done_until, %s) RETURNING done_until",
+            (done,),
+        ).fetchone()
+        done = row[0] if row is not None else done
         dirty = [
             r[0]
             for r in conn.execute(
@@ -66,15 +73,14 @@ def roll_up(conn: Conn, now: datetime, *, max_span: timedelta = MAX_SPAN) -> int
             written += recompute(conn, bucket, bucket + timedelta(minutes=1))
     if dirty:
         log.info("rollup: %d late minute(s) recomputed", len(dirty))
-    return written
+    return written, done
 
 
 def catch_up(conn: Conn, now: datetime, *, max_span: timedelta = MAX_SPAN) -> tuple[int, int]:
     """Passes until the rollup reaches ``now``; (rows written, passes)."""
     rows = passes = 0
     while True:
-        rows += roll_up(conn, now, max_span=max_span)
-        passes += 1
-        state = conn.execute("SELECT done_until FROM rollup_state").fetchone()
-        if state is None or state[0] >= _minute(now):
+        written, done = roll_up(conn, now, max_span=max_span)
+        rows, passes = rows + written, passes + 1
+        if done is None or done >= _minute(now):
             return rows, passes
