@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -46,12 +47,6 @@ async def kept_since(db: psycopg.AsyncConnection[Any]) -> int | None:
     cur = await db.execute("SELECT min(seq) FROM change_log")
     row = await cur.fetchone()
     return None if row is None or row[0] is None else int(row[0])
-
-
-async def forget_old(db: psycopg.AsyncConnection[Any]) -> None:
-    await db.execute(
-        "DELETE FROM change_log WHERE at < now() - make_interval(days => %s)", (KEEP_DAYS,)
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +121,7 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Event | None = None
         self._lock = asyncio.Lock()
+        self._forgotten_at = -1e9  # monotonic time the log was last trimmed
 
     async def subscribe(self) -> Subscription:
         """A new subscription; changes committed after this returns reach it."""
@@ -143,6 +139,15 @@ class Hub:
             sub = Subscription()
             self._subs.add(sub)
             return sub
+
+    async def forget_old(self, db: psycopg.AsyncConnection[Any]) -> None:
+        """Delete changes older than ``KEEP_DAYS`` from the log, at most once an hour."""
+        if time.monotonic() - self._forgotten_at < 3600:
+            return
+        self._forgotten_at = time.monotonic()
+        await db.execute(
+            "DELETE FROM change_log WHERE at < now() - make_interval(days => %s)", (KEEP_DAYS,)
+        )
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)

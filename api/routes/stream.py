@@ -17,11 +17,10 @@ from starlette.background import BackgroundTask
 from api.deps import AsyncConn, Credentials, Principal, resolve
 from api.errors import ERROR_RESPONSES
 from api.scope import Action, require
-from api.stream import Change, Hub, Subscription, forget_old, kept_since, missed, visible
+from api.stream import Change, Hub, Subscription, kept_since, missed, visible
 
 router = APIRouter(tags=["stream"], responses=ERROR_RESPONSES)
 KEEPALIVE_S: Final = 15.0
-_forgotten = [-1e9]  # when old changes were last deleted from the log (monotonic seconds)
 
 
 def _event(change: Change) -> str:
@@ -102,14 +101,11 @@ async def stream(
     ``gap`` first if some of what it missed is no longer kept (re-read the lists).
     ``max_events`` / ``max_seconds`` end the stream early (for scripts and tests)."""
     pool: AsyncConnectionPool[AsyncConn] = request.app.state.pool
+    hub: Hub = request.app.state.hub
     async with pool.connection() as db:  # held only to identify the caller, not for the stream
         p = await resolve(db, credentials)
-    require(p, Action.READ_WORK_ORDERS)
-    hub: Hub = request.app.state.hub
-    if time.monotonic() - _forgotten[0] > 3600:
-        _forgotten[0] = time.monotonic()
-        async with pool.connection() as db:
-            await forget_old(db)
+        require(p, Action.READ_WORK_ORDERS)
+        await hub.forget_old(db)
     sub = await hub.subscribe()  # before the answer starts: a failure here is still an error
     return StreamingResponse(
         _events(hub, sub, p, request, max_events, max_seconds, after or last_event_id),
