@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
-import socket
+import os
+import threading
 import urllib.error
 import urllib.request
 
 import psycopg
+
+from core.mqtt import new_client
 
 
 def database(url: str, timeout_s: float = 3.0) -> tuple[bool, str]:
@@ -21,21 +24,21 @@ def database(url: str, timeout_s: float = 3.0) -> tuple[bool, str]:
 
 
 def broker(host: str, port: int, timeout_s: float = 3.0) -> tuple[bool, str]:
-    """The broker accepts TCP connections and speaks MQTT (a CONNECT gets a CONNACK)."""
-    connect = (
-        bytes([0x10, 0x0D, 0x00, 0x04])
-        + b"MQTT"
-        + bytes([0x05, 0x02, 0x00, 0x05, 0x00, 0x00, 0x00])
-    )
+    """The broker speaks MQTT: a CONNECT gets a CONNACK (whatever it says of our credentials)."""
+    client, props = new_client(f"shouwang-health-{os.getpid()}", "", "")
+    answered = threading.Event()
+    client.on_connect = lambda *_: answered.set()
     try:
-        with socket.create_connection((host, port), timeout=timeout_s) as s:
-            s.sendall(connect)
-            answer = s.recv(1)
+        client.connect(host, port, keepalive=5, properties=props)
     except OSError as e:
         return False, f"broker {host}:{port}: {e}"
-    if answer != b"\x20":
-        return False, f"broker {host}:{port}: no CONNACK"
-    return True, f"broker {host}:{port}: answers"
+    client.loop_start()
+    try:
+        ok = answered.wait(timeout_s)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return ok, f"broker {host}:{port}: {'answers' if ok else 'no CONNACK'}"
 
 
 def http(url: str, timeout_s: float = 3.0) -> tuple[bool, str]:
