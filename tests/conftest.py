@@ -17,10 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pydantic import SecretStr
 
 from core.db import Conn, connect, migrate
 from core.settings import Settings, load_settings
@@ -178,20 +180,30 @@ def settings(
     import json
 
     secrets.write_text(json.dumps(county[1]))
+    return settings_for(
+        database_url,
+        broker,
+        tmp_path,
+        notify_ack_secret=SecretStr("ack-test-secret"),
+    )
+
+
+def settings_for(database_url: str, broker: Broker, state_dir: Path, **more: Any) -> Settings:
+    """Settings for this database and test broker, with the test services' passwords."""
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
-        state_dir=tmp_path,
+        state_dir=state_dir,
         database_url=database_url,
         mqtt_host=broker.host,
         mqtt_port=broker.port,
-        mqtt_ingest_password=INGEST_PASSWORD,  # type: ignore[arg-type]
-        mqtt_admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
-        mqtt_analytics_password=ANALYTICS_PASSWORD,  # type: ignore[arg-type]
-        notify_mqtt_password=NOTIFY_PASSWORD,  # type: ignore[arg-type]
-        notify_ack_secret="ack-test-secret",  # type: ignore[arg-type]
+        mqtt_ingest_password=SecretStr(INGEST_PASSWORD),
+        mqtt_admin_password=SecretStr(ADMIN_PASSWORD),
+        mqtt_analytics_password=SecretStr(ANALYTICS_PASSWORD),
+        notify_mqtt_password=SecretStr(NOTIFY_PASSWORD),
         broker_password_file=broker.passwd,
         broker_acl_file=broker.acl,
         broker_pid_file=broker.pid_file,
+        **more,
     )
 
 

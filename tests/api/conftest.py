@@ -34,14 +34,11 @@ from core.settings import Settings
 from gateway.broker import broker_config
 from simulators.seed import seed
 from tests.conftest import (
-    ADMIN_PASSWORD,
-    ANALYTICS_PASSWORD,
-    INGEST_PASSWORD,
-    NOTIFY_PASSWORD,
     SMALL,
     Broker,
     free_port,
     fresh_database,
+    settings_for,
     sync_broker,
 )
 from tests.mqtt_helpers import peer
@@ -160,29 +157,13 @@ def tokens(api_database: str) -> dict[str, str]:
         }
 
 
-def settings_for(database_url: str, broker: Broker, state_dir: Path) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        state_dir=state_dir,
-        database_url=database_url,
-        mqtt_host=broker.host,
-        mqtt_port=broker.port,
-        mqtt_ingest_password=INGEST_PASSWORD,  # type: ignore[arg-type]
-        mqtt_admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
-        mqtt_analytics_password=ANALYTICS_PASSWORD,  # type: ignore[arg-type]
-        notify_mqtt_password=NOTIFY_PASSWORD,  # type: ignore[arg-type]
-        broker_password_file=broker.passwd,
-        broker_acl_file=broker.acl,
-        broker_pid_file=broker.pid_file,
-        api_pool_size=4,
-    )
-
-
 @pytest.fixture(scope="session")
 def api_settings(
     tmp_path_factory: pytest.TempPathFactory, api_database: str, api_broker: Broker
 ) -> Settings:
-    return settings_for(api_database, api_broker, tmp_path_factory.mktemp("api-state"))
+    return settings_for(
+        api_database, api_broker, tmp_path_factory.mktemp("api-state"), api_pool_size=4
+    )
 
 
 class Api:

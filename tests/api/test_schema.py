@@ -26,8 +26,8 @@ from api.app import create_app
 from api.tokens import issue
 from core.db import connect
 from core.settings import Settings
-from tests.api.conftest import InProcess, in_process, seeded_database, settings_for
-from tests.conftest import Broker
+from tests.api.conftest import InProcess, in_process, seeded_database
+from tests.conftest import Broker, settings_for
 
 CHECKS = [
     not_a_server_error,
@@ -59,7 +59,7 @@ def fuzzed(
         with connect(url, autocommit=True) as db:
             token = issue(db, "county_regulator", "schemathesis", {}).token
         files = Broker(api_broker.host, api_broker.port, state, api_broker.proc)
-        with in_process(settings_for(url, files, state)) as client:
+        with in_process(settings_for(url, files, state, api_pool_size=4)) as client:
             yield client, token
 
 

@@ -13,8 +13,8 @@ from api.tokens import issue, revoke
 from core.db import Conn
 from core.errors import RegistryError
 from core.settings import Settings
-from tests.api.conftest import Api, in_process, settings_for
-from tests.conftest import Broker, shouwang
+from tests.api.conftest import Api, in_process
+from tests.conftest import Broker, settings_for, shouwang
 
 
 def test_a_token_is_kept_only_as_its_digest_and_stops_when_revoked(
@@ -103,7 +103,7 @@ def test_the_token_commands(
 
     from tests.conftest import settings_env
 
-    env = settings_env(settings_for(api_database, api_broker, Path(str(tmp_path))))
+    env = settings_env(settings_for(api_database, api_broker, Path(str(tmp_path)), api_pool_size=4))
     out = subprocess.run(
         shouwang(
             "api",
