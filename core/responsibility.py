@@ -28,7 +28,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal, Self
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -44,14 +43,21 @@ from pydantic import (
 )
 
 from core.catalogue import DeviceClass, EventCode, Metric, event_codes_by_class, metrics_by_class
-from core.errors import ConfigError
+from core.located_yaml import (
+    Document,
+    Loc,
+    Problem,
+    ProblemsError,
+    decode,
+    line_of,
+    path_text,
+    read,
+)
 
 CODE_PATTERN: Final = r"^[A-Z][A-Z0-9_.-]{1,31}$"
 SCOPE_PATTERN: Final = r"^(county|community):[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # Validation context key: the loader runs the catalogue checks itself, to report them with lines.
 _DEFER: Final = "defer_entry_checks"
-
-Loc = tuple[str | int, ...]
 
 
 class Severity(StrEnum):
@@ -393,37 +399,6 @@ def _filing_problems(cls: DeviceClass, f: Any) -> list[tuple[Loc, str]]:
 # Problems and the error that carries them.
 
 
-@dataclass(frozen=True, slots=True)
-class ListProblem:
-    file: str
-    line: int
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.path}: {self.message}"
-
-
-class ListError(ConfigError):
-    """A responsibility list or override that was refused; ``errors`` holds every problem."""
-
-    def __init__(self, errors: Sequence[ListProblem]) -> None:
-        order = {f: i for i, f in enumerate(dict.fromkeys(p.file for p in errors))}
-        self.errors = sorted(dict.fromkeys(errors), key=lambda p: (order[p.file], p.line))
-        files = ", ".join(order)
-        super().__init__(files, f"{len(self.errors)} problem(s) in the responsibility list")
-
-    def __str__(self) -> str:
-        return "\n".join(str(p) for p in self.errors)
-
-
-def _path(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out or "(document)"
-
-
 def _suggest(word: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.7)
     return f" (did you mean '{close[0]}'?)" if close else ""
@@ -496,85 +471,20 @@ def _describe(err: Mapping[str, Any], loc: Loc) -> str:
             return f"{err['msg']} (got {_shown(inp)})"
 
 
-# YAML with line numbers.
+class ListError(ProblemsError):
+    """A responsibility list or override that was refused; ``errors`` holds every problem."""
+
+    what = "the responsibility list"
 
 
-@dataclass(frozen=True, slots=True)
-class _Doc:
-    source: str
-    node: yaml.Node | None
-    data: Any
+ListProblem = Problem
+_Doc = Document
+_path = path_text
+_line = line_of
 
 
-def _read_yaml(text: str, source: str) -> tuple[_Doc, list[ListProblem]]:
-    try:
-        loader = yaml.SafeLoader(text)
-    except yaml.reader.ReaderError as e:  # a control character, before any parsing
-        line = text[: e.position].count("\n") + 1
-        msg = f"YAML syntax: character {e.character:#x} is not allowed; remove it"
-        raise ListError([ListProblem(source, line, "(document)", msg)]) from e
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        what = e.problem or e.context or "YAML syntax error"
-        if e.context and e.context_mark is not None and e.problem:
-            what += f" ({e.context}, which starts on line {e.context_mark.line + 1})"
-        raise ListError([ListProblem(source, line, "(document)", f"YAML syntax: {what}")]) from e
-    finally:
-        loader.dispose()
-    return _Doc(source, node, data), _duplicate_keys(node, source)
-
-
-def _duplicate_keys(node: yaml.Node | None, source: str) -> list[ListProblem]:
-    """Keys given twice in one mapping, which YAML would otherwise resolve silently."""
-    out: list[ListProblem] = []
-    stack: list[tuple[yaml.Node, Loc]] = [(node, ())] if node is not None else []
-    seen: set[int] = set()
-    while stack:
-        n, loc = stack.pop()
-        if id(n) in seen:  # an alias repeats a node already walked
-            continue
-        seen.add(id(n))
-        if isinstance(n, yaml.MappingNode):
-            first: dict[str, int] = {}
-            for k, v in n.value:
-                key = str(k.value) if isinstance(k, yaml.ScalarNode) else "?"
-                line = k.start_mark.line + 1
-                if key in first:
-                    msg = f"'{key}' appears twice here (first on line {first[key]}); keep one"
-                    out.append(ListProblem(source, line, _path((*loc, key)), msg))
-                first.setdefault(key, line)
-                stack.append((v, (*loc, key)))
-        elif isinstance(n, yaml.SequenceNode):
-            stack.extend((child, (*loc, i)) for i, child in enumerate(n.value))
-    return out
-
-
-def _line(node: yaml.Node | None, loc: Loc) -> int:
-    """The line of the node at ``loc``, or of its nearest ancestor present in the file."""
-    if node is None:
-        return 1
-    line = node.start_mark.line + 1
-    for part in loc:
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if isinstance(k, yaml.ScalarNode) and k.value == str(part):
-                    line, child = k.start_mark.line + 1, v
-        elif (
-            isinstance(node, yaml.SequenceNode)
-            and isinstance(part, int)
-            and 0 <= part < len(node.value)
-        ):
-            child = node.value[part]
-            line = child.start_mark.line + 1
-        if child is None:
-            break
-        node = child
-    return line
+def _read_yaml(text: str, source: str) -> tuple[Document, list[Problem]]:
+    return read(text, source, ListError)
 
 
 def _clean_loc(loc: Sequence[str | int], typ: str) -> Loc:
@@ -871,13 +781,7 @@ def parse_override(text: str, source: str) -> Override:
 
 
 def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        msg = "the file is not UTF-8 text; save it as UTF-8"
-        raise ListError([ListProblem(str(path), line, "(document)", msg)]) from e
+    return decode(path.read_bytes(), str(path), ListError)
 
 
 def load_list(path: Path, overrides: Sequence[Path] = ()) -> ResponsibilityList:
