@@ -10,6 +10,7 @@ from pathlib import Path
 
 from analytics.service import Analytics, AnalyticsConfig
 from core.db import Conn, connect
+from core.holiday_store import calendar_in_force
 from core.responsibility import (
     ListError,
     ResponsibilityList,
@@ -19,7 +20,6 @@ from core.responsibility import (
     parse_override,
 )
 from core.settings import Settings
-from core.workcalendar import WorkCalendar, load
 
 log = logging.getLogger("shouwang.analytics")
 
@@ -60,11 +60,11 @@ def published_list(s: Settings, conn: Conn, current: str) -> ResponsibilityList 
 def build(s: Settings, *, clock: str = "wall") -> Analytics:
     """Analytics with the list in force: the file in SHOUWANG_RESPONSIBILITY_LIST when set
     (pinned), else the newest published through the API, else the shipped list."""
-    calendar = load(s.work_calendar) if s.work_calendar else WorkCalendar()
-    if s.responsibility_list:
-        entries = load_list(s.responsibility_list, _overrides(s))
-    else:
-        with connect(s.database_url) as conn:
+    with connect(s.database_url) as conn:
+        calendar = calendar_in_force(conn, s.work_calendar)
+        if s.responsibility_list:
+            entries = load_list(s.responsibility_list, _overrides(s))
+        else:
             entries = published_list(s, conn, "") or default_list().with_overrides(
                 [parse_override(p.read_text(), str(p)) for p in _overrides(s)]
             )

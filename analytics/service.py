@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -35,10 +35,12 @@ from analytics.store import (
     load_open_alarms,
     record_breaches,
 )
-from analytics.work_orders import Calendar
 from core.db import Conn, connect
 from core.feed import EVENTS_TOPIC, READINGS_TOPIC, unpack_events, unpack_readings
+from core.holiday_schedule import ScheduleWarning
+from core.holiday_store import calendar_in_force, fingerprint
 from core.mqtt import new_client
+from core.workcalendar import WorkCalendar
 
 log = logging.getLogger("shouwang.analytics")
 ROLLUP_EVERY_S = 15.0  # how often the per-minute rollup of readings catches up
@@ -74,7 +76,7 @@ class Analytics:
     cfg: AnalyticsConfig
     database_url: str
     entries: Any  # ResponsibilityList
-    calendar: Calendar
+    calendar: WorkCalendar
     conn: Conn = field(init=False)
     stats: Stats = field(default_factory=Stats)
 
@@ -86,6 +88,8 @@ class Analytics:
         )
         self._build_detectors()
         self._models_checked_at = 0.0
+        self._calendar_mark = fingerprint(self.conn)
+        self._calendar_warned: date | None = None
         self.lifecycle = Lifecycle(self._policy)
         for alarm in load_open_alarms(self.conn):
             self.lifecycle.open[(alarm.device_id, alarm.code)] = alarm
@@ -208,6 +212,27 @@ class Analytics:
             self.refresh_models()
         return True
 
+    def refresh_calendar(self) -> bool:
+        """Take holiday schedules loaded since (deadlines of work orders filed from now on)."""
+        mark = fingerprint(self.conn)
+        if mark == self._calendar_mark:
+            return False
+        self._calendar_mark = mark
+        self.calendar = calendar_in_force(self.conn, self.calendar)
+        log.info("holiday schedules in force: %s", sorted(self.calendar.schedules.years))
+        self._calendar_warned = None
+        return True
+
+    def warn_calendar(self, today: date) -> list[ScheduleWarning]:
+        """Once a day (and after a change): this or next year's holiday schedule missing."""
+        if self._calendar_warned == today:
+            return []
+        self._calendar_warned = today
+        warnings = self.calendar.warnings(today)
+        for w in warnings:
+            log.warning("%s", w)
+        return warnings
+
     def forget_cleared(self) -> None:
         """Alarms cleared by hand are closed here too, so the next fault opens a new alarm."""
         ids = {a.id: key for key, a in self.lifecycle.open.items() if a.id is not None}
@@ -220,6 +245,8 @@ class Analytics:
             self._models_checked_at = time.monotonic()
             self.refresh_list()
             self.refresh_models()
+            self.refresh_calendar()
+            self.warn_calendar(datetime.now(self.calendar.tz).date())
         with self._lock:
             items, self._buffer = self._buffer, []
         transitions: list[Transition] = []

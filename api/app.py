@@ -20,6 +20,7 @@ from api.deps import TokenCache
 from api.routes import (
     alarms,
     buildings,
+    calendar,
     communities,
     credentials,
     deliveries,
@@ -117,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
         alarms,
         work_orders,
         responsibility,
+        calendar,
         people,
         shifts,
         deliveries,

@@ -33,6 +33,7 @@ class Action(StrEnum):
     MOVE_WORK_ORDERS = "move work orders through their lifecycle"
     COMMENT_WORK_ORDERS = "comment on work orders"
     PUBLISH_LIST = "publish the responsibility list"
+    LOAD_CALENDAR = "load the yearly holiday schedule"
     READ_ROSTER = "read the duty roster and its people"
     WRITE_ROSTER = "change the duty roster or its people"
     READ_DELIVERIES = "read the notification delivery log"
@@ -57,6 +58,7 @@ PERMISSIONS: Final[dict[str, frozenset[Action]]] = {
         Action.WRITE_COMMUNITIES,
         Action.WRITE_DEVICES,
         Action.PUBLISH_LIST,
+        Action.LOAD_CALENDAR,
         Action.WRITE_ROSTER,
     },
     "township": _SUPERVISORS | {Action.WRITE_COMMUNITIES, Action.WRITE_DEVICES},

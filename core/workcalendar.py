@@ -1,10 +1,11 @@
 """Shared: the working-time calendar behind work-order deadlines and SLA elapsed time.
 
-Time limits in a responsibility list come in three units (domain.md §5): calendar minutes (safety
-events), working hours (工作时) and working days (工作日). A working day follows the State Council's
-annual holiday notice, including the weekend days it turns into working days (调休), through the
-``chinese-calendar`` package when it is installed and covers the year; otherwise Monday to Friday.
-A county adds its own days off (``holidays``) and extra working days (``workdays``).
+Time limits in a responsibility list come in three units (docs/domain.md §5): calendar minutes
+(safety events), working hours (工作时) and working days (工作日). A working day follows the State
+Council's annual holiday notice, including the weekend days it turns into working days (调休): a
+schedule loaded as data for the year (:mod:`core.holiday_schedule`) first, else the
+``chinese-calendar`` package where it covers the year, else Monday to Friday with a loud warning.
+A county adds its own days off (``holidays``) and extra working days (``workdays``) on top.
 
 Working time is measured on the local wall clock of the calendar's time zone, inside ``periods``
 on working days. Everything here is pure except :func:`load`, which reads one YAML file.
@@ -12,8 +13,10 @@ on working days. Everything here is pure except :func:`load`, which reads one YA
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
+import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -26,8 +29,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from core.errors import ConfigError
+from core.holiday_schedule import (
+    LOAD_HINT,
+    NO_SCHEDULES,
+    ScheduleWarning,
+    StatutorySchedules,
+    missing_schedule_warnings,
+)
+
+log = logging.getLogger("shouwang.calendar")
 
 Unit = Literal["calendar_minutes", "working_hours", "working_days"]
+Source = Literal["schedule", "library", "weekdays", "not used"]
 UNITS: tuple[str, ...] = get_args(Unit)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -60,6 +73,17 @@ def _statutory_day(d: date) -> bool | None:
         return bool(_statutory_is_workday(d))
     except NotImplementedError:  # no notice for this year in the installed chinese-calendar
         return None
+
+
+@functools.lru_cache(maxsize=256)
+def _warn_weekdays(year: int) -> None:
+    """Once per year and process: deadlines in ``year`` fall back to Monday to Friday."""
+    log.warning(
+        "NO HOLIDAY SCHEDULE FOR %d: working days are taken as Monday to Friday, so statutory"
+        " holidays count as working days and 调休 Saturdays do not; %s",
+        year,
+        LOAD_HINT,
+    )
 
 
 def _since_midnight(t: time) -> timedelta:
@@ -108,8 +132,9 @@ class WorkCalendar:
     """A county's working time: periods of the day on working days, in one time zone.
 
     ``holidays`` are local days off and win over everything; ``workdays`` are local extra working
-    days; then the statutory calendar (``use_statutory`` and chinese-calendar covering the year);
-    then Monday to Friday.
+    days; then, with ``use_statutory``, the loaded holiday ``schedules`` for the year, else
+    chinese-calendar where it covers the year; then Monday to Friday (with a warning when the
+    statutory calendar was wanted).
     """
 
     tz: ZoneInfo = SHANGHAI
@@ -117,6 +142,7 @@ class WorkCalendar:
     holidays: frozenset[date] = frozenset()
     workdays: frozenset[date] = frozenset()
     use_statutory: bool = True
+    schedules: StatutorySchedules = NO_SCHEDULES
 
     def __post_init__(self) -> None:
         problem = _periods_problem(self.periods)
@@ -131,6 +157,26 @@ class WorkCalendar:
         """Whether the statutory calendar decides ``d`` (else Monday to Friday is assumed)."""
         return self._statutory(d) is not None
 
+    def with_schedules(self, schedules: StatutorySchedules) -> WorkCalendar:
+        """The same calendar with these loaded holiday schedules."""
+        return dataclasses.replace(self, schedules=schedules)
+
+    def source(self, year: int) -> Source:
+        """Where the working days of ``year`` come from."""
+        if not self.use_statutory:
+            return "not used"
+        if self.schedules.covers(year):
+            return "schedule"
+        if _statutory_day(date(year, 7, 1)) is not None:
+            return "library"
+        return "weekdays"
+
+    def warnings(self, today: date) -> list[ScheduleWarning]:
+        """This year's or next year's holiday schedule missing (from 60 days before year end)."""
+        if not self.use_statutory:
+            return []
+        return missing_schedule_warnings(today, lambda y: self.source(y) != "weekdays")
+
     def is_working_day(self, d: date) -> bool:
         if isinstance(d, datetime):
             raise TypeError("pass a date, e.g. moment.astimezone(calendar.tz).date()")
@@ -141,6 +187,8 @@ class WorkCalendar:
         statutory = self._statutory(d)
         if statutory is not None:
             return statutory
+        if self.use_statutory:
+            _warn_weekdays(d.year)
         return d.weekday() < 5
 
     def add(self, start: datetime, value: float, unit: Unit) -> datetime:
@@ -189,7 +237,10 @@ class WorkCalendar:
         return hours if unit == "working_hours" else hours / self.hours_per_day
 
     def _statutory(self, d: date) -> bool | None:
-        return _statutory_day(d) if self.use_statutory else None
+        if not self.use_statutory:
+            return None
+        loaded = self.schedules.is_working_day(d)
+        return loaded if loaded is not None else _statutory_day(d)
 
     def _day_length(self) -> timedelta:
         return sum((_since_midnight(e) - _since_midnight(s) for s, e in self.periods), _ZERO)
@@ -352,6 +403,11 @@ def from_mapping(d: Mapping[str, Any], where: str = "work calendar") -> WorkCale
     if not isinstance(use_statutory, bool):
         raise ConfigError(f"{where}: use_statutory", f"got {use_statutory!r}; write true or false")
     return WorkCalendar(tz, periods, holidays, workdays, use_statutory)
+
+
+def configured(path: Path | None) -> WorkCalendar:
+    """The county's calendar file when one is set, else the default calendar."""
+    return load(path) if path is not None else WorkCalendar()
 
 
 def load(path: Path) -> WorkCalendar:

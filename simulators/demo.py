@@ -10,11 +10,13 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 
 from psycopg.conninfo import conninfo_to_dict
 from rich.console import Console
 
 from core.db import connect
+from core.holiday_store import calendar_in_force
 from core.settings import Settings
 from ingest.status import snapshot
 from simulators.__main__ import main as simulate
@@ -64,6 +66,9 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
     )
     try:
         with connect(s.database_url, autocommit=True) as conn:
+            calendar = calendar_in_force(conn, s.work_calendar)
+            for w in calendar.warnings(datetime.now(calendar.tz).date()):
+                log.warning("%s", w)
             while not stop.wait(10.0):
                 if exited := [n for n, p in services.items() if p.poll() is not None]:
                     log.error("%s exited; stopping", ", ".join(exited))
@@ -72,12 +77,15 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
                     log.error("the simulator stopped; stopping")
                     break
                 snap = snapshot(conn)
+                calendar = calendar_in_force(conn, calendar)
+                notes = [w.short for w in calendar.warnings(datetime.now(calendar.tz).date())]
                 console.print(
                     f"{time.strftime('%H:%M:%S')}  readings/min {snap.readings_last_minute:>8,}"
                     f"  devices heard {snap.devices_heard_last_minute:>5,}/{snap.devices:,}"
                     f"  stored {snap.readings_approx:>12,}"
                     f"  rejects/h {sum(snap.rejects_last_hour.values()):,}"
                     f"  open alarms {snap.open_alarms:,}  open work orders {snap.open_work_orders:,}"
+                    + "".join(f"  [bold red]! {n}[/]" for n in notes)
                 )
     finally:
         stop.set()

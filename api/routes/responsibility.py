@@ -9,28 +9,20 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel
 
 from api.deps import Caller, Db
-from api.errors import ERROR_RESPONSES, RAW_BODY_RESPONSES, ApiError, FieldError
+from api.errors import ERROR_RESPONSES, RAW_BODY_RESPONSES, ApiError
 from api.pagination import Page, Paging, page
 from api.queries import fetch_all, fetch_one
 from api.scope import Action, require
+from api.yaml_body import BODY, DocumentProblem, problems, refused, yaml_text
+from core.located_yaml import Problem
 from core.responsibility import ListError, ResponsibilityList, default_list, parse_list
 
 router = APIRouter(tags=["responsibility list"], responses=ERROR_RESPONSES)
-MAX_BYTES: Final = 1_000_000
 SOURCE: Final = "candidate"
-
-
-class Candidate(BaseModel):
-    content: str = Field(max_length=MAX_BYTES, description="the list as YAML text")
-
-
-class Problem(BaseModel):
-    line: int
-    path: str
-    message: str
+WHAT: Final = "a list"
 
 
 class Check(BaseModel):
@@ -38,7 +30,7 @@ class Check(BaseModel):
     version: str | None
     digest: str | None
     entries: int
-    errors: list[Problem]
+    errors: list[DocumentProblem]
 
 
 class Version(BaseModel):
@@ -58,42 +50,11 @@ class CurrentList(Version):
     entries: list[dict[str, Any]]
 
 
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": Candidate.model_json_schema()},
-            "application/yaml": {"schema": {"type": "string"}},
-        },
-    }
-}
-
-
-async def _candidate(request: Request) -> str:
-    """The YAML text: a raw YAML body, or JSON ``{"content": "..."}``."""
-    raw = await request.body()
-    if len(raw) > MAX_BYTES:
-        raise ApiError(413, "too_large", f"a list is at most {MAX_BYTES} bytes")
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind in ("application/yaml", "application/x-yaml", "text/yaml", "text/plain"):
-        try:
-            return raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ApiError(400, "bad_request", "the list is not UTF-8 text") from None
-    try:
-        return Candidate.model_validate_json(raw).content
-    except ValidationError as e:
-        fields = [FieldError(field="body.content", message=err["msg"]) for err in e.errors()]
-        raise ApiError(
-            422, "invalid", 'send YAML, or JSON {"content": "<YAML text>"}', fields
-        ) from None
-
-
 def _check(text: str) -> tuple[ResponsibilityList | None, list[Problem]]:
     try:
         return parse_list(text, SOURCE), []
     except ListError as e:
-        return None, [Problem(line=p.line, path=p.path, message=p.message) for p in e.errors]
+        return None, e.errors
 
 
 def _current_file(request: Request) -> tuple[str, Literal["configured", "shipped"], str]:
@@ -150,32 +111,31 @@ async def list_versions(db: Db, p: Caller, paging: Paging) -> Page[Version]:
     return page(rows, paging.limit, lambda r: (str(r.published_at), r.version))
 
 
-@router.post("/responsibility-list/validate", openapi_extra=_BODY, responses=RAW_BODY_RESPONSES)
+@router.post("/responsibility-list/validate", openapi_extra=BODY, responses=RAW_BODY_RESPONSES)
 async def validate(p: Caller, request: Request) -> Check:
     """Check a candidate list against the format and the device catalogue; every problem is
     reported with its line. Nothing is stored."""
-    parsed, problems = _check(await _candidate(request))
+    parsed, found = _check(await yaml_text(request, WHAT))
     return Check(
         valid=parsed is not None,
         version=parsed.version if parsed else None,
         digest=parsed.digest if parsed else None,
         entries=len(parsed.entries) if parsed else 0,
-        errors=problems,
+        errors=problems(found),
     )
 
 
 @router.post(
-    "/responsibility-list", status_code=201, openapi_extra=_BODY, responses=RAW_BODY_RESPONSES
+    "/responsibility-list", status_code=201, openapi_extra=BODY, responses=RAW_BODY_RESPONSES
 )
 async def publish(db: Db, p: Caller, request: Request, response: Response) -> Version:
     """Publish a new version (county regulator). A list with problems is refused with all of
     them; publishing the same version with the same content again changes nothing."""
     require(p, Action.PUBLISH_LIST)
-    text = await _candidate(request)
-    parsed, problems = _check(text)
+    text = await yaml_text(request, WHAT)
+    parsed, found = _check(text)
     if parsed is None:
-        fields = [FieldError(field=e.path, line=e.line, message=e.message) for e in problems]
-        raise ApiError(422, "invalid_list", f"{len(problems)} problem(s) in the list", fields)
+        raise refused("invalid_list", "the list", found)
     existing = await fetch_one(
         db,
         Version,
