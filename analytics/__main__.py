@@ -11,7 +11,8 @@ from pathlib import Path
 from analytics.service import Analytics, AnalyticsConfig
 from core.db import Conn, connect
 from core.holiday_store import calendar_in_force
-from core.responsibility import (
+from core.settings import Settings, load_settings
+from responsibility.model import (
     ListError,
     ResponsibilityList,
     default_list,
@@ -19,7 +20,6 @@ from core.responsibility import (
     parse_list,
     parse_override,
 )
-from core.settings import Settings
 
 log = logging.getLogger("shouwang.analytics")
 
@@ -79,3 +79,8 @@ def main(s: Settings, *, clock: str = "wall") -> None:
     log.info("analytics running: list %s, clock %s", service.entries.version, clock)
     service.run()
     log.info("stopped: %s", service.stats)
+
+
+if __name__ == "__main__":  # python -m analytics: as `shouwang analytics` with its defaults
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    main(load_settings())

@@ -12,16 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analytics.conditions import Check, DeviceView, Held, compile_filing
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    device_id: int
-    code: str  # the responsibility list's event code
-    t: float
-    active: bool
-    detector: str = ""
-    detail: Mapping[str, Any] = field(default_factory=dict)
+from lifecycle.alarms import Observation
 
 
 @dataclass(frozen=True, slots=True)

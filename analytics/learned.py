@@ -17,8 +17,8 @@ import numpy as np
 
 from analytics.baseline import Baseline
 from analytics.conditions import Held
-from analytics.engine import Observation
 from analytics.multivariate import Episodes, Model
+from lifecycle.alarms import Observation
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,8 @@ import psycopg
 from paho.mqtt.reasoncodes import ReasonCode
 
 from analytics.conditions import DeviceView
-from analytics.engine import Engine, Observation, compile_rules
+from analytics.engine import Engine, compile_rules
 from analytics.learned import Learned, compile_learned
-from analytics.lifecycle import Lifecycle, Policy, Transition, policy_of
 from analytics.models import latest
 from analytics.rollup import roll_up
 from analytics.store import (
@@ -41,6 +40,7 @@ from core.holiday_schedule import ScheduleWarning
 from core.holiday_store import calendar_in_force, fingerprint
 from core.mqtt import new_client
 from core.workcalendar import WorkCalendar
+from lifecycle.alarms import Lifecycle, Observation, Policy, Transition, policy_of
 
 log = logging.getLogger("shouwang.analytics")
 ROLLUP_EVERY_S = 15.0  # how often the per-minute rollup of readings catches up

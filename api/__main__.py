@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import uvicorn
@@ -34,3 +35,8 @@ def main(
     app = create_app(settings)
     tune_gc()
     uvicorn.run(app, **common)
+
+
+if __name__ == "__main__":  # python -m api: as `shouwang api` with its defaults
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    main(load_settings())

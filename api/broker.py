@@ -1,4 +1,4 @@
-"""API: the broker follows credential changes, as ``shouwang gateway sync`` makes it.
+"""API: the broker follows credential changes, as ``shouwang broker sync`` makes it.
 
 Runs on a synchronous connection (in a worker thread). Concurrent syncs, from this API or from
 the command line, are serialised by an advisory lock, so the password file and ACL are written
@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from broker.sync import platform_services, sync
 from core.db import Conn
 from core.errors import ConfigError
 from core.settings import Settings
-from gateway.sync import platform_services, sync
 
 log = logging.getLogger("shouwang.api")
 _LOCK_KEY = 0x5357_4252  # "SWBR"
@@ -45,7 +45,7 @@ def sync_broker(conn: Conn, s: Settings) -> BrokerSync:
         )
     except ConfigError as e:
         log.warning("broker not brought in line: %s", e)
-        return BrokerSync(False, f"{e}; run 'shouwang gateway sync' once the broker runs")
+        return BrokerSync(False, f"{e}; run 'shouwang broker sync' once the broker runs")
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
         conn.commit()

@@ -23,8 +23,8 @@ from psycopg.sql import SQL
 from pydantic import BaseModel, Field
 
 from api.sla import LIMIT_OUTCOMES, share
-from core.responsibility import default_list
 from core.workcalendar import SHANGHAI
+from responsibility.model import default_list
 
 AConn = AsyncConnection[TupleRow]
 

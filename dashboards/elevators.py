@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from typing import Final
 
 from core.catalogue import DeviceClass
-from core.responsibility import Entry
 from dashboards import alarms, variables
 from dashboards.limits import (
     metric,
@@ -36,6 +35,7 @@ from dashboards.model import (
     thresholds_json,
 )
 from dashboards.telemetry import PER_DEVICE, rollup_rows
+from responsibility.model import Entry
 
 UID = "sw-elevators"
 E = DeviceClass.ELEVATOR

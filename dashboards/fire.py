@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from core.catalogue import DeviceClass
-from core.responsibility import Entry
 from dashboards import alarms, variables
 from dashboards.model import Dashboard, Row
 from dashboards.telemetry import (
@@ -16,6 +15,7 @@ from dashboards.telemetry import (
     latest_table,
     metric_panel,
 )
+from responsibility.model import Entry
 
 UID = "sw-fire"
 FW, FP, EF = DeviceClass.FIRE_WATER, DeviceClass.FIRE_PANEL, DeviceClass.ELECTRICAL_FIRE

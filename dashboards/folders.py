@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from core.responsibility import ResponsibilityList
 from dashboards import elevators, fire, operations, regulator, water, work_orders
 from dashboards.model import Dashboard
+from responsibility.model import ResponsibilityList
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from core.catalogue import METRICS, DeviceClass, Metric
-from core.responsibility import (
+from dashboards.model import Step
+from responsibility.model import (
     Entry,
     Limit,
     OfflineFiling,
@@ -21,7 +22,6 @@ from core.responsibility import (
     TrappedFiling,
     Unit,
 )
-from dashboards.model import Step
 
 NORMAL: Final = "green"
 SEVERITY_COLORS: Final = {

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from core.responsibility import Entry
 from dashboards import alarms, variables
 from dashboards.limits import online_sql
 from dashboards.model import (
@@ -19,6 +18,7 @@ from dashboards.model import (
     ValueMapping,
     series_color,
 )
+from responsibility.model import Entry
 
 UID = "sw-operations"
 DUE_SOON = "1 hour"

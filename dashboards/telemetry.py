@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from core.catalogue import DeviceClass
-from core.responsibility import Entry
 from dashboards.limits import (
     NORMAL,
     SEVERITY_COLORS,
@@ -36,6 +35,7 @@ from dashboards.model import (
     ValueMapping,
     column_thresholds,
 )
+from responsibility.model import Entry
 
 # Points of a time series over the rollup: 6 hours / 360 is Grafana's 1-minute interval, the
 # rollup's own resolution.

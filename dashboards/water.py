@@ -9,7 +9,6 @@ import re
 from collections.abc import Iterable
 
 from core.catalogue import METRICS, DeviceClass, Metric
-from core.responsibility import Entry
 from dashboards import alarms, variables
 from dashboards.model import Dashboard, Kind, Panel, Query, Row, ValueMapping
 from dashboards.telemetry import (
@@ -20,6 +19,7 @@ from dashboards.telemetry import (
     metric_panel,
     rollup_rows,
 )
+from responsibility.model import Entry
 
 UID = "sw-water"
 PR, WQ = DeviceClass.PUMP_ROOM, DeviceClass.WATER_QUALITY

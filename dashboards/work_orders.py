@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from core.responsibility import Entry, Limit
 from dashboards import alarms, variables
 from dashboards.model import (
     Dashboard,
@@ -20,6 +19,7 @@ from dashboards.model import (
     column_thresholds,
     series_color,
 )
+from responsibility.model import Entry, Limit
 
 UID = "sw-work-orders"
 IN_AREA: Final = "w.community_code IN ($community)"

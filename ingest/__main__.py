@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import logging
 import signal
-import subprocess
-import sys
 import threading
 
-from core.settings import Settings
+from core.settings import Settings, load_settings
 from ingest.consumer import Consumer, IngestConfig, retire_session
 
 log = logging.getLogger("shouwang.ingest")
@@ -33,10 +31,7 @@ def config_from(s: Settings, client_id: str) -> IngestConfig:
     )
 
 
-def main(s: Settings, *, workers: int = 1, client_id: str | None = None) -> None:
-    if workers > 1:
-        _supervise(workers)
-        return
+def main(s: Settings, *, client_id: str | None = None) -> None:
     consumer = Consumer(config_from(s, client_id or s.ingest_client_id), s.database_url)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: consumer.stop())
@@ -48,28 +43,13 @@ def main(s: Settings, *, workers: int = 1, client_id: str | None = None) -> None
     )
 
 
-def _supervise(workers: int) -> None:
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "ingest", "--client-id", f"shouwang-ingest-{i}"]
-        )
-        for i in range(workers)
-    ]
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    while not stop.wait(1.0):
-        if any(p.poll() is not None for p in procs):
-            log.error("an ingest worker exited; stopping the others")
-            break
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        p.wait(30)
-
-
 def retire_worker(s: Settings, client_id: str) -> None:
     """Drop a worker id's persistent session. Messages the broker still held for it are lost
     with it: retire only a worker that has drained (stopped cleanly after catching up)."""
     retire_session(config_from(s, client_id))
     log.info("retired the broker session of %s", client_id)
+
+
+if __name__ == "__main__":  # python -m ingest: as `shouwang ingest` with its defaults
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    main(load_settings())

@@ -110,7 +110,7 @@ CONF
 
 mq_up() {
   mkdir -p "$mq_dir/data"
-  "$shouwang" gateway broker-config --port "$mq_port" --dir "$mq_dir" > "$mq_dir/mosquitto.conf"
+  "$shouwang" broker broker-config --port "$mq_port" --dir "$mq_dir" > "$mq_dir/mosquitto.conf"
   if [ -f "$mq_dir/mosquitto.pid" ] && kill -0 "$(cat "$mq_dir/mosquitto.pid")" 2>/dev/null; then
     kill -HUP "$(cat "$mq_dir/mosquitto.pid")"
     log "Mosquitto already running on 127.0.0.1:$mq_port (credentials reloaded)"
@@ -136,7 +136,7 @@ case "${1:-}" in
     write_env
     pg_up
     "$shouwang" migrate
-    "$shouwang" gateway sync --no-reload
+    "$shouwang" broker sync --no-reload
     mq_up
     ;;
   down)

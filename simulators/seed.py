@@ -12,9 +12,9 @@ from pathlib import Path
 
 import orjson
 
+from broker.accounts import issue_many
+from broker.credentials import hash_password, new_password
 from core.db import Conn
-from gateway.accounts import issue_many
-from gateway.credentials import hash_password, new_password
 from simulators.county import County
 from simulators.maintenance import contracted_units, maintenance_history
 

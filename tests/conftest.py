@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,10 +23,11 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
+from broker.files import broker_config
+from broker.sync import ServiceAccount, sync
 from core.db import Conn, connect, migrate
 from core.settings import Settings, load_settings
-from gateway.broker import broker_config
-from gateway.sync import ServiceAccount, sync
+from shouwang.launch import command
 from simulators.county import County, demo_county
 from simulators.seed import seed
 
@@ -241,4 +241,4 @@ def clear_people(db: Conn) -> None:
 
 
 def shouwang(*args: str) -> list[str]:
-    return [sys.executable, "-m", "core.cli", *args]
+    return command(*args)

@@ -14,8 +14,8 @@ import pytest
 import typer
 import yaml
 
-from core.cli import app
 from core.settings import Settings
+from shouwang.cli import app
 from tests.conftest import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -74,7 +74,7 @@ def test_a_wrong_command_or_option_would_be_caught() -> None:
     with pytest.raises(AssertionError, match="no command 'ingets'"):
         check_command(["ingets"])
     with pytest.raises(Exception, match="No such option: --nmae"):
-        check_command(["dispatch", "--nmae", "x"])
+        check_command(["notify", "--nmae", "x"])
 
 
 def test_every_environment_variable_is_one_the_code_reads() -> None:
@@ -102,7 +102,7 @@ def test_the_platform_is_all_there_with_health_checks() -> None:
     assert SERVICES["broker"]["image"].startswith("eclipse-mosquitto:")
     assert SERVICES["grafana"]["image"].startswith("grafana/")
     commands = {tuple(s["command"][:1]) for s in OURS.values() if s.get("entrypoint") is None}
-    for needed in ("ingest", "analytics", "dispatch", "api"):
+    for needed in ("ingest", "analytics", "notify", "api"):
         assert (needed,) in commands, f"no service runs 'shouwang {needed}'"
     assert SERVICES["simulator"]["profiles"] == ["sim"]
     for name, service in SERVICES.items():

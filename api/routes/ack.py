@@ -16,10 +16,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from analytics.notify.ack import AckError, AckToken, acknowledge, read_token
 from api.deps import Db, blocking
 from api.errors import ERROR_RESPONSES, ApiError
 from core.db import Conn
+from lifecycle.acknowledge import AckError, AckToken, acknowledge, read_token
 
 router = APIRouter(tags=["acknowledgement"], responses=ERROR_RESPONSES)
 

@@ -10,8 +10,6 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from analytics.notify.ack import AckError, acknowledge
-from analytics.store import TransitionError, transition
 from api import scope
 from api.deps import Caller, Db, Principal, blocking
 from api.errors import ERROR_RESPONSES, ApiError, not_found
@@ -21,6 +19,8 @@ from api.pagination import Page, Paging
 from api.queries import fetch_found
 from api.scope import Action, Where, require
 from core.db import Conn
+from lifecycle.acknowledge import AckError, acknowledge
+from lifecycle.work_orders import TransitionError, transition
 
 router = APIRouter(tags=["alarms"], responses=ERROR_RESPONSES)
 State = Literal["active", "acknowledged", "cleared"]

@@ -1,7 +1,7 @@
 """API: a device's MQTT credential: issue or rotate (the password is shown once), revoke.
 
 The registry holds only the hash; the broker's password file and ACL follow at once (the
-gateway's sync, as ``shouwang gateway issue/revoke`` does), without a broker restart.
+gateway's sync, as ``shouwang broker issue/revoke`` does), without a broker restart.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from api.fields import Uid
 from api.queries import fetch_one
 from api.routes.devices import find
 from api.scope import Action, Where, require
+from broker import accounts
 from core.db import Conn
 from core.errors import RegistryError
-from gateway import accounts
 
 router = APIRouter(tags=["devices"], responses=ERROR_RESPONSES)
 

@@ -15,8 +15,8 @@ from api.deps import Caller, Principal, blocking
 from api.errors import ERROR_RESPONSES, RAW_BODY_RESPONSES, ApiError, FieldError
 from api.routes.credentials import BrokerState
 from api.scope import Action, require
+from broker.accounts import issue_many
 from core.db import Conn
-from gateway.accounts import issue_many
 
 router = APIRouter(tags=["devices"], responses=ERROR_RESPONSES)
 MAX_BYTES: Final = 5_000_000

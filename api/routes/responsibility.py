@@ -18,7 +18,7 @@ from api.queries import fetch_all, fetch_one
 from api.scope import Action, require
 from api.yaml_body import BODY, DocumentProblem, problems, refused, yaml_text
 from core.located_yaml import Problem
-from core.responsibility import ListError, ResponsibilityList, default_list, parse_list
+from responsibility.model import ListError, ResponsibilityList, default_list, parse_list
 
 router = APIRouter(tags=["responsibility list"], responses=ERROR_RESPONSES)
 SOURCE: Final = "candidate"
@@ -61,8 +61,8 @@ def _current_file(request: Request) -> tuple[str, Literal["configured", "shipped
     configured: Path | None = request.app.state.settings.responsibility_list
     if configured is not None:
         return configured.read_text(encoding="utf-8-sig"), "configured", str(configured)
-    shipped = resources.files("core").joinpath("responsibility.yaml")
-    return shipped.read_text(encoding="utf-8"), "shipped", "core/responsibility.yaml"
+    shipped = resources.files("responsibility").joinpath("default.yaml")
+    return shipped.read_text(encoding="utf-8"), "shipped", "responsibility/default.yaml"
 
 
 @router.get("/responsibility-list")

@@ -1,4 +1,4 @@
-"""API: the duty roster's shifts, and who is on duty in a community (``core.roster``)."""
+"""API: the duty roster's shifts, and who is on duty in a community (``lifecycle.roster``)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from api.pagination import Page, Paging, page
 from api.queries import fetch_all, fetch_found, scalar
 from api.routes.people import Person, PersonRole
 from api.scope import Action, Where, require
-from core.roster import Shift as RosterShift
-from core.roster import on_duty
+from lifecycle.roster import Shift as RosterShift
+from lifecycle.roster import on_duty
 
 router = APIRouter(tags=["duty roster"], responses=ERROR_RESPONSES)
 

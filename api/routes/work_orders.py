@@ -11,7 +11,6 @@ from fastapi import APIRouter, Query, Request
 from psycopg import sql
 from pydantic import BaseModel, Field
 
-from analytics.store import TransitionError, transition
 from api import scope
 from api.deps import Caller, Db, Principal, blocking
 from api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
@@ -21,6 +20,7 @@ from api.queries import fetch_all, fetch_found, scalar
 from api.scope import Action, Where, require
 from api.sla import LIMIT_OUTCOMES
 from core.db import Conn
+from lifecycle.work_orders import TransitionError, transition
 
 router = APIRouter(tags=["work orders"], responses=ERROR_RESPONSES)
 Status = Literal["occurred", "responded", "on_site", "completed", "false_alarm"]

@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from analytics.__main__ import build
-from analytics.engine import Observation
 from analytics.service import Analytics
 from analytics.store import apply
 from core.db import Conn
 from core.settings import Settings
+from lifecycle.alarms import Observation
 from tests.conftest import settings_env, shouwang
 from tests.core.test_holiday_schedule import EXAMPLE_2027
 

@@ -7,10 +7,10 @@ from importlib import resources
 
 from analytics.__main__ import build
 from core.db import Conn
-from core.responsibility import parse_list
 from core.settings import Settings
+from responsibility.model import parse_list
 
-SHIPPED = resources.files("core").joinpath("responsibility.yaml").read_text(encoding="utf-8")
+SHIPPED = resources.files("responsibility").joinpath("default.yaml").read_text(encoding="utf-8")
 
 
 def publish(db: Conn, text: str) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from analytics.replay import CST_TZ, parse_times, replay
-from analytics.replay_bench import (
+from bench.replay import (
     BASELINE_COLUMNS,
     COLUMNS,
     FLOW,

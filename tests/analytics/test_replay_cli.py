@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import csv
 import subprocess
-import sys
 from pathlib import Path
 
-from analytics.replay_bench import (
+from bench.replay import (
     BASELINE_COLUMNS,
     COLUMNS,
     TIME,
@@ -15,6 +14,7 @@ from analytics.replay_bench import (
     synthesise,
     write_csv,
 )
+from shouwang.launch import command
 
 
 def test_replay_command_writes_the_alarms_it_would_have_raised(tmp_path: Path) -> None:
@@ -23,9 +23,7 @@ def test_replay_command_writes_the_alarms_it_would_have_raised(tmp_path: Path) -
     write_csv(src, ts, columns)
     done = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "core.cli",
+            *command(),
             "replay",
             str(src),
             "--out",

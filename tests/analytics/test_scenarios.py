@@ -18,12 +18,12 @@ from core.db import Conn
 from core.settings import Settings
 from ingest.__main__ import config_from
 from ingest.consumer import Consumer, retire_session
-from simulators.__main__ import load_rows
 from simulators.county import County
 from simulators.faults import plan_faults, scenarios
 from simulators.fleet import Fleet
 from simulators.run import SimClock, build_devices, run
 from simulators.scorecard import load_raised, score
+from simulators.stream import load_rows
 
 SPAN_S = 4 * 3600.0
 

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from analytics.__main__ import build
-from analytics.engine import Observation
-from analytics.store import TransitionError, apply, record_breaches, transition
+from analytics.store import apply, record_breaches
 from core.db import Conn
 from core.settings import Settings
+from lifecycle.alarms import Observation
+from lifecycle.work_orders import TransitionError, transition
 
 # Friday 2026-11-27 17:30 in Asia/Shanghai
 FRIDAY_EVENING = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)

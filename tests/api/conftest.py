@@ -29,9 +29,9 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from api.app import create_app
 from api.tokens import issue
+from broker.files import broker_config
 from core.db import Conn, connect
 from core.settings import Settings
-from gateway.broker import broker_config
 from simulators.seed import seed
 from tests.conftest import (
     SMALL,

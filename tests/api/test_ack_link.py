@@ -8,9 +8,9 @@ import time
 
 from pydantic import SecretStr
 
-from analytics.notify.ack import make_token
 from core.db import Conn
 from core.settings import Settings
+from lifecycle.acknowledge import make_token
 from tests.api.conftest import Api, Ids, in_process, make_alarm
 
 SECRET = "ack-link-test-secret"

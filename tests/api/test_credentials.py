@@ -76,4 +76,4 @@ def test_without_a_running_broker_the_credential_stands_and_the_answer_says_so(
     assert r.status_code == 201, r.text
     assert r.json()["password"]
     assert r.json()["broker"]["synced"] is False
-    assert "shouwang gateway sync" in r.json()["broker"]["detail"]
+    assert "shouwang broker sync" in r.json()["broker"]["detail"]

@@ -8,7 +8,7 @@ from importlib import resources
 from core.db import Conn
 from tests.api.conftest import Api
 
-SHIPPED = resources.files("core").joinpath("responsibility.yaml").read_text(encoding="utf-8")
+SHIPPED = resources.files("responsibility").joinpath("default.yaml").read_text(encoding="utf-8")
 VERSION = 'version: "2026.1"'
 
 

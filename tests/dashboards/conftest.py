@@ -14,8 +14,8 @@ import pytest
 
 from analytics.rollup import catch_up
 from core.db import Conn, connect
-from core.responsibility import default_list
 from dashboards.access import Credentials, grant_regulator, revoke
+from responsibility.model import default_list
 from simulators.county import County, demo_county
 from simulators.seed import seed
 from tests.conftest import fresh_database

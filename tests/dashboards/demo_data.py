@@ -19,14 +19,14 @@ from typing import Any
 
 from analytics.conditions import DeviceView
 from analytics.engine import Engine, compile_rules
-from analytics.lifecycle import Lifecycle, Transition, policy_of
 from analytics.store import apply, load_devices, load_open_alarms, record_breaches
 from core.catalogue import METRICS
 from core.db import Conn
-from core.responsibility import ResponsibilityList
 from core.workcalendar import WorkCalendar
 from ingest.rows import Batch
 from ingest.store import write_batch
+from lifecycle.alarms import Lifecycle, Transition, policy_of
+from responsibility.model import ResponsibilityList
 from simulators.faults import Fault, apply_values, plan_faults, scenarios
 from simulators.run import build_devices
 

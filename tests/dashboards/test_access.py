@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import psycopg
@@ -23,6 +22,7 @@ from dashboards.access import (
     revoke,
     scram_verifier,
 )
+from shouwang.launch import command
 from tests.dashboards.demo_data import Summary
 from tests.dashboards.panels import login_url
 
@@ -201,7 +201,7 @@ def test_the_grant_firm_command_prints_working_credentials(
     env = dict(os.environ, SHOUWANG_DATABASE_URL=demo[0], SHOUWANG_STATE_DIR=str(tmp_path))
     try:
         out = subprocess.run(
-            [sys.executable, "-m", "core.cli", "dashboards", "grant-firm", "F02", "--role", role],
+            command("dashboards", "grant-firm", "F02", "--role", role),
             env=env,
             capture_output=True,
             text=True,
@@ -223,11 +223,11 @@ def test_the_grant_regulator_command_takes_the_password_it_is_given(
     """As docker-compose's setup runs it on every start: the provisioned data source's role."""
     env = dict(os.environ, SHOUWANG_DATABASE_URL=demo[0], SHOUWANG_STATE_DIR=str(tmp_path))
     role = f"dash_test_reg_cli_{PID}"
-    command = [sys.executable, "-m", "core.cli", "dashboards", "grant-regulator", role]
+    argv = command("dashboards", "grant-regulator", role)
     try:
         for password in ("first-demo", "second-demo"):
             subprocess.run(
-                [*command, "--password", password],
+                [*argv, "--password", password],
                 env=env,
                 capture_output=True,
                 timeout=60,

@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-from core.responsibility import default_list
 from dashboards.access import DEFAULT_REGULATOR_LOGIN
 from dashboards.files import HOST_ENV, SECRET_ENV, export
 from dashboards.folders import FOLDERS, all_dashboards
+from responsibility.model import default_list
+from shouwang.launch import command
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "dashboards" / "provisioning"
@@ -81,7 +81,7 @@ def test_export_removes_dashboards_no_longer_shipped(tmp_path: Path) -> None:
 def test_the_export_command_writes_the_same_files(tmp_path: Path) -> None:
     env = dict(os.environ, SHOUWANG_STATE_DIR=str(tmp_path / "state"))
     subprocess.run(
-        [sys.executable, "-m", "core.cli", "dashboards", "export", str(tmp_path / "out")],
+        command("dashboards", "export", str(tmp_path / "out")),
         env=env,
         check=True,
         capture_output=True,

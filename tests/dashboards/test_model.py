@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from core.catalogue import DeviceClass
-from core.responsibility import ResponsibilityList, Severity, default_list, parse_list
 from dashboards import elevators, water
 from dashboards.datasource import REF
 from dashboards.folders import all_dashboards
@@ -29,6 +28,7 @@ from dashboards.model import (
     dashboard_json,
     layout,
 )
+from responsibility.model import ResponsibilityList, Severity, default_list, parse_list
 
 PLACED = all_dashboards(default_list())
 KINDS = {"timeseries", "stat", "table", "bargauge", "state-timeline", "row"}
@@ -44,7 +44,7 @@ def _json(d: Dashboard) -> dict[str, Any]:
 
 
 def _list_with(replace: tuple[str, str]) -> ResponsibilityList:
-    text = resources.files("core").joinpath("responsibility.yaml").read_text(encoding="utf-8")
+    text = resources.files("responsibility").joinpath("default.yaml").read_text(encoding="utf-8")
     assert replace[0] in text
     return parse_list(text.replace(*replace), "edited.yaml")
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from core.errors import ConfigError
-from core.responsibility import default_list
 from dashboards.datasource import DatasourceSpec
 from dashboards.folders import FOLDERS, all_dashboards
 from dashboards.model import DATASOURCE_TYPE
 from dashboards.publish import Grafana, connect, publish
+from responsibility.model import default_list
+from shouwang.launch import command
 from tests.dashboards.grafana_double import GrafanaDouble
 
 TOKEN = "glsa_test_token"
@@ -148,11 +148,11 @@ def test_the_publish_command_publishes_once(grafana: GrafanaDouble, tmp_path: Pa
         SHOUWANG_GRAFANA_DB_USER="dash_firm_f01",
         SHOUWANG_GRAFANA_DB_PASSWORD="s3cret",
     )
-    command = [sys.executable, "-m", "core.cli", "dashboards", "publish", "--audience", "firm"]
+    argv = command("dashboards", "publish", "--audience", "firm")
 
     def run() -> str:
         done = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=60, check=False
+            argv, env=env, capture_output=True, text=True, timeout=60, check=False
         )
         assert done.returncode == 0, done.stderr
         return done.stderr

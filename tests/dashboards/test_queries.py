@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import pytest
 
 from core.db import Conn, connect
-from core.responsibility import default_list
 from dashboards.access import grant_regulator, revoke
 from dashboards.folders import Placed, all_dashboards
+from responsibility.model import default_list
 from tests.dashboards.demo_data import Summary
 from tests.dashboards.panels import Result, default_range, login_url, problems, run
 

@@ -1,1 +1,0 @@
-"""Analytics: pushing alarms to the people on duty (outbox → dispatcher → channels)."""

@@ -1,0 +1,146 @@
+"""Lifecycle: alarms, from the observations detectors make to open, re-triggered, raised and
+cleared alarms (pure).
+
+One open alarm per (device, event code). A condition that holds again while its alarm is open
+re-triggers it (counted, never duplicated); an alarm clears only once the condition has held
+normal for the list's hold time, so flapping stays one alarm; severity is raised when the
+condition persists past the list's ``severity_raise``. Acknowledgement is recorded in the
+database by people; the lifecycle never undoes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from lifecycle.deadlines import limit_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Whether a list entry's filing condition holds for a device at data time ``t``."""
+
+    device_id: int
+    code: str  # the responsibility list's event code
+    t: float
+    active: bool
+    detector: str = ""
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+SEVERITIES = ("P0", "P1", "P2", "P3")
+
+
+class Kind(StrEnum):
+    OPEN = "open"
+    RETRIGGER = "retrigger"
+    NORMAL = "normal"
+    CLEAR = "clear"
+    RAISE = "raise"
+
+
+@dataclass(slots=True)
+class Alarm:
+    device_id: int
+    code: str
+    severity: str
+    detector: str
+    opened_at: float
+    last_triggered_at: float
+    normal_since: float | None = None
+    triggers: int = 1
+    flaps: int = 0
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    kind: Kind
+    alarm: Alarm
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What the lifecycle needs of a list entry."""
+
+    severity: str
+    hold_seconds: float
+    raise_after_s: float | None = None
+    raise_to: str | None = None
+
+
+def policy_of(entry: Any) -> Policy | None:
+    """The lifecycle's view of a responsibility-list entry (None: no entry, no alarm)."""
+    if entry is None:
+        return None
+    r = entry.severity_raise
+    return Policy(
+        str(entry.severity),
+        float(entry.closing.hold_seconds),
+        None if r is None else limit_seconds(r.after),
+        None if r is None else str(r.to),
+    )
+
+
+@dataclass(slots=True)
+class Lifecycle:
+    policy: Callable[[int, str], Policy | None]  # (device, code) -> the entry's policy
+    open: dict[tuple[int, str], Alarm] = field(default_factory=dict)
+
+    def observe(self, obs: Observation) -> list[Transition]:
+        key = (obs.device_id, obs.code)
+        alarm = self.open.get(key)
+        if obs.active:
+            if alarm is None:
+                pol = self.policy(obs.device_id, obs.code)
+                if pol is None:
+                    return []
+                alarm = Alarm(obs.device_id, obs.code, pol.severity, obs.detector, obs.t, obs.t)
+                self.open[key] = alarm
+                return [Transition(Kind.OPEN, alarm, obs.t)]
+            if alarm.normal_since is not None:
+                alarm.normal_since = None
+                alarm.triggers += 1
+                alarm.flaps += 1
+                alarm.last_triggered_at = obs.t
+                return [Transition(Kind.RETRIGGER, alarm, obs.t)]
+            return []
+        if alarm is None or alarm.normal_since is not None:
+            return self._maybe_clear(key, obs.t) if alarm is not None else []
+        alarm.normal_since = obs.t
+        return [Transition(Kind.NORMAL, alarm, obs.t), *self._maybe_clear(key, obs.t)]
+
+    def tick(self, now: float) -> list[Transition]:
+        out: list[Transition] = []
+        for key in list(self.open):
+            out.extend(self._maybe_clear(key, now))
+            alarm = self.open.get(key)
+            if alarm is not None:
+                out.extend(self._maybe_raise(alarm, now))
+        return out
+
+    def _maybe_clear(self, key: tuple[int, str], now: float) -> list[Transition]:
+        alarm = self.open[key]
+        pol = self.policy(*key)
+        hold = pol.hold_seconds if pol is not None else 0.0
+        if alarm.normal_since is not None and now - alarm.normal_since >= hold:
+            del self.open[key]
+            return [Transition(Kind.CLEAR, alarm, max(now, alarm.normal_since + hold))]
+        return []
+
+    def _maybe_raise(self, alarm: Alarm, now: float) -> list[Transition]:
+        pol = self.policy(alarm.device_id, alarm.code)
+        if (
+            pol is None
+            or pol.raise_after_s is None
+            or pol.raise_to is None
+            or alarm.normal_since is not None
+            or SEVERITIES.index(pol.raise_to) >= SEVERITIES.index(alarm.severity)
+            or now - alarm.opened_at < pol.raise_after_s
+        ):
+            return []
+        alarm.severity = pol.raise_to
+        return [Transition(Kind.RAISE, alarm, now)]

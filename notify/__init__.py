@@ -1,0 +1,1 @@
+"""Notify: the stage that pushes alarms to the people on duty (outbox → dispatcher → channels)."""

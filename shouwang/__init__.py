@@ -1,0 +1,1 @@
+"""The ``shouwang`` command line: the one place that knows every stage (``python -m shouwang``)."""

@@ -1,0 +1,5 @@
+"""``python -m shouwang``: the command line."""
+
+from shouwang.cli import main
+
+main()

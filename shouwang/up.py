@@ -1,0 +1,93 @@
+"""The command line: the platform's main job for a demo. Ingest workers, analytics, notify, the
+HTTP API and the simulator together, with a status line every few seconds, until Ctrl-C stops
+everything cleanly."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from datetime import datetime
+
+from psycopg.conninfo import conninfo_to_dict
+from rich.console import Console
+
+from core.db import connect
+from core.holiday_store import calendar_in_force
+from core.settings import Settings
+from shouwang.launch import start
+from shouwang.status import snapshot
+from simulators.stream import main as simulate
+
+log = logging.getLogger("shouwang.demo")
+
+
+def main(s: Settings, *, speed: float, workers: int) -> None:
+    console = Console()
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    ingest = start("ingest", "--workers", str(workers))
+    analytics = start("analytics")
+    notify = start("notify", "--name", "notify-0")
+    api = start("api", "serve")
+    services = {"ingest": ingest, "analytics": analytics, "notify": notify, "api": api}
+    sim = threading.Thread(
+        target=simulate,
+        kwargs={
+            "s": s,
+            "speed": speed,
+            "duration": None,
+            "start_ago": 0.0,
+            "communities": [],
+            "limit": None,
+            "record": None,
+            "seed": 7,
+            "stop_event": stop,
+        },
+        name="simulator",
+    )
+    sim.start()
+    db = conninfo_to_dict(s.database_url)
+    console.rule("[bold]shouwang is running")
+    console.print(
+        f"database  postgresql://{db.get('user')}@{db.get('host')}:{db.get('port')}/{db.get('dbname')}"
+        f" (password in {s.state_dir / 'shouwang.env'})\n"
+        f"broker    mqtt://{s.mqtt_host}:{s.mqtt_port} (watch: mosquitto_sub -p {s.mqtt_port}"
+        f" -u {s.mqtt_admin_username} -P <SHOUWANG_MQTT_ADMIN_PASSWORD> -t 'sw/v1/#' -v)\n"
+        f"API       http://{s.api_host}:{s.api_port}/docs (tokens: .venv/bin/shouwang api token issue)\n"
+        "status    .venv/bin/shouwang status      stop: Ctrl-C"
+    )
+    try:
+        with connect(s.database_url, autocommit=True) as conn:
+            calendar = calendar_in_force(conn, s.work_calendar)
+            for w in calendar.warnings(datetime.now(calendar.tz).date()):
+                log.warning("%s", w)
+            while not stop.wait(10.0):
+                if exited := [n for n, p in services.items() if p.poll() is not None]:
+                    log.error("%s exited; stopping", ", ".join(exited))
+                    break
+                if not sim.is_alive():
+                    log.error("the simulator stopped; stopping")
+                    break
+                snap = snapshot(conn)
+                calendar = calendar_in_force(conn, calendar)
+                notes = [w.short for w in calendar.warnings(datetime.now(calendar.tz).date())]
+                console.print(
+                    f"{time.strftime('%H:%M:%S')}  readings/min {snap.readings_last_minute:>8,}"
+                    f"  devices heard {snap.devices_heard_last_minute:>5,}/{snap.devices:,}"
+                    f"  stored {snap.readings_approx:>12,}"
+                    f"  rejects/h {sum(snap.rejects_last_hour.values()):,}"
+                    f"  open alarms {snap.open_alarms:,}  open work orders {snap.open_work_orders:,}"
+                    + "".join(f"  [bold red]! {n}[/]" for n in notes)
+                )
+    finally:
+        stop.set()
+        sim.join(30)
+        for proc in services.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in services.values():
+            proc.wait(30)
+        console.print("stopped cleanly")
