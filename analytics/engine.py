@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from analytics.conditions import Check, DeviceView, Held, compile_filing
 from lifecycle.alarms import Observation
+from responsibility.model import Entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +23,9 @@ class Rule:
     checks: tuple[Check, ...]
 
 
-def compile_rules(entries: Iterable[Any]) -> dict[str, list[Rule]]:
-    """Device class -> rules, from responsibility-list entries (``code``, ``device_class``,
-    ``filing`` of models with ``detector`` and parameters)."""
+def compile_rules(entries: Iterable[Entry]) -> dict[str, list[Rule]]:
+    """Device class -> rules, from responsibility-list entries (each filing condition's
+    ``detector`` and parameters)."""
     out: dict[str, list[Rule]] = {}
     for e in entries:
         checks = []

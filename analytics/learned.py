@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -19,6 +18,7 @@ from analytics.baseline import Baseline
 from analytics.conditions import Held
 from analytics.multivariate import Episodes, Model
 from lifecycle.alarms import Observation
+from responsibility.model import BaselineFiling, Entry, MultivariateFiling
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,25 +31,20 @@ class LearnedRule:
     for_seconds: float = 0.0
 
 
-def compile_learned(entries: Iterable[Any]) -> dict[str, list[LearnedRule]]:
+def compile_learned(entries: Iterable[Entry]) -> dict[str, list[LearnedRule]]:
     out: dict[str, list[LearnedRule]] = {}
     for e in entries:
         for f in e.filing:
-            p = f.model_dump()
-            if p["detector"] == "baseline":
+            if isinstance(f, BaselineFiling):
                 rule = LearnedRule(
-                    e.code,
-                    "baseline",
-                    p["metric"],
-                    float(p.get("z", 6.0)),
-                    for_seconds=float(p.get("for_seconds", 0)),
+                    e.code, "baseline", f.metric, float(f.z), for_seconds=float(f.for_seconds)
                 )
-            elif p["detector"] == "multivariate":
+            elif isinstance(f, MultivariateFiling):
                 rule = LearnedRule(
                     e.code,
                     "multivariate",
-                    score_above=float(p["score_above"]),
-                    for_seconds=float(p.get("for_seconds", 0)),
+                    score_above=float(f.score_above),
+                    for_seconds=float(f.for_seconds),
                 )
             else:
                 continue

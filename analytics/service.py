@@ -41,6 +41,9 @@ from core.holiday_store import calendar_in_force, fingerprint
 from core.mqtt import new_client
 from core.workcalendar import WorkCalendar
 from lifecycle.alarms import Lifecycle, Observation, Policy, Transition, policy_of
+from responsibility.in_force import InForce
+from responsibility.loader import ResponsibilityList
+from responsibility.model import Entry
 
 log = logging.getLogger("shouwang.analytics")
 ROLLUP_EVERY_S = 15.0  # how often the per-minute rollup of readings catches up
@@ -59,8 +62,9 @@ class AnalyticsConfig:
     data_tick_seconds: float = (
         5.0  # with clock="data": how often, in data time, time-driven checks run
     )
-    # Load (None: keep) the newest list published through the API; None when a file is pinned.
-    published_list: Callable[[Conn, str], Any] | None = None
+    # The list in force now, given the one in force here (returned as it is while it stays in
+    # force: responsibility.in_force); None when a file is pinned, which no publication changes.
+    list_in_force: Callable[[Conn, InForce], InForce] | None = None
 
 
 @dataclass(slots=True)
@@ -75,7 +79,7 @@ class Stats:
 class Analytics:
     cfg: AnalyticsConfig
     database_url: str
-    entries: Any  # ResponsibilityList
+    in_force: InForce
     calendar: WorkCalendar
     conn: Conn = field(init=False)
     stats: Stats = field(default_factory=Stats)
@@ -110,17 +114,22 @@ class Analytics:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
 
-    def _entry(self, device_id: int, code: str) -> Any:
+    @property
+    def entries(self) -> ResponsibilityList:
+        """The responsibility list in force, its override files applied."""
+        return self.in_force.rules
+
+    def _entry(self, device_id: int, code: str) -> Entry | None:
         dev = self.devices.get(device_id)
         scoped = (
-            self.entries.for_community(dev.community_code)
+            self.entries.for_community(dev.community_code, dev.county_code)
             if dev is not None
             else self.entries.entries
         )
         return scoped.get(code)
 
     def _policy(self, device_id: int, code: str) -> Policy | None:
-        return policy_of(self._entry(device_id, code))
+        return policy_of(self._entry(device_id, code), self.calendar.hours_per_day)
 
     def _on_connect(
         self, client: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
@@ -198,15 +207,16 @@ class Analytics:
                 self.engine.views[device_id].active_codes.add(code)
 
     def refresh_list(self) -> bool:
-        """Switch to a list version published since (detector windows start afresh; open alarms
-        and their work orders stay as filed). Return whether the list changed."""
-        if self.cfg.published_list is None:
+        """Switch to the list in force when it changed: a version published since (detector
+        windows start afresh; open alarms and their work orders stay as filed). Return whether
+        the list changed."""
+        if self.cfg.list_in_force is None:
             return False
-        newer = self.cfg.published_list(self.conn, str(self.entries.version))
-        if newer is None:
+        newer = self.cfg.list_in_force(self.conn, self.in_force)
+        if newer is self.in_force:
             return False
-        log.info("responsibility list %s -> %s", self.entries.version, newer.version)
-        self.entries = newer
+        log.info("responsibility list %s -> %s", self.entries.version, newer.rules.version)
+        self.in_force = newer
         self._build_detectors()
         if self.learned.classes_with_models():
             self.refresh_models()

@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 from core.db import Conn
 from lifecycle.alarms import Alarm, Kind, Transition
 from lifecycle.deadlines import Calendar, Plan, plan
+from responsibility.model import Entry
 
 
 def dt(t: float) -> datetime:
@@ -31,18 +32,20 @@ class DeviceInfo:
     attributes: Mapping[str, Any]
     community_name: str = ""
     building: str = ""
+    county_code: str | None = None  # for the county's overrides of the responsibility list
 
 
 def load_devices(conn: Conn) -> dict[int, DeviceInfo]:
     rows = conn.execute(
         "SELECT d.id, d.uid, d.device_class, d.community_id, c.code, c.firm_id, d.maintenance_unit_id,"
-        " d.report_interval_s, d.attributes, c.name_zh, coalesce(b.name, '')"
+        " d.report_interval_s, d.attributes, c.name_zh, coalesce(b.name, ''),"
+        " county_of_region(c.region_id)"
         " FROM devices d JOIN communities c ON c.id = d.community_id"
         " LEFT JOIN buildings b ON b.id = d.building_id WHERE d.active"
     ).fetchall()
     return {
         int(r[0]): DeviceInfo(
-            int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], int(r[7]), r[8], r[9], r[10]
+            int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], int(r[7]), r[8], r[9], r[10], r[11]
         )
         for r in rows
     }
@@ -75,7 +78,7 @@ def apply(
     conn: Conn,
     transitions: list[Transition],
     *,
-    entry_of: Callable[[int, str], Any],
+    entry_of: Callable[[int, str], Entry | None],
     devices: Mapping[int, DeviceInfo],
     calendar: Calendar,
     list_version: str,
@@ -121,7 +124,7 @@ def _notify(
     conn: Conn,
     kind: str,
     a: Alarm,
-    entry: Any,
+    entry: Entry | None,
     dev: DeviceInfo,
     wo: int | None,
     t: float,
@@ -163,7 +166,12 @@ def _notify(
 
 
 def _open(
-    conn: Conn, a: Alarm, entry: Any, dev: DeviceInfo, calendar: Calendar, list_version: str
+    conn: Conn,
+    a: Alarm,
+    entry: Entry | None,
+    dev: DeviceInfo,
+    calendar: Calendar,
+    list_version: str,
 ) -> tuple[int | None, Plan | None]:
     row = conn.execute(
         "INSERT INTO alarms (device_id, event_code, severity, state, detector, opened_at, last_triggered_at,"
@@ -180,7 +188,7 @@ def _open(
     ).fetchone()
     assert row is not None
     a.id = int(row[0])
-    if not entry.work_order:
+    if entry is None or not entry.work_order:  # no entry in force for it: no work order either
         return None, None
     opened = dt(a.opened_at)
     p = plan(entry, opened, calendar)

@@ -6,12 +6,14 @@ system, elevator maintenance expenditure when recorded, and the work orders of t
 calendar quarter (UTC+8) by type with the share closed within limits (``api.sla``).
 
 Only public fields leave this module: codes and names, never database ids, device credentials,
-attributes or people's contacts. Queries take an open async connection; :func:`last_quarter` and
-the assembly are pure.
+attributes or people's contacts. Work-order types are named as the responsibility list in force
+names them for the community (the route passes the list, ``responsibility.in_force``). Queries
+take an open async connection; :func:`last_quarter` and the assembly are pure.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -24,7 +26,8 @@ from pydantic import BaseModel, Field
 
 from api.sla import LIMIT_OUTCOMES, share
 from core.workcalendar import SHANGHAI
-from responsibility.model import default_list
+from responsibility.loader import ResponsibilityList, default_list
+from responsibility.model import Entry
 
 AConn = AsyncConnection[TupleRow]
 
@@ -161,13 +164,13 @@ def local_date(t: datetime | None) -> date | None:
 
 _COMMUNITY = """
 SELECT c.id, c.code, c.name_zh, c.name_en, c.address, r.code, r.name_zh, r.name_en,
-       f.code, f.name_zh, f.name_en, f.complaint_phone
+       f.code, f.name_zh, f.name_en, f.complaint_phone, county_of_region(c.region_id)
 FROM communities c JOIN regions r ON r.id = c.region_id LEFT JOIN firms f ON f.id = c.firm_id
 """
 
 
 def _summary(row: TupleRow, units: list[MaintenanceUnit]) -> CommunitySummary:
-    _, code, zh, en, address, r_code, r_zh, r_en, f_code, f_zh, f_en, f_phone = row
+    _, code, zh, en, address, r_code, r_zh, r_en, f_code, f_zh, f_en, f_phone, _county = row
     firm = None
     if f_code is not None:
         firm = PropertyFirm(code=f_code, name_zh=f_zh, name_en=f_en, complaint_phone=f_phone)
@@ -210,22 +213,25 @@ async def list_communities(
 
 
 async def community_disclosure(
-    conn: AConn, code: str, *, now: datetime
+    conn: AConn, code: str, *, now: datetime, rules: ResponsibilityList | None = None
 ) -> CommunityDisclosure | None:
-    """Everything disclosed about community ``code`` as of ``now``; None if there is none."""
+    """Everything disclosed about community ``code`` as of ``now``; None if there is none.
+    ``rules``: the responsibility list in force, which names the work-order types (the shipped
+    list when not given)."""
     cur = await conn.execute(_COMMUNITY + " WHERE c.code = %s", (code,))
     row = await cur.fetchone()
     if row is None:
         return None
     cid = int(row[0])
     summary = _summary(row, (await _units(conn, [cid]))[cid])
+    names = (rules or default_list()).for_community(summary.code, row[12])
     quarter = last_quarter(now)
     return CommunityDisclosure(
         **summary.model_dump(),
         elevators=await _elevators(conn, cid, now),
         fire_systems=await _fire_systems(conn, cid, now),
         elevator_expenditure=await _expenditure(conn, cid, quarter),
-        incidents=await _incidents(conn, cid, quarter, now),
+        incidents=await _incidents(conn, cid, quarter, now, names),
         as_of=now,
     )
 
@@ -295,7 +301,9 @@ async def _expenditure(conn: AConn, cid: int, quarter: Quarter) -> Expenditure |
     return Expenditure(period=quarter.period(), total_cny=float(total), visits_with_cost=int(n))
 
 
-async def _incidents(conn: AConn, cid: int, quarter: Quarter, now: datetime) -> IncidentSummary:
+async def _incidents(
+    conn: AConn, cid: int, quarter: Quarter, now: datetime, names: Mapping[str, Entry]
+) -> IncidentSummary:
     start, end = quarter.bounds()
     params: dict[str, object] = {"cid": cid, "start": start, "end": end, "now": now}
     scoped = SQL(
@@ -310,7 +318,6 @@ async def _incidents(conn: AConn, cid: int, quarter: Quarter, now: datetime) -> 
         ),
         params,
     )
-    names = default_list().entries
     by_type = []
     for event_code, severity, n in await cur.fetchall():
         entry = names.get(event_code)

@@ -17,7 +17,8 @@ from pathlib import Path
 from api.tokens import issue, revoke
 from core.catalogue import METRICS
 from core.db import Conn
-from responsibility.model import Entry, default_list
+from responsibility.loader import default_list
+from responsibility.model import Entry
 from simulators.county import demo_county
 from simulators.seed import seed
 

@@ -22,8 +22,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -39,9 +40,17 @@ from core.holiday_schedule import (
 
 log = logging.getLogger("shouwang.calendar")
 
-Unit = Literal["calendar_minutes", "working_hours", "working_days"]
+
+class Unit(StrEnum):
+    """The unit of a time limit, as written in the responsibility list."""
+
+    CALENDAR_MINUTES = "calendar_minutes"
+    WORKING_HOURS = "working_hours"
+    WORKING_DAYS = "working_days"
+
+
 Source = Literal["schedule", "library", "weekdays", "not used"]
-UNITS: tuple[str, ...] = get_args(Unit)
+UNITS: tuple[str, ...] = tuple(Unit)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEFAULT_PERIODS: tuple[tuple[time, time], ...] = ((time(9), time(12)), (time(13), time(18)))

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Final
 
+from core.severity import Severity
 from dashboards.limits import SEVERITY_COLORS
 from dashboards.model import Annotation, Link, Override, series_color
-from responsibility.model import Severity
 
 TAG: Final = "shouwang"
 LINKS: Final = (Link("守望 dashboards", (TAG,)),)

@@ -25,18 +25,19 @@ from dashboards.folders import AUDIENCES, Placed, all_dashboards
 from dashboards.publish import Change
 from dashboards.publish import connect as grafana
 from dashboards.publish import publish as run_publish
-from responsibility.model import ResponsibilityList, default_list, load_list
+from responsibility import in_force
+from responsibility.loader import ResponsibilityList
 
 
 def list_in_force(s: Settings) -> ResponsibilityList:
-    """The responsibility list analytics uses: the configured one with its overrides, or the
-    shipped default."""
-    if s.responsibility_list is None:
-        return default_list()
-    overrides = (
-        sorted(s.responsibility_overrides.glob("*.yaml")) if s.responsibility_overrides else []
-    )
-    return load_list(s.responsibility_list, overrides)
+    """The responsibility list in force, the one analytics runs (``responsibility.in_force``):
+    the pinned file, else the newest published version, else the shipped list; the override
+    files on top."""
+    with connect(s.database_url) as conn:
+        found = in_force.list_in_force(
+            conn, pinned=s.responsibility_list, overrides_dir=s.responsibility_overrides
+        )
+    return found.rules
 
 
 def chosen(s: Settings, audiences: Sequence[str]) -> tuple[Placed, ...]:

@@ -7,7 +7,7 @@ from typing import Final
 
 from dashboards import elevators, fire, operations, regulator, water, work_orders
 from dashboards.model import Dashboard
-from responsibility.model import ResponsibilityList
+from responsibility.loader import ResponsibilityList
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,17 +10,17 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from core.catalogue import METRICS, DeviceClass, Metric
+from core.severity import Severity
+from core.workcalendar import Unit
 from dashboards.model import Step
 from responsibility.model import (
     Entry,
     Limit,
     OfflineFiling,
     OverspeedFiling,
-    Severity,
     StateFiling,
     ThresholdFiling,
     TrappedFiling,
-    Unit,
 )
 
 NORMAL: Final = "green"
@@ -30,7 +30,6 @@ SEVERITY_COLORS: Final = {
     Severity.P2: "orange",
     Severity.P3: "yellow",
 }
-SEVERITIES: Final = tuple(Severity)
 
 # Grafana unit ids for the catalogue's units; anything else is shown with a suffix.
 _GRAFANA_UNITS: Final = {
@@ -101,7 +100,7 @@ def bounds(entries: Iterable[Entry], device_class: DeviceClass, name: str) -> tu
 
 def _worst(covering: Iterable[Bound]) -> str:
     sev = [b.severity for b in covering]
-    return SEVERITY_COLORS[min(sev, key=SEVERITIES.index)] if sev else NORMAL
+    return SEVERITY_COLORS[min(sev, key=lambda s: s.rank)] if sev else NORMAL
 
 
 def steps(bs: Iterable[Bound]) -> tuple[Step, ...]:
@@ -232,4 +231,4 @@ def conditions(entries: Iterable[Entry], device_class: DeviceClass) -> tuple[Con
                     tuple(f.metric for f in filings),
                 )
             )
-    return tuple(sorted(out, key=lambda c: (SEVERITIES.index(c.severity), c.code)))
+    return tuple(sorted(out, key=lambda c: (c.severity.rank, c.code)))

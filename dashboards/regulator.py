@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from core.catalogue import DeviceClass
+from core.severity import Severity
 from dashboards import alarms, variables
 from dashboards.limits import online_sql
 from dashboards.model import Dashboard, Kind, Panel, Query, Row, series_color
 from dashboards.work_orders import compliance_sql
-from responsibility.model import Entry, Severity
+from responsibility.model import Entry
 
 UID = "sw-regulator"
 IN_AREA = "community_code IN ($community)"

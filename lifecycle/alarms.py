@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from core.severity import Severity
 from lifecycle.deadlines import limit_seconds
+from responsibility.model import Entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +32,6 @@ class Observation:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
-SEVERITIES = ("P0", "P1", "P2", "P3")
-
-
 class Kind(StrEnum):
     OPEN = "open"
     RETRIGGER = "retrigger"
@@ -45,7 +44,7 @@ class Kind(StrEnum):
 class Alarm:
     device_id: int
     code: str
-    severity: str
+    severity: str  # a Severity's text, as stored
     detector: str
     opened_at: float
     last_triggered_at: float
@@ -66,22 +65,23 @@ class Transition:
 class Policy:
     """What the lifecycle needs of a list entry."""
 
-    severity: str
+    severity: Severity
     hold_seconds: float
     raise_after_s: float | None = None
-    raise_to: str | None = None
+    raise_to: Severity | None = None
 
 
-def policy_of(entry: Any) -> Policy | None:
-    """The lifecycle's view of a responsibility-list entry (None: no entry, no alarm)."""
+def policy_of(entry: Entry | None, hours_per_day: float) -> Policy | None:
+    """The lifecycle's view of a responsibility-list entry (None: no entry, no alarm); a
+    severity raise after working days counts ``hours_per_day`` hours a day (the calendar's)."""
     if entry is None:
         return None
     r = entry.severity_raise
     return Policy(
-        str(entry.severity),
+        entry.severity,
         float(entry.closing.hold_seconds),
-        None if r is None else limit_seconds(r.after),
-        None if r is None else str(r.to),
+        None if r is None else limit_seconds(r.after, hours_per_day),
+        None if r is None else r.to,
     )
 
 
@@ -98,7 +98,9 @@ class Lifecycle:
                 pol = self.policy(obs.device_id, obs.code)
                 if pol is None:
                     return []
-                alarm = Alarm(obs.device_id, obs.code, pol.severity, obs.detector, obs.t, obs.t)
+                alarm = Alarm(
+                    obs.device_id, obs.code, str(pol.severity), obs.detector, obs.t, obs.t
+                )
                 self.open[key] = alarm
                 return [Transition(Kind.OPEN, alarm, obs.t)]
             if alarm.normal_since is not None:
@@ -138,9 +140,9 @@ class Lifecycle:
             or pol.raise_after_s is None
             or pol.raise_to is None
             or alarm.normal_since is not None
-            or SEVERITIES.index(pol.raise_to) >= SEVERITIES.index(alarm.severity)
+            or not Severity(pol.raise_to).more_severe_than(alarm.severity)
             or now - alarm.opened_at < pol.raise_after_s
         ):
             return []
-        alarm.severity = pol.raise_to
+        alarm.severity = str(pol.raise_to)
         return [Transition(Kind.RAISE, alarm, now)]

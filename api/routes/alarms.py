@@ -19,12 +19,12 @@ from api.pagination import Page, Paging
 from api.queries import fetch_found
 from api.scope import Action, Where, require
 from core.db import Conn
+from core.severity import Severity
 from lifecycle.acknowledge import AckError, acknowledge
 from lifecycle.work_orders import TransitionError, transition
 
 router = APIRouter(tags=["alarms"], responses=ERROR_RESPONSES)
 State = Literal["active", "acknowledged", "cleared"]
-Severity = Literal["P0", "P1", "P2", "P3"]
 
 
 class Alarm(BaseModel):

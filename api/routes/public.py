@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from api.deps import Db
 from api.disclosure import (
@@ -17,6 +17,7 @@ from api.disclosure import (
 from api.errors import ERROR_RESPONSES, ApiError, not_found
 from api.fields import CODE_PATTERN, Uid
 from api.pagination import Page, Paging, page
+from api.routes.responsibility import in_force
 
 router = APIRouter(prefix="/v1/public", tags=["public disclosure"], responses=ERROR_RESPONSES)
 
@@ -36,11 +37,12 @@ async def communities(db: Db, paging: Paging) -> Page[CommunitySummary]:
 
 
 @router.get("/communities/{code}", response_model=CommunityDisclosure)
-async def community(db: Db, code: Uid) -> CommunityDisclosure:
+async def community(db: Db, code: Uid, request: Request) -> CommunityDisclosure:
     """What the county plan requires a community to disclose: maintenance units and their
     phones, last maintenance of each elevator and fire system, elevator maintenance expenditure,
     and last quarter's work orders with the share closed within limits."""
-    found = await community_disclosure(db, code, now=datetime.now(UTC))
+    rules = (await in_force(request)).rules
+    found = await community_disclosure(db, code, now=datetime.now(UTC), rules=rules)
     if found is None:
         raise not_found(f"community {code!r}")
     return found

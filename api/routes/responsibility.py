@@ -4,21 +4,22 @@ publish a new version (kept in ``responsibility_lists``)."""
 from __future__ import annotations
 
 from datetime import datetime
-from importlib import resources
-from pathlib import Path
+from functools import partial
 from typing import Any, Final, Literal
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from api.deps import Caller, Db
+from api.deps import Caller, Db, blocking
 from api.errors import ERROR_RESPONSES, RAW_BODY_RESPONSES, ApiError
 from api.pagination import Page, Paging, page
 from api.queries import fetch_all, fetch_one
 from api.scope import Action, require
 from api.yaml_body import BODY, DocumentProblem, problems, refused, yaml_text
 from core.located_yaml import Problem
-from responsibility.model import ListError, ResponsibilityList, default_list, parse_list
+from core.settings import Settings
+from responsibility.in_force import InForce, list_in_force
+from responsibility.loader import ListError, ResponsibilityList, parse_list
 
 router = APIRouter(tags=["responsibility list"], responses=ERROR_RESPONSES)
 SOURCE: Final = "candidate"
@@ -40,14 +41,21 @@ class Version(BaseModel):
     published_by: str
 
 
-class _Stored(Version):
-    content: str
-
-
 class CurrentList(Version):
-    source: Literal["published", "configured", "shipped"]
-    content: str
-    entries: list[dict[str, Any]]
+    digest: str = Field(
+        description="of the list in force: the list with the override files applied (the"
+        " published digest when there are none)"
+    )
+    source: Literal["published", "configured", "shipped"] = Field(
+        description="published: the newest version published here (that passes with the override"
+        " files); configured: the file pinned in SHOUWANG_RESPONSIBILITY_LIST; shipped: the"
+        " platform's default list"
+    )
+    overrides: list[str] = Field(
+        description="scopes of the county and community override files applied on top"
+    )
+    content: str = Field(description="the list's YAML, without the override files")
+    entries: list[dict[str, Any]] = Field(description="its entries, before the overrides")
 
 
 def _check(text: str) -> tuple[ResponsibilityList | None, list[Problem]]:
@@ -57,38 +65,31 @@ def _check(text: str) -> tuple[ResponsibilityList | None, list[Problem]]:
         return None, e.errors
 
 
-def _current_file(request: Request) -> tuple[str, Literal["configured", "shipped"], str]:
-    configured: Path | None = request.app.state.settings.responsibility_list
-    if configured is not None:
-        return configured.read_text(encoding="utf-8-sig"), "configured", str(configured)
-    shipped = resources.files("responsibility").joinpath("default.yaml")
-    return shipped.read_text(encoding="utf-8"), "shipped", "responsibility/default.yaml"
+async def in_force(request: Request) -> InForce:
+    """The list in force for this API's settings (``responsibility.in_force``), which
+    analytics, dashboards and public disclosure use too."""
+    s: Settings = request.app.state.settings
+    find = partial(
+        list_in_force, pinned=s.responsibility_list, overrides_dir=s.responsibility_overrides
+    )
+    return await blocking(request, find)
 
 
 @router.get("/responsibility-list")
-async def get_list(db: Db, p: Caller, request: Request) -> CurrentList:
-    """The list in force: the latest published version, else the configured or shipped file."""
-    row = await fetch_one(
-        db,
-        _Stored,
-        "SELECT version, digest, published_at, published_by, content FROM responsibility_lists"
-        " ORDER BY published_at DESC, version DESC LIMIT 1",
-    )
-    source: Literal["published", "configured", "shipped"]
-    if row is not None:
-        text, source, name, published = row.content, "published", row.published_by, row
-    else:
-        text, source, name = _current_file(request)
-        published = None
-    parsed = parse_list(text, name) if source != "shipped" else default_list()
+async def get_list(p: Caller, request: Request) -> CurrentList:
+    """The list in force: a file pinned in the settings (``configured``), else the latest
+    published version, else the shipped list; the override files apply on top."""
+    found = await in_force(request)
+    rules, published = found.rules, found.published
     return CurrentList(
-        version=parsed.version,
-        digest=published.digest if published else parsed.digest,
+        version=rules.version,
+        digest=rules.digest,
         published_at=published.published_at if published else None,
-        published_by=name if published else "system",
-        source=source,
-        content=text,
-        entries=[e.model_dump(mode="json") for e in parsed.entries.values()],
+        published_by=published.published_by if published else "system",
+        source="configured" if found.source == "pinned" else found.source,
+        overrides=[o.scope for o in rules.overrides],
+        content=found.text,
+        entries=[e.model_dump(mode="json") for e in rules.entries.values()],
     )
 
 

@@ -20,11 +20,11 @@ from api.queries import fetch_all, fetch_found, scalar
 from api.scope import Action, Where, require
 from api.sla import LIMIT_OUTCOMES
 from core.db import Conn
+from core.severity import Severity
 from lifecycle.work_orders import TransitionError, transition
 
 router = APIRouter(tags=["work orders"], responses=ERROR_RESPONSES)
 Status = Literal["occurred", "responded", "on_site", "completed", "false_alarm"]
-Severity = Literal["P0", "P1", "P2", "P3"]
 
 
 class LimitStatus(BaseModel):

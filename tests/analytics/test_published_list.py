@@ -8,7 +8,7 @@ from importlib import resources
 from analytics.__main__ import build
 from core.db import Conn
 from core.settings import Settings
-from responsibility.model import parse_list
+from responsibility.loader import parse_list
 
 SHIPPED = resources.files("responsibility").joinpath("default.yaml").read_text(encoding="utf-8")
 

@@ -15,7 +15,7 @@ import pytest
 from analytics.rollup import catch_up
 from core.db import Conn, connect
 from dashboards.access import Credentials, grant_regulator, revoke
-from responsibility.model import default_list
+from responsibility.loader import default_list
 from simulators.county import County, demo_county
 from simulators.seed import seed
 from tests.conftest import fresh_database

@@ -26,7 +26,7 @@ from core.workcalendar import WorkCalendar
 from ingest.rows import Batch
 from ingest.store import write_batch
 from lifecycle.alarms import Lifecycle, Transition, policy_of
-from responsibility.model import ResponsibilityList
+from responsibility.loader import ResponsibilityList
 from simulators.faults import Fault, apply_values, plan_faults, scenarios
 from simulators.run import build_devices
 
@@ -42,7 +42,7 @@ class Summary:
 
 
 def _policy(lst: ResponsibilityList) -> Any:
-    return lambda _device, code: policy_of(lst.entries.get(code))
+    return lambda _device, code: policy_of(lst.entries.get(code), WorkCalendar().hours_per_day)
 
 
 def _faults(

@@ -13,7 +13,7 @@ import yaml
 from dashboards.access import DEFAULT_REGULATOR_LOGIN
 from dashboards.files import HOST_ENV, SECRET_ENV, export
 from dashboards.folders import FOLDERS, all_dashboards
-from responsibility.model import default_list
+from responsibility.loader import default_list
 from shouwang.launch import command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,8 +78,11 @@ def test_export_removes_dashboards_no_longer_shipped(tmp_path: Path) -> None:
     assert mine.exists(), "files that are not ours stay"
 
 
-def test_the_export_command_writes_the_same_files(tmp_path: Path) -> None:
-    env = dict(os.environ, SHOUWANG_STATE_DIR=str(tmp_path / "state"))
+def test_the_export_command_writes_the_same_files(tmp_path: Path, database_url: str) -> None:
+    # The list in force is read from the database: nothing published there, the shipped list.
+    env = dict(
+        os.environ, SHOUWANG_STATE_DIR=str(tmp_path / "state"), SHOUWANG_DATABASE_URL=database_url
+    )
     subprocess.run(
         command("dashboards", "export", str(tmp_path / "out")),
         env=env,

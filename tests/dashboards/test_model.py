@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from core.catalogue import DeviceClass
+from core.severity import Severity
 from dashboards import elevators, water
 from dashboards.datasource import REF
 from dashboards.folders import all_dashboards
@@ -28,7 +29,7 @@ from dashboards.model import (
     dashboard_json,
     layout,
 )
-from responsibility.model import ResponsibilityList, Severity, default_list, parse_list
+from responsibility.loader import ResponsibilityList, default_list, parse_list
 
 PLACED = all_dashboards(default_list())
 KINDS = {"timeseries", "stat", "table", "bargauge", "state-timeline", "row"}

@@ -15,7 +15,7 @@ from dashboards.datasource import DatasourceSpec
 from dashboards.folders import FOLDERS, all_dashboards
 from dashboards.model import DATASOURCE_TYPE
 from dashboards.publish import Grafana, connect, publish
-from responsibility.model import default_list
+from responsibility.loader import default_list
 from shouwang.launch import command
 from tests.dashboards.grafana_double import GrafanaDouble
 
@@ -137,11 +137,15 @@ def test_a_wrong_token_is_refused(grafana: GrafanaDouble) -> None:
         publish(client, PLACED, SPEC, password="x")
 
 
-def test_the_publish_command_publishes_once(grafana: GrafanaDouble, tmp_path: Path) -> None:
+def test_the_publish_command_publishes_once(
+    grafana: GrafanaDouble, tmp_path: Path, database_url: str
+) -> None:
     env = dict(
         os.environ,
         SHOUWANG_STATE_DIR=str(tmp_path),
-        SHOUWANG_DATABASE_URL="postgresql://owner@db.example:5433/county",
+        SHOUWANG_DATABASE_URL=database_url,  # where the list in force is read
+        SHOUWANG_GRAFANA_DB_HOST="db.example:5433",  # where Grafana reaches it
+        SHOUWANG_GRAFANA_DB_NAME="county",
         SHOUWANG_GRAFANA_URL=grafana.url,
         SHOUWANG_GRAFANA_TOKEN=TOKEN,
         SHOUWANG_GRAFANA_ORG_ID="2",

@@ -12,7 +12,7 @@ import pytest
 from core.db import Conn, connect
 from dashboards.access import grant_regulator, revoke
 from dashboards.folders import Placed, all_dashboards
-from responsibility.model import default_list
+from responsibility.loader import default_list
 from tests.dashboards.demo_data import Summary
 from tests.dashboards.panels import Result, default_range, login_url, problems, run
 

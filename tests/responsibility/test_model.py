@@ -11,20 +11,17 @@ from pydantic import ValidationError
 
 from core.catalogue import DeviceClass
 from core.errors import ConfigError
-from responsibility.model import (
-    Entry,
-    EventCodeFiling,
+from core.severity import Severity
+from core.workcalendar import Unit
+from responsibility.loader import (
     ListError,
     ListProblem,
-    Party,
-    Severity,
-    ThresholdFiling,
-    Unit,
     default_list,
     load_list,
     parse_list,
     parse_override,
 )
+from responsibility.model import Entry, EventCodeFiling, Party, ThresholdFiling
 
 ROOT = Path(__file__).resolve().parents[2]
 CJK = re.compile(r"[\u4e00-\u9fff]")
