@@ -1,7 +1,8 @@
-"""Analytics: the duty-app channel. The dispatcher publishes each person's notification at QoS 1
-on that person's own topic (``core.wire.duty_topic``); a notification counts as accepted once the
-broker acknowledged it (PUBACK). The app signs in as ``duty-<person id>`` and may read only its
-own topic; it keeps a persistent session, so what arrives while it is offline waits for it.
+"""Notify: the duty-app channel's connection to the broker. Each person's notification is
+published at QoS 1 on that person's own topic (``core.wire.duty_topic``); it counts as accepted
+once the broker acknowledged it (PUBACK). The app signs in as ``duty-<person id>`` and may read
+only its own topic; it keeps a persistent session, so what arrives while it is offline waits
+for it.
 """
 
 from __future__ import annotations

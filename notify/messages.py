@@ -1,7 +1,7 @@
-"""Analytics: what a notification says, in Chinese by default or English (pure).
+"""Notify: what a notification says, in Chinese by default or English (pure).
 
 What happened, where (community, building, device), severity, the deadline that matters next, and how to
-acknowledge. The dispatcher renders each person's message in their language.
+acknowledge. Each channel renders a person's message in their language.
 """
 
 from __future__ import annotations

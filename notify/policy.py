@@ -1,4 +1,4 @@
-"""Analytics: the notification policy (pure) — what goes out at once, what waits for companions,
+"""Notify: the notification policy (pure) — what goes out at once, what waits for companions,
 what quiet hours hold back, how often reminders repeat, and how a batch drops duplicates.
 
 Grouping follows Alertmanager: notifications of a grouped severity for the same community and
@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from core.severity import Severity
 
 
 class PolicyError(ValueError):
@@ -76,7 +78,7 @@ class Policy:
         reminder_minutes: Mapping[str, float],
     ) -> Policy:
         grouped, quiet_sev = frozenset(grouped), frozenset(quiet_severities)
-        known = {"P0", "P1", "P2", "P3"}
+        known = {str(s) for s in Severity}
         for name, sev in (
             ("grouped", grouped),
             ("quiet", quiet_sev),
@@ -125,3 +127,25 @@ def merge_batch(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         latest[key] = p if prev is None else {**prev, **p, "opened_at": prev.get("opened_at")}
     return list(latest.values())
+
+
+def batch_message(members: Iterable[tuple[dict[str, Any], str]]) -> dict[str, Any] | None:
+    """The message for a batch, from its rows' (payload, alarm state): the single notification,
+    or a group of them without duplicates; None when nothing in it is still worth saying (a
+    reminder for an alarm no longer active is not)."""
+    items = merge_batch(
+        [p for p, state in members if not (p.get("kind") == "reminder" and state != "active")]
+    )
+    if not items:
+        return None
+    if len(items) == 1:
+        return dict(items[0])
+    first = items[0]
+    return {
+        "kind": "group",
+        "severity": first.get("severity"),
+        "community": first.get("community"),
+        "responsible": first.get("responsible"),
+        "count": len(items),
+        "items": items,
+    }

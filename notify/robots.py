@@ -1,4 +1,4 @@
-"""Analytics: WeCom (企业微信) group robot and DingTalk robot messages, in their documented
+"""Notify: WeCom (企业微信) group robot and DingTalk robot messages, in their documented
 formats (pure). DingTalk's signed robots take ``timestamp`` and ``sign`` query parameters:
 base64(HMAC-SHA256(secret, "<timestamp ms>\\n<secret>")), URL-encoded."""
 

@@ -1,4 +1,4 @@
-"""Analytics: the signed generic webhook (pure signing; sending is the dispatcher's).
+"""Notify: the signed generic webhook (pure signing; ``notify.channels`` sends it).
 
 The body is the notification's JSON. Headers:
 

@@ -260,7 +260,7 @@ def test_robots_and_email_in_the_readers_language(
     from aiosmtpd.controller import Controller
     from aiosmtpd.handlers import Message
 
-    from notify.dispatcher import Smtp
+    from notify.channels import Smtp
 
     class Inbox(Message):
         def __init__(self) -> None:

@@ -25,7 +25,8 @@ from core.db import Conn
 from core.settings import Settings
 from core.wire import duty_topic
 from lifecycle.acknowledge import acknowledge, read_token
-from notify.dispatcher import AckLinks, Dispatcher
+from notify.ack_links import AckLinks
+from notify.dispatcher import Dispatcher
 from notify.duty_app import DutyApps
 from notify.policy import Policy, PolicyError, QuietHours, merge_batch
 from tests.conftest import (
