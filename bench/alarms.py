@@ -8,12 +8,12 @@ ingest, analytics (wall clock) and the simulator itself, and stops them after.
 
 from __future__ import annotations
 
-import json
 import time
 
 from rich.console import Console
 
-from bench.nominal_load import Latency, platform, raise_faults, summarise
+from bench.latency import Latency, summarise
+from bench.nominal_load import device_secrets, elevators_without_open, platform, raise_faults
 from core.db import connect
 from core.settings import Settings
 
@@ -22,18 +22,10 @@ def main(
     s: Settings, *, triggers: int = 200, interval_s: float = 0.2, warmup_s: float = 20.0
 ) -> Latency:
     console = Console()
-    secrets: dict[str, str] = json.loads((s.state_dir / "device-secrets.json").read_text())
+    secrets = device_secrets(s)
     with connect(s.database_url, autocommit=True) as conn:
         (n_devices,) = conn.execute("SELECT count(*) FROM devices WHERE active").fetchone() or (0,)
-        elevators = [
-            r[0]
-            for r in conn.execute(
-                "SELECT d.uid FROM devices d WHERE d.device_class = 'elevator' AND d.active AND NOT EXISTS"
-                " (SELECT 1 FROM alarms a WHERE a.device_id = d.id AND a.state <> 'cleared'"
-                " AND a.event_code = 'EL.ALARM_BUTTON') ORDER BY d.id LIMIT %s",
-                (triggers,),
-            ).fetchall()
-        ]
+        elevators = elevators_without_open(conn, "EL.ALARM_BUTTON", triggers)
     if len(elevators) < triggers:
         raise SystemExit(
             f"need {triggers} elevators without an open alarm-button alarm, have {len(elevators)}"
@@ -70,6 +62,6 @@ def main(
     )
     console.print(
         f"publish → alarm + work order committed, {result.samples} faults under {n_devices} devices' load: "
-        f"p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms, max {result.max_ms:.0f} ms (target p99 ≤ 1000 ms)"
+        + result.figures()
     )
     return result

@@ -16,7 +16,6 @@ import contextlib
 import logging
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from rich.console import Console
 
 from api.app import create_app, tune_gc
 from bench.api_data import prepare, remove
+from bench.latency import percentiles
 from core.db import connect
 from core.settings import Settings, load_settings
 
@@ -65,8 +65,7 @@ def summarise(endpoint: str, latencies_s: Sequence[float], errors: int, seconds:
     lat = sorted(x * 1000 for x in latencies_s)
     if not lat:
         return Figures(endpoint, 0, errors, seconds, float("nan"), float("nan"))
-    p99 = statistics.quantiles(lat, n=100, method="inclusive")[98] if len(lat) > 1 else lat[0]
-    return Figures(endpoint, len(lat), errors, seconds, statistics.median(lat), p99)
+    return Figures(endpoint, len(lat), errors, seconds, *percentiles(lat))
 
 
 def app_from_env() -> FastAPI:

@@ -1,22 +1,42 @@
 """Analytics: the harness of the latency benchmarks. Runs platform processes beside the
-simulator at nominal load, raises faults from devices' own MQTT connections, and summarises
-latencies."""
+simulator at nominal load and raises faults from devices' own MQTT connections, on elevators
+that can raise them anew (their latencies are summarised by ``bench.latency``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
-import statistics
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 
+from core.db import Conn
 from core.settings import Settings
 from core.wire import Channel, device_topic, encode_event
 from shouwang.launch import command
 from simulators.fleet import Fleet
+
+
+def device_secrets(s: Settings) -> dict[str, str]:
+    """The demo county's device credentials, as ``shouwang seed`` wrote them."""
+    secrets: dict[str, str] = json.loads((s.state_dir / "device-secrets.json").read_text())
+    return secrets
+
+
+def elevators_without_open(conn: Conn, event_code: str, limit: int) -> list[str]:
+    """Up to ``limit`` active elevators (by id) without an open ``event_code`` alarm: each one's
+    fault opens a new alarm."""
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT d.uid FROM devices d WHERE d.device_class = 'elevator' AND d.active AND NOT EXISTS"
+            " (SELECT 1 FROM alarms a WHERE a.device_id = d.id AND a.state <> 'cleared'"
+            " AND a.event_code = %s) ORDER BY d.id LIMIT %s",
+            (event_code, limit),
+        ).fetchall()
+    ]
 
 
 @contextmanager
@@ -63,18 +83,3 @@ def raise_faults(
     finally:
         fleet.close()
     return sent
-
-
-@dataclass(frozen=True, slots=True)
-class Latency:
-    samples: int
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-
-
-def summarise(latencies_ms: Sequence[float]) -> Latency:
-    lat = sorted(latencies_ms)
-    # inclusive: a percentile of what was measured, never beyond the largest sample
-    p99 = statistics.quantiles(lat, n=100, method="inclusive")[98] if len(lat) > 1 else lat[0]
-    return Latency(len(lat), statistics.median(lat), p99, lat[-1])

@@ -17,7 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from rich.console import Console
 
-from bench.nominal_load import Latency, platform, raise_faults, summarise
+from bench.latency import Latency, summarise
+from bench.nominal_load import device_secrets, elevators_without_open, platform, raise_faults
 from core.db import Conn, connect
 from core.settings import Settings
 
@@ -72,19 +73,11 @@ def main(
     s: Settings, *, triggers: int = 100, interval_s: float = 0.3, warmup_s: float = 20.0
 ) -> Latency:
     console = Console()
-    secrets: dict[str, str] = json.loads((s.state_dir / "device-secrets.json").read_text())
+    secrets = device_secrets(s)
     received: dict[str, float] = {}
     server, port = _receiver(received)
     with connect(s.database_url, autocommit=True) as conn:
-        elevators = [
-            r[0]
-            for r in conn.execute(
-                "SELECT d.uid FROM devices d WHERE d.device_class = 'elevator' AND d.active AND NOT EXISTS"
-                " (SELECT 1 FROM alarms a WHERE a.device_id = d.id AND a.state <> 'cleared'"
-                " AND a.event_code = 'EL.TRAPPED') ORDER BY d.id LIMIT %s",
-                (triggers,),
-            ).fetchall()
-        ]
+        elevators = elevators_without_open(conn, "EL.TRAPPED", triggers)
         person = _duty_person(conn, f"http://127.0.0.1:{port}/hook")
     commands = [
         ["ingest"],
@@ -109,7 +102,7 @@ def main(
         raise SystemExit("no notification arrived")
     result = summarise([(received[u] - sent[u]) * 1000 for u in sent if u in received])
     console.print(
-        f"publish → P0 webhook received, {result.samples} of {len(sent)} faults: p50 {result.p50_ms:.0f} ms, "
-        f"p99 {result.p99_ms:.0f} ms, max {result.max_ms:.0f} ms (target p99 ≤ 1000 ms)"
+        f"publish → P0 webhook received, {result.samples} of {len(sent)} faults: "
+        + result.figures()
     )
     return result

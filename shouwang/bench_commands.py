@@ -1,0 +1,85 @@
+"""The command line: ``shouwang bench``: the benchmark harnesses of ``bench/``. Each command is
+only its options: it hands them to the harness's ``main`` through
+:func:`shouwang.console.run_logged`. A harness prints its figures and ratios (and targets, where
+it states them); a missed target shows there, not in the exit status (a harness that cannot run
+raises ``SystemExit`` itself). ``replay`` needs neither the platform nor the settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from shouwang.console import console, run_logged
+
+app = typer.Typer(no_args_is_help=True, help="Benchmarks that print their figures and ratios.")
+
+Warmup = Annotated[float, typer.Option(help="seconds of nominal load before the first fault")]
+
+
+@app.command("ingest")
+def bench_ingest(
+    seconds: Annotated[float, typer.Option(help="length of each measured phase")] = 10.0,
+    batch: Annotated[int, typer.Option(help="readings per message in the batched phase")] = 50,
+    devices: int = 200,
+) -> None:
+    """Broker pass-through vs raw COPY vs end-to-end ingest, in one run."""
+    from bench.ingest import main
+
+    run_logged(main, seconds=seconds, batch=batch, devices=devices)
+
+
+@app.command("alarms")
+def bench_alarms(
+    triggers: Annotated[int, typer.Option(help="faults to raise, one per elevator")] = 200,
+    warmup: Warmup = 20.0,
+) -> None:
+    """Publish-to-alarm-and-work-order latency under the demo county's nominal load."""
+    from bench.alarms import main
+
+    run_logged(main, triggers=triggers, warmup_s=warmup)
+
+
+@app.command("notify")
+def bench_notify(
+    triggers: Annotated[int, typer.Option(help="P0 faults to raise, one per elevator")] = 100,
+    warmup: Warmup = 20.0,
+) -> None:
+    """Publish-to-webhook latency of P0 notifications under the demo county's nominal load."""
+    from bench.notify import main
+
+    run_logged(main, triggers=triggers, warmup_s=warmup)
+
+
+@app.command("replay")
+def bench_replay(
+    rows: Annotated[int, typer.Option(help="rows of the generated CSV")] = 1_000_000,
+) -> None:
+    """Replay speed on a generated CSV with its own column names, separator and time format."""
+    from bench.replay import bench
+
+    # Offline: no platform, no settings; the figures are what bench() returns.
+    console.print(bench(rows))
+
+
+@app.command("api")
+def bench_api(
+    seconds: Annotated[float, typer.Option(help="measured time per endpoint")] = 20.0,
+    clients: Annotated[int, typer.Option(help="concurrent clients")] = 50,
+    requests: Annotated[
+        int | None, typer.Option(help="stop an endpoint's phase after this many requests")
+    ] = None,
+    interval: Annotated[
+        float, typer.Option(help="each client sends one request every S seconds; 0: back to back")
+    ] = 0.0,
+    url: Annotated[
+        str | None, typer.Option(help="a running API (same database); default: start one")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    firm: Annotated[str | None, typer.Option(help="firm code (default: the largest)")] = None,
+) -> None:
+    """HTTP API under concurrent clients: latest device state and open alarms, p50 / p99."""
+    from bench.api import Load, main
+
+    load = Load(clients=clients, seconds=seconds, max_requests=requests, interval=interval)
+    run_logged(main, load, url=url, workers=workers, firm=firm)

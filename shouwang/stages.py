@@ -1,0 +1,143 @@
+"""The command line: the schema, the demo county, and the platform's stages as processes
+(``shouwang migrate|seed|simulate|ingest|analytics|notify``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.settings import load_settings
+from shouwang.broker_commands import broker_sync
+from shouwang.console import console, run_logged, setup_logging
+
+app = typer.Typer()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending schema migrations and sync the metric catalogue."""
+    from core.db import connect
+    from core.db import migrate as run_migrations
+
+    s = load_settings()
+    with connect(s.database_url) as conn:
+        applied = run_migrations(conn)
+    console.print(f"schema up to date ({len(applied)} migration(s) applied)")
+
+
+@app.command()
+def seed(
+    communities: int = 20,
+    buildings: int = 17,
+    random_seed: Annotated[int, typer.Option("--seed")] = 7,
+    report_interval: Annotated[int, typer.Option(help="seconds between a device's reports")] = 10,
+) -> None:
+    """Load the demo county into the registry and issue its credentials (idempotent)."""
+    from core.db import connect
+    from simulators.county import demo_county
+    from simulators.seed import seed as run_seed
+
+    s = load_settings()
+    county = demo_county(
+        communities=communities,
+        buildings=buildings,
+        seed=random_seed,
+        report_interval_s=report_interval,
+    )
+    with connect(s.database_url) as conn:
+        secrets = run_seed(conn, county, s.state_dir / "device-secrets.json")
+    broker_sync(no_reload=False)
+    console.print(
+        f"demo county: {len(county.communities)} communities, {len(county.devices())} devices, "
+        f"{len(secrets)} credentials in {s.state_dir / 'device-secrets.json'}"
+    )
+
+
+@app.command()
+def simulate(
+    speed: Annotated[
+        float, typer.Option(help="simulated seconds per wall second; 0 = as fast as possible")
+    ] = 1.0,
+    duration: Annotated[
+        float | None, typer.Option(help="simulated seconds to run (default: until Ctrl-C)")
+    ] = None,
+    start_ago: Annotated[
+        float | None, typer.Option(help="start the simulated clock this many seconds ago")
+    ] = None,
+    community: Annotated[list[str] | None, typer.Option(help="only these community codes")] = None,
+    limit: Annotated[int | None, typer.Option(help="at most this many devices")] = None,
+    record: Annotated[
+        Path | None, typer.Option(help="append every published reading to this CSV")
+    ] = None,
+    random_seed: Annotated[int, typer.Option("--seed")] = 7,
+) -> None:
+    """Stream simulated devices to the broker with their own credentials."""
+    from simulators.stream import main as sim_main
+
+    run_logged(
+        sim_main,
+        speed=speed,
+        duration=duration,
+        start_ago=start_ago,
+        communities=community or [],
+        limit=limit,
+        record=record,
+        seed=random_seed,
+    )
+
+
+@app.command()
+def ingest(
+    workers: Annotated[int, typer.Option(help="worker processes sharing the subscription")] = 1,
+    client_id: Annotated[
+        str | None, typer.Option(help="MQTT client id (a persistent session)")
+    ] = None,
+    retire: Annotated[
+        str | None,
+        typer.Option(
+            help="end this worker id's broker session instead (what it still holds is dropped)"
+        ),
+    ] = None,
+) -> None:
+    """Store every reading from the broker in TimescaleDB (runs until stopped)."""
+    from ingest.__main__ import main as ingest_main
+    from ingest.__main__ import retire_worker
+
+    setup_logging()
+    if retire is not None:
+        retire_worker(load_settings(), retire)
+        return
+    if workers > 1:
+        from shouwang.workers import run_workers
+
+        ids = [f"shouwang-ingest-{i}" for i in range(workers)]
+        run_workers("ingest", [["ingest", "--client-id", i] for i in ids])
+        return
+    ingest_main(load_settings(), client_id=client_id)
+
+
+@app.command()
+def analytics(
+    clock: Annotated[
+        str, typer.Option(help="wall, or data: the newest reading's time (replays, fast-forward)")
+    ] = "wall",
+) -> None:
+    """Detect faults and anomalies, keep alarms, file work orders (runs until stopped)."""
+    from analytics.__main__ import main as analytics_main
+
+    run_logged(analytics_main, clock=clock)
+
+
+@app.command("notify")
+@app.command("dispatch", hidden=True)  # the earlier spelling
+def notify(
+    name: Annotated[
+        str, typer.Option(help="this notify process's name in the outbox claims")
+    ] = "notify-0",
+) -> None:
+    """Deliver alarm notifications from the outbox to the people on duty (runs until stopped)."""
+    from notify.__main__ import main as notify_main
+
+    run_logged(notify_main, name=name)
