@@ -1,4 +1,4 @@
-# One image for every shouwang service: ingest, analytics, the notifier, the API, the simulator.
+# One image for every shouwang service: ingest, analytics, notify, the API, the simulator.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 SHOUWANG_STATE_DIR=/state
 WORKDIR /app

@@ -2,7 +2,7 @@
 
 Pure: accounts in, file text out. A device may publish only under its own topics; a site gateway
 only its batch and status topics; ingest reads everything through its shared subscription; the
-notifier writes to duty apps' topics and a duty app (a person) reads only its own; the admin account (operators, benchmarks) may do anything.
+notify stage writes to duty apps' topics and a duty app (a person) reads only its own; the admin account (operators, benchmarks) may do anything.
 """
 
 from __future__ import annotations
