@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     ingest_max_payload_bytes: int = 256 * 1024
     ingest_max_future_seconds: float = 300.0
     ingest_max_age_days: float = 30.0
+    # Rejects stored per device (or topic) and minute; beyond it they are counted in
+    # rejects_counted, not stored, so one device's flood cannot fill the disk.
+    ingest_reject_limit_per_minute: int = 120
     retention_days: float = 400.0
 
     # Analytics.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final
@@ -65,6 +66,7 @@ class Reason(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     FUTURE_TS = "future_ts"
     STALE_TS = "stale_ts"
+    INTERNAL = "internal"  # decoding one message failed unexpectedly; the message is kept
 
 
 # --- topics -------------------------------------------------------------------------------
@@ -223,9 +225,55 @@ def loads(payload: bytes) -> Any:
             # readings in the message are kept and each NaN/Infinity is rejected on its own.
             try:
                 return json.loads(payload)
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
         raise InvalidMessage(Reason.MALFORMED, f"not valid JSON: {e}") from None
+
+
+MAX_TEXT: Final = 1000  # characters of a status reason
+MAX_DETAIL_DEPTH: Final = 8  # nesting of an event's detail object
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 3, 120, 120
+
+
+def shown(value: Any) -> str:
+    """A bounded rendering of anything a device sent, for reject details: never deeper than a few
+    levels nor longer than a few hundred characters, whatever the input."""
+    return _SHOWN.repr(value)
+
+
+def storable(text: str) -> bool:
+    """Whether PostgreSQL can store ``text``: no U+0000 and valid UTF-8 (no lone surrogates)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_detail(detail: dict[str, Any]) -> None:
+    """An event's detail must be storable as jsonb: shallow, and no U+0000 in keys or strings."""
+    stack: list[tuple[Any, int]] = [(detail, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DETAIL_DEPTH:
+            raise InvalidMessage(
+                Reason.INVALID, f"'detail' nests deeper than {MAX_DETAIL_DEPTH} levels"
+            )
+        items = (
+            node.items() if type(node) is dict else enumerate(node) if type(node) is list else ()
+        )
+        for k, v in items:
+            for text in (k, v):
+                if type(text) is str and not storable(text):
+                    raise InvalidMessage(
+                        Reason.INVALID,
+                        "'detail' holds U+0000 or a lone surrogate, which cannot be stored",
+                    )
+            if type(v) in (dict, list):
+                stack.append((v, depth + 1))
 
 
 def parse_ts(raw: Any) -> int:
@@ -235,11 +283,13 @@ def parse_ts(raw: Any) -> int:
         try:
             dt = datetime.fromisoformat(raw)
         except ValueError:
-            raise InvalidMessage(Reason.INVALID, f"ts {raw!r} is not RFC 3339") from None
+            raise InvalidMessage(Reason.INVALID, f"ts {shown(raw)} is not RFC 3339") from None
         if dt.tzinfo is None:
-            raise InvalidMessage(Reason.INVALID, f"ts {raw!r} has no UTC offset")
+            raise InvalidMessage(Reason.INVALID, f"ts {shown(raw)} has no UTC offset")
         return math.floor(dt.timestamp() * 1000)
-    raise InvalidMessage(Reason.INVALID, f"ts must be epoch milliseconds or RFC 3339, not {raw!r}")
+    raise InvalidMessage(
+        Reason.INVALID, f"ts must be epoch milliseconds or RFC 3339, not {shown(raw)}"
+    )
 
 
 def _sample(obj: Any, keys: frozenset[str]) -> RawSample:
@@ -272,13 +322,14 @@ def decode_telemetry(payload: bytes) -> list[RawSample]:
 def _event(obj: Any, keys: frozenset[str]) -> RawEvent:
     if type(obj) is not dict or obj.keys() - keys or "ts" not in obj or "code" not in obj:
         raise InvalidMessage(
-            Reason.INVALID, f"an event is an object with 'ts' and 'code': {str(obj)[:200]}"
+            Reason.INVALID, f"an event is an object with 'ts' and 'code': {shown(obj)}"
         )
     code, active, detail = obj["code"], obj.get("active", True), obj.get("detail", {})
     if type(code) is not str or not 1 <= len(code) <= 32:
         raise InvalidMessage(Reason.INVALID, "'code' is a string of 1 to 32 characters")
     if type(active) is not bool or type(detail) is not dict:
         raise InvalidMessage(Reason.INVALID, "'active' is a boolean and 'detail' an object")
+    _check_detail(detail)
     return parse_ts(obj["ts"]), code, active, detail
 
 
@@ -295,6 +346,11 @@ def decode_status(payload: bytes) -> tuple[bool, int | None, str]:
     online, ts, reason = obj["online"], obj.get("ts"), obj.get("reason", "")
     if type(online) is not bool or type(reason) is not str:
         raise InvalidMessage(Reason.INVALID, "'online' is a boolean and 'reason' a string")
+    if len(reason) > MAX_TEXT or not storable(reason):
+        raise InvalidMessage(
+            Reason.INVALID,
+            f"'reason' is text of at most {MAX_TEXT} characters, without U+0000 or lone surrogates",
+        )
     return online, None if ts is None else parse_ts(ts), reason
 
 

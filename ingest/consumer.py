@@ -24,8 +24,8 @@ from core.errors import ServiceUnavailable
 from core.feed import EVENTS_TOPIC, READINGS_TOPIC, pack_events, pack_readings
 from core.mqtt import new_client
 from core.registry import load_registry
-from core.wire import PREFIX
-from ingest.rows import Batch, Decoder
+from core.wire import PREFIX, Reason
+from ingest.rows import Batch, Decoder, Reject, clean_text
 from ingest.store import drop_old_chunks, write_batch
 
 log = logging.getLogger("shouwang.ingest")
@@ -47,6 +47,7 @@ class IngestConfig:
     max_payload_bytes: int = 256 * 1024
     max_future_ms: int = 300_000
     max_age_ms: int = 30 * 86_400_000
+    reject_limit_per_minute: int = 120
     retention_days: float = 400.0
     rejects_retention_days: float = 30.0
     retention_every_s: float = 3600.0
@@ -75,6 +76,7 @@ class Consumer:
             max_payload_bytes=cfg.max_payload_bytes,
             max_future_ms=cfg.max_future_ms,
             max_age_ms=cfg.max_age_ms,
+            reject_limit_per_minute=cfg.reject_limit_per_minute,
         )
         self.stats = Stats()
         self._buffer: list[Pending] = []
@@ -171,6 +173,12 @@ class Consumer:
                 log.error("database write failed (%s); retrying in 1 s, nothing acknowledged", e)
                 time.sleep(1.0)
                 self._reconnect_db()
+            except Exception as e:  # the data itself was refused: find the culprit, keep the rest
+                log.error(
+                    "database refused a batch of %d messages (%s); splitting it", len(items), e
+                )
+                batch, slow = self._write_one_by_one(items)
+                break
         self._feed(batch)
         with self._lock:
             generation = self._generation
@@ -201,6 +209,37 @@ class Consumer:
                 EVENTS_TOPIC, pack_events(batch.events[lo:hi], batch.statuses[lo:hi]), qos=1
             )
 
+    def _write_one_by_one(self, items: list[Pending]) -> tuple[Batch, int]:
+        """Write each message on its own; one the database refuses becomes an ``internal`` reject
+        (and if even that is refused, a reject without its payload). Returns what was committed."""
+        done, slow = Batch(), 0
+        for topic, payload, received_ms, *_ in items:
+            one = Batch()
+            self.decoder.decode(topic, payload, received_ms, one)
+            while True:
+                try:
+                    slow += write_batch(self.conn, one)
+                    _merge(done, one)
+                    break
+                except psycopg.OperationalError as e:
+                    log.error("database write failed (%s); retrying in 1 s", e)
+                    time.sleep(1.0)
+                    self._reconnect_db()
+                except Exception as e:
+                    if one.rejects and not len(one) and not one.events and not one.statuses:
+                        log.error("the database refuses even the reject of %s: %s", topic, e)
+                        one = Batch(messages=1)  # counted, so the message is still accounted for
+                        minute = received_ms - received_ms % 60_000
+                        one.suppressed[(minute, clean_text(topic), Reason.INTERNAL)] = 1
+                        continue
+                    log.error("the database refused the message on %s: %s", topic, e)
+                    detail = f"the database refused it: {type(e).__name__}: {e}"
+                    one = Batch(messages=1)
+                    self.decoder.reject(
+                        one, Reject.of(received_ms, topic, None, Reason.INTERNAL, detail, payload)
+                    )
+        return done, slow
+
     def _decode(self, items: list[Pending]) -> Batch:
         batch = Batch()
         for topic, payload, received_ms, *_ in items:
@@ -208,8 +247,12 @@ class Consumer:
         if self.decoder.unknown_devices and time.monotonic() - self._registry_loaded_at > 1.0:
             # Devices registered since the last load: look again before rejecting them.
             self.decoder.unknown_devices.clear()
-            self.decoder.registry = load_registry(self.conn)
             self._registry_loaded_at = time.monotonic()
+            try:
+                self.decoder.registry = load_registry(self.conn)
+            except psycopg.OperationalError as e:  # the write below waits for the database
+                log.error("cannot reload the registry (%s); using the one loaded before", e)
+                return batch
             batch = Batch()
             for topic, payload, received_ms, *_ in items:
                 self.decoder.decode(topic, payload, received_ms, batch)
@@ -245,6 +288,18 @@ class Consumer:
                         log.info("retention dropped %d chunks", n)
         except psycopg.Error as e:
             log.error("retention failed: %s", e)
+
+
+def _merge(into: Batch, one: Batch) -> None:
+    into.ts_ms.extend(one.ts_ms)
+    into.device.extend(one.device)
+    into.metric.extend(one.metric)
+    into.value.extend(one.value)
+    into.events.extend(one.events)
+    into.statuses.extend(one.statuses)
+    into.rejects.extend(one.rejects)
+    into.suppressed.update(one.suppressed)
+    into.messages += one.messages
 
 
 def retire_session(cfg: IngestConfig) -> None:

@@ -2,13 +2,16 @@
 
 Nothing here touches the network, the database or the clock: ``Decoder.decode`` takes a topic,
 a payload and the receive time, and appends to a ``Batch``. Every message ends either as rows or
-as rejects with a reason; none is dropped.
+as rejects with a reason; none is dropped, and nothing a device sends raises out of ``decode``:
+an unexpected failure on one message is that message's reject (``internal``). A device that sends
+nothing but rejects is counted beyond ``reject_limit_per_minute`` instead of stored.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
+from collections import Counter
 from dataclasses import dataclass, field
 
 import orjson
@@ -25,9 +28,20 @@ from core.wire import (
     decode_status,
     decode_telemetry,
     parse_topic,
+    shown,
 )
 
-REJECT_PAYLOAD_LIMIT = 4096  # bytes kept of an oversize payload
+REJECT_PAYLOAD_LIMIT = 4096  # bytes of a rejected payload that are kept (its size is recorded)
+REJECT_TEXT_LIMIT = 1000  # characters of a reject's detail, topic or uid
+_MINUTE_MS = 60_000
+
+
+def clean_text(text: str, limit: int = REJECT_TEXT_LIMIT) -> str:
+    """Text the database accepts: no U+0000, no lone surrogates, at most ``limit`` characters."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +53,21 @@ class Reject:
     detail: str
     payload: bytes
     payload_size: int
+
+    @classmethod
+    def of(
+        cls, received_ms: int, topic: str, uid: str | None, reason: str, detail: str, body: bytes
+    ) -> Reject:
+        """A reject the database will take: bounded, clean text and a prefix of the payload."""
+        return cls(
+            received_ms,
+            clean_text(topic),
+            None if uid is None else clean_text(uid),
+            reason,
+            clean_text(detail),
+            body[:REJECT_PAYLOAD_LIMIT],
+            len(body),
+        )
 
 
 @dataclass(slots=True)
@@ -54,6 +83,8 @@ class Batch:
     # (ts_ms, device_id, online, reason)
     statuses: list[tuple[int, int, bool, str]] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
+    # Rejects beyond a device's limit, counted not stored: (minute in ms, device uid, reason) -> n
+    suppressed: Counter[tuple[int, str, str]] = field(default_factory=Counter)
     messages: int = 0
 
     def __len__(self) -> int:
@@ -66,7 +97,10 @@ class Decoder:
     max_payload_bytes: int = 256 * 1024
     max_future_ms: int = 300_000
     max_age_ms: int = 30 * 86_400_000
+    reject_limit_per_minute: int = 120
     unknown_devices: set[str] = field(default_factory=set)
+    # (minute in ms, device uid) -> rejects stored for it in that minute
+    _rejects_this_minute: Counter[tuple[int, str]] = field(default_factory=Counter)
 
     def decode(self, topic: str, payload: bytes, received_ms: int, batch: Batch) -> None:
         batch.messages += 1
@@ -87,11 +121,29 @@ class Decoder:
                 self._event(dev, decode_event(payload), received_ms, topic, batch)
             else:
                 online, ts, reason = decode_status(payload)
+                if ts is not None:  # a will, sent by the broker, has no ts: it is allowed
+                    self._check_ts(ts, received_ms)
                 batch.statuses.append((received_ms if ts is None else ts, dev.id, online, reason))
         except InvalidMessage as e:
-            size = len(payload)
-            kept = payload[:REJECT_PAYLOAD_LIMIT] if e.reason == Reason.OVERSIZE else payload
-            batch.rejects.append(Reject(received_ms, topic, uid, e.reason, e.detail, kept, size))
+            self.reject(batch, Reject.of(received_ms, topic, uid, e.reason, e.detail, payload))
+        except Exception as e:  # anything else on one message is its reject
+            detail = f"decoding failed unexpectedly: {type(e).__name__}: {shown(str(e))}"
+            self.reject(batch, Reject.of(received_ms, topic, uid, Reason.INTERNAL, detail, payload))
+
+    def reject(self, batch: Batch, r: Reject) -> None:
+        """Keep ``r``, or count it once its device has had its share of rejects this minute."""
+        minute = r.received_ms - r.received_ms % _MINUTE_MS
+        who = r.device_uid or r.topic
+        key = (minute, who)
+        if self._rejects_this_minute[key] >= self.reject_limit_per_minute:
+            batch.suppressed[(minute, who, r.reason)] += 1
+            return
+        if len(self._rejects_this_minute) > 100_000:  # old minutes: forget them
+            self._rejects_this_minute = Counter(
+                {k: n for k, n in self._rejects_this_minute.items() if k[0] >= minute}
+            )
+        self._rejects_this_minute[key] += 1
+        batch.rejects.append(r)
 
     def _device(self, uid: str) -> DeviceRef:
         dev = self.registry.devices.get(uid)
@@ -192,7 +244,7 @@ class Decoder:
         if spec is None:
             reason, detail = Reason.UNKNOWN_METRIC, f"{dev.device_class} has no metric {name!r}"
         elif type(v) is not float and type(v) is not int:
-            reason, detail = Reason.NOT_NUMERIC, f"metric {name!r} value {v!r} is not a number"
+            reason, detail = Reason.NOT_NUMERIC, f"metric {name!r} value {shown(v)} is not a number"
         elif isinstance(v, float) and not math.isfinite(v):
             reason, detail = Reason.NOT_FINITE, f"metric {name!r} value {v!r} is not finite"
         else:
@@ -206,7 +258,7 @@ class Decoder:
             topic,
             dev.uid,
             InvalidMessage(reason, detail),
-            {"ts": ts, "metric": name, "value": repr(v)},
+            {"ts": ts, "metric": name, "value": shown(v)},
         )
 
     def _event(
@@ -220,8 +272,8 @@ class Decoder:
             )
         batch.events.append((ts, dev.id, code, active, detail))
 
-    @staticmethod
     def _reject_part(
+        self,
         batch: Batch,
         received_ms: int,
         topic: str,
@@ -229,5 +281,8 @@ class Decoder:
         e: InvalidMessage,
         part: dict[str, object],
     ) -> None:
-        body = orjson.dumps(part, default=repr)
-        batch.rejects.append(Reject(received_ms, topic, uid, e.reason, e.detail, body, len(body)))
+        try:
+            body = orjson.dumps(part, default=shown)
+        except orjson.JSONEncodeError:  # nested beyond orjson's limit
+            body = shown(part).encode()
+        self.reject(batch, Reject.of(received_ms, topic, uid, e.reason, e.detail, body))

@@ -73,6 +73,14 @@ def write_batch(conn: Conn, batch: Batch) -> int:
                         for r in batch.rejects
                     ],
                 )
+        if batch.suppressed:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO rejects_counted (minute, who, reason, n) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT (minute, who, reason) DO UPDATE"
+                    " SET n = rejects_counted.n + excluded.n",
+                    [(_dt(m), who, reason, n) for (m, who, reason), n in batch.suppressed.items()],
+                )
     return slow
 
 
