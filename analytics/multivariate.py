@@ -251,7 +251,10 @@ class Episodes:
         count = c[pos + 1] - c[np.maximum(pos + 1 - w, 0)]
         last_hit = np.fmax.accumulate(np.where(hits, ts, -np.inf))[lead:]
         last_hit = np.fmax(last_hit, self.last_hit)
-        fire = pos[count >= self.min_hits]
+        # An anomaly opens on a hit that completes the rule, and ends once quiet; each row changes
+        # the state at most once (a row can complete the rule and be quiet at once when rows are
+        # further apart than the quiet period), so the search always moves on.
+        fire = pos[(count >= self.min_hits) & hits[lead:]]
         clear = pos[ts[lead:] - last_hit >= self.quiet_seconds]
         out: list[Anomaly] = []
         at = lead
@@ -260,13 +263,14 @@ class Episodes:
             i = int(np.searchsorted(pool, at))
             if i == len(pool):
                 break
-            at = int(pool[i])
+            row = int(pool[i])
             if not self.active:
-                lo = max(at + 1 - w, 0)
-                first = lo + int(np.argmax(hits[lo : at + 1]))
-                peak = float(np.nanmax(sc[lo : at + 1]))
-                out.append(Anomaly(float(ts[at]), float(ts[first]), peak, at - lead))
+                lo = max(row + 1 - w, 0)
+                first = lo + int(np.argmax(hits[lo : row + 1]))
+                peak = float(np.nanmax(sc[lo : row + 1]))
+                out.append(Anomaly(float(ts[row]), float(ts[first]), peak, row - lead))
             self.active = not self.active
+            at = row + 1
         if len(last_hit):
             self.last_hit = float(last_hit[-1])
         keep = max(len(sc) - (w - 1), 0)
