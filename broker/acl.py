@@ -1,7 +1,8 @@
-"""Gateway: the broker's password file and ACL, rendered from the registry's accounts.
+"""Broker: the broker's password file and ACL, rendered from the registry's accounts.
 
 Pure: accounts in, file text out. A device may publish only under its own topics; a site gateway
-only its batch and status topics; ingest reads everything through its shared subscription; the
+only its batch and status topics; ingest reads everything (one worker directly, several through a
+shared subscription); the
 notify stage writes to duty apps' topics and a duty app (a person) reads only its own; the admin account (operators, benchmarks) may do anything.
 """
 

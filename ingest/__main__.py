@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from dataclasses import replace
 
 from core.settings import Settings, load_settings
 from ingest.consumer import Consumer, IngestConfig, retire_session
@@ -32,8 +33,9 @@ def config_from(s: Settings, client_id: str) -> IngestConfig:
     )
 
 
-def main(s: Settings, *, client_id: str | None = None) -> None:
-    consumer = Consumer(config_from(s, client_id or s.ingest_client_id), s.database_url)
+def main(s: Settings, *, client_id: str | None = None, shared: bool = False) -> None:
+    cfg = replace(config_from(s, client_id or s.ingest_client_id), shared=shared)
+    consumer = Consumer(cfg, s.database_url)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: consumer.stop())
         signal.signal(signal.SIGINT, lambda *_: consumer.stop())

@@ -42,6 +42,10 @@ class IngestConfig:
     host: str
     port: int
     share_group: str
+    # Several workers share one subscription ($share/<group>/...). One worker subscribes directly:
+    # Mosquitto 2.0 does not restore a persistent session's shared subscription after a restart,
+    # so what devices send between the restart and the worker's return would have no subscriber.
+    shared: bool = False
     flush_seconds: float = 0.2
     flush_bytes: int = 1_000_000
     max_payload_bytes: int = 256 * 1024
@@ -105,8 +109,10 @@ class Consumer:
             return
         with self._lock:
             self._generation += 1
-        topic = f"$share/{self.cfg.share_group}/{PREFIX}/#"
+        shared, plain = f"$share/{self.cfg.share_group}/{PREFIX}/#", f"{PREFIX}/#"
+        topic, other = (shared, plain) if self.cfg.shared else (plain, shared)
         client.subscribe(topic, qos=1)  # idempotent; also repairs a session that lost it
+        client.unsubscribe(other)  # a session kept from a run in the other mode
         log.info("connected as %s (session present: %s)", self.cfg.client_id, flags.session_present)
         self._connected.set()
 

@@ -100,6 +100,10 @@ def ingest(
             help="end this worker id's broker session instead (what it still holds is dropped)"
         ),
     ] = None,
+    shared: Annotated[
+        bool,
+        typer.Option(help="share the subscription with other workers (what --workers sets)"),
+    ] = False,
 ) -> None:
     """Store every reading from the broker in TimescaleDB (runs until stopped)."""
     from ingest.__main__ import main as ingest_main
@@ -113,9 +117,9 @@ def ingest(
         from shouwang.workers import run_workers
 
         ids = [f"shouwang-ingest-{i}" for i in range(workers)]
-        run_workers("ingest", [["ingest", "--client-id", i] for i in ids])
+        run_workers("ingest", [["ingest", "--client-id", i, "--shared"] for i in ids])
         return
-    ingest_main(load_settings(), client_id=client_id)
+    ingest_main(load_settings(), client_id=client_id, shared=shared)
 
 
 @app.command()

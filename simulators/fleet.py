@@ -3,12 +3,20 @@
 Each connection is a paho client with the device's own credentials and last will, so the broker
 sees exactly what it would see from real devices. paho's external-loop API (``loop_read``,
 ``loop_write``, ``loop_misc``) lets a single selector serve thousands of them.
+
+As the wire contract tells devices to, a link that loses its connection reconnects with
+exponential backoff and full jitter (so a county reconnecting after a broker restart arrives
+spread out, not as one storm), and paho sends again every QoS 1 message the broker had not
+acknowledged; what ingest receives twice it stores once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import random
 import selectors
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -19,6 +27,16 @@ from core.errors import ServiceUnavailable
 from core.mqtt import new_client
 from core.wire import Channel, device_topic, encode_status, gateway_topic
 
+log = logging.getLogger("shouwang.simulator")
+
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+
+
+def backoff_s(attempt: int, rng: random.Random) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+    return rng.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** min(attempt, 16)))
+
 
 @dataclass(slots=True)
 class Link:
@@ -28,6 +46,9 @@ class Link:
     connected: bool = False
     refused: ReasonCode | None = None
     unacked: set[int] = field(default_factory=set)
+    sock: socket.socket | None = None
+    attempts: int = 0  # reconnection attempts since the connection was lost
+    retry_at: float | None = None  # monotonic time of the next reconnection attempt
 
 
 class Fleet:
@@ -37,7 +58,10 @@ class Fleet:
         self.sel = selectors.DefaultSelector()
         self.acked = 0
         self.published = 0
+        self.reconnects = 0
+        self._closing = False
         self._last_misc = 0.0
+        self._rng = random.Random(f"{client_prefix}:{host}:{port}")
 
     def add(self, uid: str, password: str, *, is_gateway: bool = False) -> None:
         client, props = new_client(f"{self.client_prefix}-{uid}", uid, password)
@@ -48,6 +72,7 @@ class Fleet:
         link = Link(uid, is_gateway, client)
         client.on_connect = lambda _c, _u, _f, rc, _p: self._on_connect(link, rc)
         client.on_publish = lambda _c, _u, mid, _rc, _p: self._on_publish(link, mid)
+        client.on_disconnect = lambda _c, _u, _f, rc, _p: self._on_disconnect(link, rc)
         self.links[uid] = link
         try:
             client.connect(self.host, self.port, keepalive=60, properties=props)
@@ -55,9 +80,45 @@ class Fleet:
             raise ServiceUnavailable(
                 f"cannot reach the broker at {self.host}:{self.port}: {e}"
             ) from e
-        sock = client.socket()
-        assert sock is not None
-        self.sel.register(sock, selectors.EVENT_READ, link)
+        self._watch(link)
+
+    def _watch(self, link: Link) -> None:
+        sock = link.client.socket()
+        if isinstance(sock, socket.socket):
+            link.sock = sock
+            self.sel.register(sock, selectors.EVENT_READ, link)
+
+    def _unwatch(self, link: Link) -> None:
+        if link.sock is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(link.sock)
+            link.sock = None
+
+    def _on_disconnect(self, link: Link, rc: ReasonCode) -> None:
+        self._unwatch(link)
+        was = link.connected
+        link.connected = False
+        if link.refused is not None or self._closing:
+            return
+        link.retry_at = time.monotonic() + backoff_s(link.attempts, self._rng)
+        link.attempts += 1
+        if was:
+            log.warning("%s lost its connection (%s); reconnecting", link.uid, rc)
+
+    def _reconnect_due(self) -> None:
+        now = time.monotonic()
+        for link in self.links.values():
+            if link.retry_at is None or link.retry_at > now or link.connected:
+                continue
+            link.retry_at = None
+            try:
+                link.client.reconnect()
+            except OSError:
+                link.retry_at = now + backoff_s(link.attempts, self._rng)
+                link.attempts += 1
+                continue
+            self.reconnects += 1
+            self._watch(link)
 
     def _on_connect(self, link: Link, rc: ReasonCode) -> None:
         if rc.is_failure:
@@ -65,6 +126,7 @@ class Fleet:
             link.client.disconnect()
             return
         link.connected = True
+        link.attempts = 0
         topic = (
             gateway_topic(link.uid, Channel.STATUS)
             if link.is_gateway
@@ -101,17 +163,21 @@ class Fleet:
             self.acked += 1
 
     def pump(self, timeout: float = 0.0) -> None:
-        for key, _ in self.sel.select(timeout):
+        if not self.sel.get_map():  # every link is down: wait without a busy loop
+            time.sleep(timeout)
+        for key, _ in self.sel.select(timeout) if self.sel.get_map() else ():
             link: Link = key.data
             link.client.loop_read()
         for link in self.links.values():
-            if link.client.want_write():
+            if link.sock is not None and link.client.want_write():
                 link.client.loop_write()
         now = time.monotonic()
         if now - self._last_misc > 1.0:
             self._last_misc = now
             for link in self.links.values():
-                link.client.loop_misc()
+                if link.sock is not None:
+                    link.client.loop_misc()
+            self._reconnect_due()
 
     def outstanding(self) -> int:
         return self.published - self.acked
@@ -127,11 +193,9 @@ class Fleet:
             )
 
     def close(self) -> None:
+        self._closing = True
         for link in self.links.values():
-            sock = link.client.socket()
-            if sock is not None:
-                with contextlib.suppress(KeyError, ValueError):
-                    self.sel.unregister(sock)
+            self._unwatch(link)
             topic = (
                 gateway_topic(link.uid, Channel.STATUS)
                 if link.is_gateway

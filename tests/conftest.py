@@ -101,14 +101,18 @@ class Broker:
         return self.directory / "mosquitto.pid"
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    d = tmp_path_factory.mktemp("broker")
-    port = free_port()
-    (d / "passwd").write_text("")
-    (d / "acl").write_text("")
-    conf = d / "mosquitto.conf"
-    conf.write_text(broker_config(host="127.0.0.1", port=port, directory=d, persistence=False))
+def start_broker(directory: Path, *, persistence: bool = False, port: int | None = None) -> Broker:
+    """A Mosquitto of the platform's configuration in ``directory`` (files kept if present),
+    listening on loopback; fails the test if it does not come up."""
+    directory.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    for name in ("passwd", "acl"):
+        if not (directory / name).exists():
+            (directory / name).write_text("")
+    conf = directory / "mosquitto.conf"
+    conf.write_text(
+        broker_config(host="127.0.0.1", port=port, directory=directory, persistence=persistence)
+    )
     try:
         proc = subprocess.Popen(
             ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -122,15 +126,22 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
             break
         except OSError:
             if proc.poll() is not None:
+                log = directory / "mosquitto.log"
                 pytest.fail(
-                    f"mosquitto exited: {(d / 'mosquitto.log').read_text(errors='replace')}"
+                    f"mosquitto exited: {log.read_text(errors='replace') if log.exists() else ''}"
                 )
             time.sleep(0.05)
     else:
         pytest.fail("mosquitto did not start listening within 10 s")
-    yield Broker("127.0.0.1", port, d, proc)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(10)
+    return Broker("127.0.0.1", port, directory, proc)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    b = start_broker(tmp_path_factory.mktemp("broker"))
+    yield b
+    b.proc.send_signal(signal.SIGTERM)
+    b.proc.wait(10)
 
 
 SMALL = demo_county(communities=2, buildings=3, seed=11)
