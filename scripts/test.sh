@@ -6,7 +6,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh
 # Leave the services as they were found: stop them afterwards only if this run started them.
-if ! bash scripts/stack.sh status | grep -q "PostgreSQL: running"; then
+if ! bash scripts/stack.sh status 2>&1 | grep -q "PostgreSQL: running"; then
   trap 'bash scripts/stack.sh down' EXIT
 fi
 bash scripts/stack.sh up
