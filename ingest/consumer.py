@@ -52,6 +52,9 @@ class IngestConfig:
     max_future_ms: int = 300_000
     max_age_ms: int = 30 * 86_400_000
     reject_limit_per_minute: int = 120
+    # Bytes of payload held in memory (received, not yet committed) before ingest stops reading
+    # from the broker; the broker then holds the backlog in the worker's session.
+    max_buffer_bytes: int = 64 * 1024 * 1024
     retention_days: float = 400.0
     rejects_retention_days: float = 30.0
     retention_every_s: float = 3600.0
@@ -73,7 +76,8 @@ class Consumer:
     def __init__(self, cfg: IngestConfig, database_url: str) -> None:
         self.cfg = cfg
         self.database_url = database_url
-        self.conn: Conn = connect(database_url, autocommit=True, application_name=cfg.client_id)
+        self._stop = threading.Event()
+        self.conn: Conn = self._connect_until_up()
         conn = self.conn
         self.decoder = Decoder(
             load_registry(conn),
@@ -85,9 +89,11 @@ class Consumer:
         self.stats = Stats()
         self._buffer: list[Pending] = []
         self._buffer_bytes = 0
+        self._held_bytes = 0  # taken by a flush, not committed yet
         self._lock = threading.Lock()
+        self._space = threading.Condition(self._lock)
+        self.paused_reading = 0  # times the buffer was full and reading from the broker paused
         self._wake = threading.Event()
-        self._stop = threading.Event()
         self._generation = 0
         self._connected = threading.Event()
         self._registry_loaded_at = time.monotonic()
@@ -132,7 +138,20 @@ class Consumer:
             msg.qos,
             self._generation,
         )
-        with self._lock:
+        with self._space:
+            if self._buffer_bytes + self._held_bytes >= self.cfg.max_buffer_bytes:
+                self.paused_reading += 1
+                log.warning(
+                    "%d bytes wait for the database: not reading from the broker until it takes"
+                    " them (the broker holds the rest)",
+                    self._buffer_bytes + self._held_bytes,
+                )
+                self._wake.set()
+                while (
+                    self._buffer_bytes + self._held_bytes >= self.cfg.max_buffer_bytes
+                    and not self._stop.is_set()
+                ):
+                    self._space.wait(0.5)
             self._buffer.append(item)
             self._buffer_bytes += len(msg.payload)
             full = self._buffer_bytes >= self.cfg.flush_bytes
@@ -164,20 +183,50 @@ class Consumer:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        with self._space:
+            self._space.notify_all()
 
     def flush(self) -> None:
         with self._lock:
-            items, self._buffer, self._buffer_bytes = self._buffer, [], 0
+            items, held = self._buffer, self._buffer_bytes
+            self._buffer, self._buffer_bytes = [], 0
+            self._held_bytes += held
         if not items:
             return
+        try:
+            self._commit(items)
+        finally:
+            with self._space:
+                self._held_bytes -= held
+                self._space.notify_all()
+
+    def _commit(self, items: list[Pending]) -> None:
         batch = self._decode(items)
+        attempt = 0
         while True:
             try:
                 slow = write_batch(self.conn, batch)
                 break
             except psycopg.OperationalError as e:
-                log.error("database write failed (%s); retrying in 1 s, nothing acknowledged", e)
-                time.sleep(1.0)
+                if self._stop.is_set():
+                    log.error(
+                        "stopping with %d messages not stored (%s); nothing was acknowledged, so"
+                        " the broker delivers them again",
+                        len(items),
+                        e,
+                    )
+                    return
+                wait = min(15.0, 2.0**attempt)
+                attempt += 1
+                log.error(
+                    "DATABASE UNAVAILABLE (%s): %d messages wait, nothing acknowledged;"
+                    " attempt %d, next in %.0f s",
+                    e,
+                    len(items),
+                    attempt,
+                    wait,
+                )
+                self._stop.wait(wait)
                 self._reconnect_db()
             except Exception as e:  # the data itself was refused: find the culprit, keep the rest
                 log.error(
@@ -264,6 +313,23 @@ class Consumer:
                 self.decoder.decode(topic, payload, received_ms, batch)
         self.decoder.unknown_devices.clear()
         return batch
+
+    def _connect_until_up(self) -> Conn:
+        """A database connection; while the database cannot be reached, keep trying with backoff
+        and say so (a stage that starts during an outage waits for the database, it does not exit)."""
+        attempt = 0
+        while True:
+            try:
+                return connect(
+                    self.database_url, autocommit=True, application_name=self.cfg.client_id
+                )
+            except ServiceUnavailable as e:
+                if self._stop.is_set():
+                    raise
+                wait = min(15.0, 2.0**attempt)
+                attempt += 1
+                log.error("DATABASE UNAVAILABLE at start (%s); retrying in %.0f s", e, wait)
+                self._stop.wait(wait)
 
     def _reconnect_db(self) -> None:
         try:
