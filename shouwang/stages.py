@@ -114,10 +114,10 @@ def ingest(
         retire_worker(load_settings(), retire)
         return
     if workers > 1:
-        from shouwang.workers import run_workers
+        from shouwang.supervisor import Supervisor, run_until_signalled
 
         ids = [f"shouwang-ingest-{i}" for i in range(workers)]
-        run_workers("ingest", [["ingest", "--client-id", i, "--shared"] for i in ids])
+        run_until_signalled(Supervisor({i: ["ingest", "--client-id", i, "--shared"] for i in ids}))
         return
     ingest_main(load_settings(), client_id=client_id, shared=shared)
 

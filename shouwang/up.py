@@ -16,8 +16,8 @@ from rich.console import Console
 from core.db import connect
 from core.holiday_store import calendar_in_force
 from core.settings import Settings
-from shouwang.launch import start
 from shouwang.status import snapshot
+from shouwang.supervisor import Supervisor
 from simulators.stream import main as simulate
 
 log = logging.getLogger("shouwang.demo")
@@ -28,11 +28,15 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    ingest = start("ingest", "--workers", str(workers))
-    analytics = start("analytics")
-    notify = start("notify", "--name", "notify-0")
-    api = start("api", "serve")
-    services = {"ingest": ingest, "analytics": analytics, "notify": notify, "api": api}
+    services = Supervisor(
+        {
+            "ingest": ["ingest", "--workers", str(workers)],
+            "analytics": ["analytics"],
+            "notify": ["notify", "--name", "notify-0"],
+            "api": ["api", "serve"],
+        }
+    )
+    services.start()
     sim = threading.Thread(
         target=simulate,
         kwargs={
@@ -64,10 +68,12 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
             calendar = calendar_in_force(conn, s.work_calendar)
             for w in calendar.warnings(datetime.now(calendar.tz).date()):
                 log.warning("%s", w)
-            while not stop.wait(10.0):
-                if exited := [n for n, p in services.items() if p.poll() is not None]:
-                    log.error("%s exited; stopping", ", ".join(exited))
-                    break
+            last_status = time.monotonic()
+            while not stop.wait(1.0):
+                services.poll()  # a stage that died is started again, with a backoff
+                if time.monotonic() - last_status < 10.0:
+                    continue
+                last_status = time.monotonic()
                 if not sim.is_alive():
                     log.error("the simulator stopped; stopping")
                     break
@@ -81,13 +87,10 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
                     f"  rejects/h {sum(snap.rejects_last_hour.values()):,}"
                     f"  open alarms {snap.open_alarms:,}  open work orders {snap.open_work_orders:,}"
                     + "".join(f"  [bold red]! {n}[/]" for n in notes)
+                    + (f"  [bold red]! {trouble}[/]" if (trouble := services.summary()) else "")
                 )
     finally:
         stop.set()
         sim.join(30)
-        for proc in services.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in services.values():
-            proc.wait(30)
+        services.stop()
         console.print("stopped cleanly")

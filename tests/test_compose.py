@@ -132,3 +132,12 @@ def test_the_image_holds_every_package_and_the_entrypoint() -> None:
     entry = re.search(r'^ENTRYPOINT \["(\w+)"\]', DOCKERFILE, re.MULTILINE)
     assert entry and entry.group(1) in project["project"]["scripts"]
     assert Path(ROOT / "Dockerfile").read_text().startswith("#")
+
+
+def test_every_long_running_service_is_restarted_when_it_dies() -> None:
+    for name, service in SERVICES.items():
+        policy = service.get("restart")
+        if name == "setup":
+            assert policy == "no", "the one-shot setup runs once"
+            continue
+        assert policy in ("unless-stopped", "always", "on-failure"), f"{name}: restart {policy!r}"
