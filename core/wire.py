@@ -34,6 +34,7 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
+    model_validator,
 )
 
 from core.errors import InvalidMessage
@@ -166,6 +167,12 @@ class Batch(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     samples: list[BatchSample] = Field(default_factory=list)
     events: list[BatchEvent] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Batch:
+        if not self.samples and not self.events:
+            raise ValueError("a batch holds at least one sample or event")
+        return self
 
 
 # --- encoders (publishers) -----------------------------------------------------------------
@@ -361,6 +368,8 @@ def decode_batch(payload: bytes) -> tuple[list[tuple[str, RawSample]], list[tupl
     samples, events = obj.get("samples", []), obj.get("events", [])
     if type(samples) is not list or type(events) is not list:
         raise InvalidMessage(Reason.INVALID, "'samples' and 'events' are lists")
+    if not samples and not events:
+        raise InvalidMessage(Reason.INVALID, "a batch holds at least one sample or event")
     out_s = []
     for s in samples:
         ts_values = _sample(s, _BATCH_SAMPLE_KEYS)

@@ -67,6 +67,7 @@ class Stats:
     slow_path_readings: int = 0
     flushes: int = 0
     rejects: Counter[str] = field(default_factory=Counter)
+    rejects_counted: int = 0  # beyond a device's limit: counted in rejects_counted, not stored
 
 
 Pending = tuple[str, bytes, int, int, int, int]  # topic, payload, received_ms, mid, qos, generation
@@ -247,6 +248,7 @@ class Consumer:
         st.flushes += 1
         for r in batch.rejects:
             st.rejects[r.reason] += 1
+        st.rejects_counted += batch.suppressed.total()
 
     def _feed(self, batch: Batch) -> None:
         """Hand what was just committed to analytics (QoS 1, after the commit), in messages well

@@ -91,6 +91,10 @@ class Batch:
         return len(self.ts_ms)
 
 
+def _trace(b: Batch) -> tuple[int, int, int, int, int]:
+    return len(b.ts_ms), len(b.events), len(b.statuses), len(b.rejects), b.suppressed.total()
+
+
 @dataclass(slots=True)
 class Decoder:
     registry: Registry
@@ -101,9 +105,23 @@ class Decoder:
     unknown_devices: set[str] = field(default_factory=set)
     # (minute in ms, device uid) -> rejects stored for it in that minute
     _rejects_this_minute: Counter[tuple[int, str]] = field(default_factory=Counter)
+    accepted_without_rows: int = 0
+    traceless: int = 0
 
     def decode(self, topic: str, payload: bytes, received_ms: int, batch: Batch) -> None:
+        """Decode one message into ``batch``: rows, rejects, or (beyond the limit) counted rejects.
+        A message that leaves none of these (a site gateway's own status) is counted in
+        ``accepted_without_rows``; ``traceless`` counts any other, which would be a bug."""
         batch.messages += 1
+        before = _trace(batch)
+        self._decode(topic, payload, received_ms, batch)
+        if _trace(batch) == before:
+            if topic.endswith("/status") and "/g/" in topic:
+                self.accepted_without_rows += 1
+            else:
+                self.traceless += 1
+
+    def _decode(self, topic: str, payload: bytes, received_ms: int, batch: Batch) -> None:
         uid: str | None = None
         try:
             if len(payload) > self.max_payload_bytes:
