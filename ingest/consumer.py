@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from core.db import Conn, connect
 from core.errors import ServiceUnavailable
@@ -118,7 +119,9 @@ class Consumer:
             self._generation += 1
         shared, plain = f"$share/{self.cfg.share_group}/{PREFIX}/#", f"{PREFIX}/#"
         topic, other = (shared, plain) if self.cfg.shared else (plain, shared)
-        client.subscribe(topic, qos=1)  # idempotent; also repairs a session that lost it
+        # Idempotent; also repairs a session that lost it. Retained messages (devices' last
+        # status) are not sent again on subscribing: ingest stored them when they were published.
+        client.subscribe(topic, options=SubscribeOptions(qos=1, retainHandling=2))
         client.unsubscribe(other)  # a session kept from a run in the other mode
         log.info("connected as %s (session present: %s)", self.cfg.client_id, flags.session_present)
         self._connected.set()

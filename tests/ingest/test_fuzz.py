@@ -21,7 +21,7 @@ from analytics.__main__ import build
 from analytics.service import Analytics
 from core.db import Conn
 from core.settings import Settings
-from core.wire import Channel, device_topic, encode_event, gateway_topic
+from core.wire import Channel, device_topic, encode_event, encode_sample, gateway_topic
 from ingest.consumer import Consumer
 from simulators.county import County
 from tests.conftest import Broker
@@ -164,7 +164,8 @@ def test_ten_thousand_hostile_messages_stop_nothing(
 ) -> None:
     c, secrets = county
     db.execute("TRUNCATE rejects, rejects_counted")
-    el = next(d.uid for d in c.devices() if d.device_class == "elevator" and d.gateway is None)
+    lifts = [d.uid for d in c.devices() if d.device_class == "elevator" and d.gateway is None]
+    el, witness = lifts[0], lifts[1]  # the fuzzed lift; one the fuzz never touches
     gw, other_gw = c.communities[0].gateway, c.communities[1].gateway
     assert gw is not None and other_gw is not None
     own = next(d.uid for d in c.communities[0].devices if d.gateway == gw)
@@ -202,12 +203,24 @@ def test_ten_thousand_hostile_messages_stop_nothing(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and ingest_worker.stats.messages - start_messages < sent:
             time.sleep(0.1)
-        # Then one valid alarm-button press, as a real terminal sends it.
+        # Then a valid reading from the fuzzed lift, and an alarm-button press from another, as
+        # real terminals send them: stored and alarmed on as usual.
         pressed = int(time.time() * 1000)
         mid = senders["device"].publish(
-            device_topic(el, Channel.EVENT), encode_event(pressed, "90", active=True)
+            device_topic(el, Channel.TELEMETRY), encode_sample(pressed, {"floor": 12})
         )
         senders["device"].wait_acks([mid])
+        press = peer(broker.host, broker.port, witness, secrets[witness])
+        try:
+            button = device_topic(witness, Channel.EVENT)  # released (as it may have been), pressed
+            press.wait_acks(
+                [
+                    press.publish(button, encode_event(pressed - 500, "90", active=False)),
+                    press.publish(button, encode_event(pressed, "90", active=True)),
+                ]
+            )
+        finally:
+            press.close()
         alarm = None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and alarm is None:
@@ -216,7 +229,7 @@ def test_ten_thousand_hostile_messages_stop_nothing(
                 "SELECT a.id FROM alarms a JOIN devices d ON d.id = a.device_id"
                 " WHERE d.uid = %s AND a.event_code = 'EL.ALARM_BUTTON'"
                 " AND a.last_triggered_at >= to_timestamp(%s / 1000.0)",
-                (el, pressed - 1000),
+                (witness, pressed - 1000),
             ).fetchone()
             time.sleep(0.2)
     finally:
@@ -224,7 +237,14 @@ def test_ten_thousand_hostile_messages_stop_nothing(
             p.close()
     assert sent >= TOTAL
     received = ingest_worker.stats.messages - start_messages
-    assert received == sent + 1, f"ingest committed {received} of {sent + 1} messages"
+    assert received == sent + 3, f"ingest committed {received} of {sent + 3} messages"
+    floor = db.execute(
+        "SELECT r.value FROM readings r JOIN devices d ON d.id = r.device_id JOIN metrics m"
+        " ON m.id = r.metric_id WHERE d.uid = %s AND m.name = 'floor'"
+        " AND r.ts = to_timestamp(%s / 1000.0)",
+        (el, pressed),
+    ).fetchone()
+    assert floor == (12.0,), "the valid reading after the fuzz was stored"
     assert decoder.traceless == start_traceless, "a message left neither rows nor a reject"
     stored, counted = db.execute(
         "SELECT (SELECT count(*) FROM rejects), (SELECT coalesce(sum(n), 0) FROM rejects_counted)"
@@ -235,5 +255,12 @@ def test_ten_thousand_hostile_messages_stop_nothing(
     assert ingest_worker.stats.rejects["internal"] == 0, (
         "every hostile message got a precise reason"
     )
-    assert alarm is not None, "the valid alarm-button press after the fuzz was alarmed on"
+    seen = db.execute(
+        "SELECT a.state, a.opened_at, a.last_triggered_at, a.triggers, a.cleared_reason FROM alarms a"
+        " JOIN devices d ON d.id = a.device_id WHERE d.uid = %s AND a.event_code = 'EL.ALARM_BUTTON'",
+        (witness,),
+    ).fetchall()
+    assert alarm is not None, (
+        f"the valid press after the fuzz was not alarmed on: {seen}, {pressed}"
+    )
     assert not analytics_running._stop.is_set()
