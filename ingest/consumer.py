@@ -33,6 +33,7 @@ log = logging.getLogger("shouwang.ingest")
 
 FEED_CHUNK_ROWS = 10_000  # 240 KB of packed readings per feed message
 FEED_CHUNK_EVENTS = 1_000
+FEED_MAX_BYTES = 512 * 1024  # half the broker's packet limit; one event is at most a payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,9 +266,8 @@ class Consumer:
             self.client.publish(READINGS_TOPIC, payload, qos=1)
         for lo in range(0, max(len(batch.events), len(batch.statuses)), FEED_CHUNK_EVENTS):
             hi = lo + FEED_CHUNK_EVENTS
-            self.client.publish(
-                EVENTS_TOPIC, pack_events(batch.events[lo:hi], batch.statuses[lo:hi]), qos=1
-            )
+            for payload in _events_under(batch.events[lo:hi], batch.statuses[lo:hi]):
+                self.client.publish(EVENTS_TOPIC, payload, qos=1)
 
     def _write_one_by_one(self, items: list[Pending]) -> tuple[Batch, int]:
         """Write each message on its own; one the database refuses becomes an ``internal`` reject
@@ -365,6 +365,22 @@ class Consumer:
                         log.info("retention dropped %d chunks", n)
         except psycopg.Error as e:
             log.error("retention failed: %s", e)
+
+
+def _events_under(
+    events: list[tuple[int, int, str, bool, dict[str, object]]],
+    statuses: list[tuple[int, int, bool, str]],
+    limit: int = FEED_MAX_BYTES,
+) -> list[bytes]:
+    """Feed messages for these events and statuses, each under ``limit`` bytes (halved until
+    they fit: events carry details of up to a payload's size)."""
+    payload = pack_events(events, statuses)
+    if len(payload) <= limit or len(events) + len(statuses) <= 1:
+        return [payload]
+    e, s = len(events) // 2, len(statuses) // 2
+    return _events_under(events[:e], statuses[:s], limit) + _events_under(
+        events[e:], statuses[s:], limit
+    )
 
 
 def _merge(into: Batch, one: Batch) -> None:
