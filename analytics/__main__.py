@@ -25,6 +25,13 @@ def config_from(s: Settings, clock: str = "wall") -> AnalyticsConfig:
         port=s.mqtt_port,
         clock=clock,
         list_in_force=None if s.responsibility_list else partial(in_force, s),
+        refresh_seconds=s.analytics_refresh_s,
+        offline_grace_s=s.analytics_offline_grace_s,
+        feed_silent_s=s.analytics_feed_silent_s,
+        mass_silence_share=s.analytics_mass_silence_share,
+        mass_silence_min_devices=s.analytics_mass_silence_min_devices,
+        mass_silence_window_s=s.analytics_mass_silence_window_s,
+        quarantine_s=s.analytics_quarantine_s,
     )
 
 

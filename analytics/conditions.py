@@ -29,6 +29,10 @@ class DeviceView:
     runs: dict[str, tuple[float, int]] = field(default_factory=dict)  # metric -> (value, repeats)
     last_seen: float = float("-inf")  # never heard from
     active_codes: set[str] = field(default_factory=set)
+    # Silence is counted from no earlier than this: when the feed last resumed (analytics
+    # started, or data flowed again after a gap), so the platform's own outage is not counted
+    # as the device's silence.
+    silence_from: float = float("-inf")
 
     def update(self, t: float, values: Mapping[str, float]) -> bool:
         """Take a sample; False (and no change) when it is older than what was seen."""
@@ -160,7 +164,11 @@ class Offline:
             return False  # heard from just now
         if view.last_seen == float("-inf"):
             return None
-        return t - view.last_seen > self.intervals * view.report_interval_s
+        return t - max(view.last_seen, view.silence_from) > self.silence(view)
+
+    def silence(self, view: DeviceView) -> float:
+        """How long ``view``'s device may be silent before this holds."""
+        return self.intervals * view.report_interval_s
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from analytics.conditions import Check, DeviceView, Held, compile_filing
+from analytics.conditions import Check, DeviceView, Held, Offline, compile_filing
 from lifecycle.alarms import Observation
 from responsibility.model import Entry
 
@@ -47,6 +47,23 @@ class Engine:
     def add_device(self, view: DeviceView) -> None:
         self.views[view.device_id] = view
 
+    def forget(self, device_id: int) -> None:
+        """Drop everything known of a device: its view and its held conditions."""
+        self.views.pop(device_id, None)
+        for key in [k for k in self.held if k[0] == device_id]:
+            del self.held[key]
+
+    def offline_silence(self, view: DeviceView) -> float | None:
+        """The shortest silence after which one of the rules of ``view``'s class judges the
+        device offline (its ``for_seconds`` included); None when no rule of the class does."""
+        out: float | None = None
+        for rule in self.rules.get(view.device_class, ()):
+            for check in rule.checks:
+                if isinstance(check, Offline):
+                    s = check.silence(view) + check.for_seconds
+                    out = s if out is None else min(out, s)
+        return out
+
     def on_sample(self, device_id: int, t: float, values: Mapping[str, float]) -> list[Observation]:
         view = self.views.get(device_id)
         if view is None or not view.update(t, values):
@@ -69,6 +86,11 @@ class Engine:
         for view in self.views.values():
             out.extend(self._evaluate(view, now, None, only_kind="offline"))
         return out
+
+    def tick_device(self, device_id: int, now: float) -> list[Observation]:
+        """``on_tick`` for one device (none when unknown)."""
+        view = self.views.get(device_id)
+        return [] if view is None else self._evaluate(view, now, None, only_kind="offline")
 
     def _evaluate(
         self,

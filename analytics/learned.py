@@ -65,6 +65,12 @@ class Learned:
             c for c, rules in self.rules.items() if any(r.detector == "multivariate" for r in rules)
         }
 
+    def forget(self, device_id: int) -> None:
+        """Drop a device's baselines, episodes and held conditions."""
+        for table in (self.baselines, self.episodes, self.held):
+            for key in [k for k in table if k[0] == device_id]:
+                del table[key]
+
     def set_model(self, model: Model) -> None:
         self.models[model.device_class] = model
         for key in [k for k in self.episodes if k[1] == model.device_class]:

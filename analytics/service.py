@@ -3,6 +3,14 @@ alarm lifecycle and files work orders; commits, and only then acknowledges the f
 
 Its clock is the wall clock in production, or the data's own time (``clock="data"``) for
 fast-forwarded simulations and replays, where "now" is the newest reading seen.
+
+It never stops for one device or one message (docs/operations.md §12): a feed message it cannot
+read is logged and skipped; anything that fails while one device's data is handled quarantines
+that device's detector state (a platform alarm) and every other device goes on; a device taken
+out of the registry has its open alarms closed. The platform's own trouble is not the devices'
+fault: while the feed is silent, and for a grace period after it resumes (and after a start), no
+device is judged offline; a silent feed is one platform alarm, and so is a large share of the
+devices going silent together.
 """
 
 from __future__ import annotations
@@ -23,13 +31,18 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from analytics.conditions import DeviceView
 from analytics.engine import Engine, compile_rules
+from analytics.health import NEVER, FeedWatch, MassSilence
 from analytics.learned import Learned, compile_learned
 from analytics.models import latest
 from analytics.rollup import roll_up
 from analytics.store import (
     DeviceInfo,
+    active_codes,
     apply,
     cleared_elsewhere,
+    close_device_alarms,
+    device_uid,
+    dt,
     load_devices,
     load_open_alarms,
     record_breaches,
@@ -39,8 +52,10 @@ from core.feed import EVENTS_TOPIC, READINGS_TOPIC, unpack_events, unpack_readin
 from core.holiday_schedule import ScheduleWarning
 from core.holiday_store import calendar_in_force, fingerprint
 from core.mqtt import new_client
+from core.severity import Severity
 from core.workcalendar import WorkCalendar
 from lifecycle.alarms import Lifecycle, Observation, Policy, Transition, policy_of
+from lifecycle.platform import PlatformKind, clear_alarm, open_alarms, raise_alarm
 from responsibility.in_force import InForce
 from responsibility.loader import ResponsibilityList
 from responsibility.model import Entry
@@ -48,6 +63,9 @@ from responsibility.model import Entry
 log = logging.getLogger("shouwang.analytics")
 ROLLUP_EVERY_S = 15.0  # how often the per-minute rollup of readings catches up
 ROLLUP_STEP = timedelta(minutes=30)  # the most one pass recomputes (a backlog takes several)
+# The database is gone (not one device's or one message's fault): the stage stops, nothing
+# is acknowledged, and the feed is delivered again when it is back.
+CONNECTION_LOST = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +83,14 @@ class AnalyticsConfig:
     # The list in force now, given the one in force here (returned as it is while it stays in
     # force: responsibility.in_force); None when a file is pinned, which no publication changes.
     list_in_force: Callable[[Conn, InForce], InForce] | None = None
+    # Failure behaviour: the analytics_* settings of the same names (core.settings).
+    refresh_seconds: float = 30.0
+    offline_grace_s: float = 900.0
+    feed_silent_s: float = 120.0
+    mass_silence_share: float = 0.3
+    mass_silence_min_devices: int = 20
+    mass_silence_window_s: float = 60.0
+    quarantine_s: float = 600.0
 
 
 @dataclass(slots=True)
@@ -73,6 +99,11 @@ class Stats:
     events: int = 0
     transitions: int = 0
     opened: int = 0
+    bad_messages: int = 0  # feed messages that could not be read (skipped, acknowledged)
+    quarantined: int = 0  # device detector states set aside after a failure
+    retired: int = 0  # devices no longer active whose alarms were closed
+    feed_silences: int = 0
+    mass_silences: int = 0
 
 
 @dataclass
@@ -83,6 +114,7 @@ class Analytics:
     calendar: WorkCalendar
     conn: Conn = field(init=False)
     stats: Stats = field(default_factory=Stats)
+    wall_clock: Callable[[], float] = time.time  # the wall clock (tests move it)
 
     def __post_init__(self) -> None:
         self.conn = connect(self.database_url, autocommit=True, application_name=self.cfg.client_id)
@@ -90,13 +122,32 @@ class Analytics:
         self.metric_names: dict[int, str] = dict(
             self.conn.execute("SELECT id, name FROM metrics").fetchall()
         )
+        self.feed = FeedWatch(self.cfg.offline_grace_s)
+        self.mass = MassSilence(
+            self.cfg.mass_silence_share,
+            self.cfg.mass_silence_min_devices,
+            self.cfg.mass_silence_window_s,
+        )
+        self.quarantined: dict[int, float] = {}  # device -> out of detection until (clock)
+        self._probation: dict[int, float] = {}  # device -> its quarantine alarm clears then
+        self._resync: set[int] = set()  # devices whose open alarms are re-read after the step
+        self._unknown: dict[int, float] = {}  # device ids not in the registry -> looked up at
+        self._min_silence: float | None = None  # cache: the shortest offline silence of all
+        self._silent_after: tuple[float, float] | None = None  # cache: (feed time, threshold)
+        self._adopt_platform_alarms()
         self._build_detectors()
-        self._models_checked_at = 0.0
+        self._refreshed_at = float("-inf")  # the first step takes models, list and calendar
         self._calendar_mark = fingerprint(self.conn)
         self._calendar_warned: date | None = None
         self.lifecycle = Lifecycle(self._policy)
+        gone: set[int] = set()
         for alarm in load_open_alarms(self.conn):
-            self.lifecycle.open[(alarm.device_id, alarm.code)] = alarm
+            if alarm.device_id in self.devices:
+                self.lifecycle.adopt([alarm])
+            else:
+                gone.add(alarm.device_id)
+        for device_id in sorted(gone):  # deactivated while analytics was not running
+            self._retire(device_id, None)
         self.watermark = 0.0
         self._next_data_tick = 0.0
         self._buffer: list[tuple[str, bytes, int, int]] = []
@@ -130,6 +181,10 @@ class Analytics:
 
     def _policy(self, device_id: int, code: str) -> Policy | None:
         return policy_of(self._entry(device_id, code), self.calendar.hours_per_day)
+
+    def _uid(self, device_id: int) -> str:
+        dev = self.devices.get(device_id)
+        return dev.uid if dev is not None else f"#{device_id}"
 
     def _on_connect(
         self, client: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
@@ -182,6 +237,8 @@ class Analytics:
     def stop(self) -> None:
         self._stop.set()
 
+    # -- what analytics watches: the list, models, calendar, devices ---------------------------
+
     def refresh_models(self) -> None:
         """Pick up a newly trained (or rolled back) model version without a restart."""
         for cls in self.learned.classes_with_models():
@@ -192,19 +249,44 @@ class Analytics:
                 log.info("%s: using model %s", cls, model.version)
 
     def _build_detectors(self) -> None:
-        """The rule engine and learned detectors for the list in force."""
+        """The rule engine and learned detectors for the list in force. Detector windows start
+        afresh; quarantined devices are back in detection (on probation)."""
         self.engine = Engine(compile_rules(self.entries.entries.values()))
         self.learned = Learned(compile_learned(self.entries.entries.values()))
+        now = self._now()
+        for device_id in list(self.quarantined):
+            self._release(device_id, now, add_view=False)
+        codes = active_codes(self.conn)
         for d in self.devices.values():
-            self.engine.add_device(_view(d))
-        # Device fault codes still raised survive a restart: the device will not say them again.
-        for device_id, code in self.conn.execute(
-            "SELECT device_id, code FROM (SELECT DISTINCT ON (device_id, code) device_id, code, active"
-            " FROM events WHERE ts > now() - interval '30 days' ORDER BY device_id, code, ts DESC) e"
-            " WHERE active"
-        ).fetchall():
-            if device_id in self.engine.views:
-                self.engine.views[device_id].active_codes.add(code)
+            self._add_view(d, codes.get(d.id, set()))
+        self._views_changed()
+        if self.mass.active or self.mass.pending:
+            self._end_mass(now, reason="list_changed")
+
+    def _add_view(self, d: DeviceInfo, codes: set[str] | None = None) -> None:
+        """Watch a device afresh (``codes``: its fault codes still raised; read when None)."""
+        try:
+            view = _view(d)
+        except Exception as e:  # e.g. attributes the view cannot take: this device only
+            self._quarantine(d.id, e, self._now())
+            return
+        view.silence_from = self.feed.silence_from
+        view.active_codes |= (
+            active_codes(self.conn, d.id).get(d.id, set()) if codes is None else codes
+        )
+        self.engine.add_device(view)
+        self._views_changed()
+
+    def _drop_state(self, device_id: int) -> None:
+        """Forget everything the detectors hold for a device."""
+        self.engine.forget(device_id)
+        self.learned.forget(device_id)
+        self.mass.forget(device_id)
+        self._views_changed()
+
+    def _views_changed(self) -> None:
+        self._min_silence = None
+        self._silent_after = None
 
     def refresh_list(self) -> bool:
         """Switch to the list in force when it changed: a version published since (detector
@@ -221,6 +303,68 @@ class Analytics:
         if self.learned.classes_with_models():
             self.refresh_models()
         return True
+
+    def refresh_devices(self) -> bool:
+        """Take the registry as it is now: devices added are watched, devices changed are
+        watched afresh (a quarantine ends), devices no longer active are retired: their open
+        alarms are closed (``device_deactivated``; work orders stay as they are) and their
+        detector state dropped. Return whether anything changed."""
+        fresh = load_devices(self.conn)
+        old = self.devices
+        gone = [d for d in old if d not in fresh]
+        changed = [d for d, info in fresh.items() if old.get(d) != info]
+        self.devices = fresh
+        for device_id in gone:
+            self._retire(device_id, old[device_id])
+        now = self._now()
+        codes = active_codes(self.conn) if len(changed) > 20 else None  # one query for many
+        for device_id in changed:
+            before = old.get(device_id)
+            if device_id in self.quarantined:
+                self._release(device_id, now, add_view=True)
+            elif before is None or _view_key(before) != _view_key(fresh[device_id]):
+                self._drop_state(device_id)
+                self._add_view(
+                    fresh[device_id], None if codes is None else codes.get(device_id, set())
+                )
+        for device_id in fresh:
+            self._unknown.pop(device_id, None)
+        if gone or changed:
+            log.info("device registry: %d added or changed, %d retired", len(changed), len(gone))
+        return bool(gone or changed)
+
+    def _retire(self, device_id: int, info: DeviceInfo | None) -> None:
+        """A device no longer active (deactivated, or gone from the registry)."""
+        closed = close_device_alarms(self.conn, device_id, "device_deactivated")
+        self.lifecycle.forget_device(device_id)
+        self._drop_state(device_id)
+        self._resync.discard(device_id)
+        uid = info.uid if info is not None else device_uid(self.conn, device_id)
+        if (
+            self.quarantined.pop(device_id, None) is not None
+            or self._probation.pop(device_id, None) is not None
+        ):
+            clear_alarm(
+                self.conn, PlatformKind.DETECTOR_QUARANTINED, uid, reason="device_deactivated"
+            )
+        self.stats.retired += 1
+        log.info(
+            "device %s is no longer active: %d open alarms closed (device_deactivated),"
+            " work orders kept as they are",
+            uid,
+            closed,
+        )
+
+    def _known(self, device_id: int) -> bool:
+        """Whether the device is in the registry; an unknown one makes analytics re-read it (at
+        most once per refresh period per device id)."""
+        if device_id in self.devices:
+            return True
+        looked = self._unknown.get(device_id)
+        if looked is None or time.monotonic() - looked > self.cfg.refresh_seconds:
+            self._unknown[device_id] = time.monotonic()
+            self.refresh_devices()
+        return device_id in self.devices
 
     def refresh_calendar(self) -> bool:
         """Take holiday schedules loaded since (deadlines of work orders filed from now on)."""
@@ -250,39 +394,42 @@ class Analytics:
             self.lifecycle.open.pop(ids[alarm_id], None)
             log.info("alarm %s was cleared by hand", alarm_id)
 
+    # -- the step ------------------------------------------------------------------------------
+
+    def _now(self, fallback: float | None = None) -> float:
+        """Analytics' clock: the wall clock, or the newest reading's time (``fallback`` or the
+        wall clock before the first)."""
+        if self.cfg.clock == "data":
+            return getattr(self, "watermark", 0.0) or (
+                fallback if fallback is not None else self.wall_clock()
+            )
+        return self.wall_clock()
+
     def step(self) -> None:
-        if time.monotonic() - self._models_checked_at > 30.0:
-            self._models_checked_at = time.monotonic()
-            self.refresh_list()
-            self.refresh_models()
-            self.refresh_calendar()
-            self.warn_calendar(datetime.now(self.calendar.tz).date())
+        wall = self.wall_clock()
+        if self.cfg.clock == "wall" and self.feed.start(wall):
+            self._resume(wall, grace=True)
+        if time.monotonic() - self._refreshed_at > self.cfg.refresh_seconds:
+            self._refreshed_at = time.monotonic()
+            self._refresh()
         with self._lock:
             items, self._buffer = self._buffer, []
         transitions: list[Transition] = []
         for topic, payload, *_ in items:
             try:
-                transitions.extend(self._process(topic, payload))
-            except (
-                ValueError,
-                KeyError,
-                TypeError,
-            ) as e:  # one bad feed message: log, count, go on
-                log.error("feed message on %s not understood: %s", topic, e)
-        now = self.watermark if self.cfg.clock == "data" else time.time()
+                transitions.extend(self._process(topic, payload, wall))
+            except CONNECTION_LOST:
+                raise
+            except Exception as e:  # one feed message not understood: log, count, go on
+                self.stats.bad_messages += 1
+                log.error("feed message on %s not understood: %s: %s", topic, type(e).__name__, e)
+        now = self.watermark if self.cfg.clock == "data" else wall
+        if now:
+            self._watch_feed(now)
         if now and self.cfg.clock == "wall":
             transitions.extend(self._tick(now))
-        if transitions:
-            apply(
-                self.conn,
-                transitions,
-                entry_of=self._entry,
-                devices=self.devices,
-                calendar=self.calendar,
-                list_version=str(self.entries.version),
-            )
-            self.stats.transitions += len(transitions)
-            self.stats.opened += sum(1 for t in transitions if t.kind == "open")
+        self._apply(transitions)
+        self._resync_alarms()
         if now and time.monotonic() - self._last_breach_check > 5.0:
             self._last_breach_check = time.monotonic()
             record_breaches(self.conn, now)
@@ -291,12 +438,91 @@ class Analytics:
             if qos:
                 self.client.ack(mid, qos)
 
-    def _process(self, topic: str, payload: bytes) -> list[Transition]:
+    def _refresh(self) -> None:
+        """Re-read the registry, the list in force, models and calendar; one failing (a model
+        that does not load, say) is logged and tried again next time, the rest goes on."""
+        for what, refresh in (
+            ("device registry", self.refresh_devices),
+            ("responsibility list", self.refresh_list),
+            ("models", self.refresh_models),
+            ("holiday schedules", self.refresh_calendar),
+            ("holiday schedule warnings", lambda: self.warn_calendar(self._today())),
+        ):
+            try:
+                refresh()
+            except CONNECTION_LOST:
+                raise
+            except Exception as e:
+                log.error(
+                    "re-reading the %s failed (%s: %s); kept as it was", what, type(e).__name__, e
+                )
+
+    def _today(self) -> date:
+        return datetime.now(self.calendar.tz).date()
+
+    def _apply(self, transitions: list[Transition]) -> None:
+        """Write the step's transitions in one transaction. Those of devices no longer in the
+        registry are dropped; when the batch fails for any other reason than a lost database,
+        each device's part is written on its own and a device whose part fails is quarantined."""
+        known = [t for t in transitions if t.alarm.device_id in self.devices]
+        if len(known) < len(transitions):
+            log.warning(
+                "%d alarm changes of devices no longer in the registry dropped",
+                len(transitions) - len(known),
+            )
+        if not known:
+            return
+        try:
+            self._write(known)
+        except CONNECTION_LOST:
+            raise
+        except Exception as e:
+            log.error(
+                "alarm changes refused (%s: %s); writing them device by device",
+                type(e).__name__,
+                e,
+            )
+            by_device: dict[int, list[Transition]] = defaultdict(list)
+            for t in known:
+                by_device[t.alarm.device_id].append(t)
+            for device_id, part in by_device.items():
+                try:
+                    self._write(part)
+                except CONNECTION_LOST:
+                    raise
+                except Exception as e2:
+                    self._quarantine(device_id, e2, self._now())
+
+    def _write(self, transitions: list[Transition]) -> None:
+        apply(
+            self.conn,
+            transitions,
+            entry_of=self._entry,
+            devices=self.devices,
+            calendar=self.calendar,
+            list_version=str(self.entries.version),
+        )
+        self.stats.transitions += len(transitions)
+        self.stats.opened += sum(1 for t in transitions if t.kind == "open")
+
+    def _resync_alarms(self) -> None:
+        """Devices quarantined in this step: their open alarms as the database has them (what
+        the failed handling had half done in memory is gone)."""
+        for device_id in sorted(self._resync):
+            self.lifecycle.forget_device(device_id)
+            if device_id in self.devices:
+                self.lifecycle.adopt(load_open_alarms(self.conn, device_id))
+        self._resync.clear()
+
+    def _process(self, topic: str, payload: bytes, wall: float | None = None) -> list[Transition]:
+        """One feed message. Its decoding failing fails the message; anything failing while
+        one device's data is handled quarantines that device and the rest goes on."""
+        wall = self.wall_clock() if wall is None else wall
         out: list[Transition] = []
         if topic == READINGS_TOPIC:
             for t, device_id, values in _samples(unpack_readings(payload), self.metric_names):
-                self._ensure_device(device_id)
                 self.stats.samples += 1
+                self._heard(t if self.cfg.clock == "data" else min(t, wall))
                 if self.cfg.clock == "data" and t >= self._next_data_tick:
                     # The data's own clock ticks as the stream passes, however fast it arrives.
                     out.extend(self._tick(self._next_data_tick))
@@ -304,28 +530,55 @@ class Analytics:
                         self._next_data_tick + self.cfg.data_tick_seconds, t - 60
                     )
                 self.watermark = max(self.watermark, t)
-                out.extend(self._observe(self.engine.on_sample(device_id, t, values)))
-                view = self.engine.views.get(device_id)
-                if view is not None and self.learned.rules.get(view.device_class):
-                    out.extend(
-                        self._observe(
-                            self.learned.on_sample(device_id, view.device_class, t, values)
-                        )
-                    )
+                if not self._known(device_id) or device_id in self.quarantined:
+                    continue
+                try:
+                    out.extend(self._sample(device_id, t, values))
+                except CONNECTION_LOST:
+                    raise
+                except Exception as e:
+                    self._quarantine(device_id, e, self._now(t))
         elif topic == EVENTS_TOPIC:
             events, _statuses = unpack_events(payload)
-            for ts_ms, device_id, code, active, _detail in sorted(events):
-                self._ensure_device(device_id)
+            for ts_ms, device_id, code, active, _detail in sorted(events, key=lambda e: e[:4]):
                 self.stats.events += 1
-                out.extend(
-                    self._observe(self.engine.on_event(device_id, ts_ms / 1000, code, active))
-                )
+                if not self._known(device_id) or device_id in self.quarantined:
+                    continue
+                try:
+                    out.extend(
+                        self._observe(self.engine.on_event(device_id, ts_ms / 1000, code, active))
+                    )
+                except CONNECTION_LOST:
+                    raise
+                except Exception as e:
+                    self._quarantine(device_id, e, self._now(ts_ms / 1000))
+        return out
+
+    def _sample(self, device_id: int, t: float, values: dict[str, float]) -> list[Transition]:
+        out = self._observe(self.engine.on_sample(device_id, t, values))
+        view = self.engine.views.get(device_id)
+        if view is not None and self.learned.rules.get(view.device_class):
+            out.extend(
+                self._observe(self.learned.on_sample(device_id, view.device_class, t, values))
+            )
         return out
 
     def _tick(self, now: float) -> list[Transition]:
-        """What time alone decides: silence (offline), hold times, severity raises."""
-        out = self._observe(self.engine.on_tick(now))
-        out.extend(self.lifecycle.tick(now))
+        """What time alone decides: silence (offline), hold times, severity raises; and
+        quarantines that end."""
+        self._end_quarantines(now)
+        out: list[Transition] = []
+        # Silence is judged on the feed's time: while nothing arrives, nobody falls silent.
+        judge = now if self.cfg.clock == "data" else min(now, self.feed.newest)
+        if self.feed.may_judge(judge):
+            out.extend(self._judge_silence(judge))
+        out.extend(
+            self.lifecycle.tick(
+                now,
+                skip=self.quarantined,
+                on_error=lambda device_id, e: self._quarantine(device_id, e, now),
+            )
+        )
         return out
 
     def _observe(self, observations: list[Observation]) -> list[Transition]:
@@ -334,11 +587,261 @@ class Analytics:
             out.extend(self.lifecycle.observe(obs))
         return out
 
-    def _ensure_device(self, device_id: int) -> None:
-        if device_id not in self.devices:
-            self.devices = load_devices(self.conn)
-            if device_id in self.devices:
-                self.engine.add_device(_view(self.devices[device_id]))
+    # -- silence: the feed's, many devices' at once, one device's ------------------------------
+
+    def _judge_silence(self, t: float) -> list[Transition]:
+        """Offline judgments at ``t``; those with no OFFLINE alarm open go through the mass
+        silence check first."""
+        direct: list[Observation] = []
+        held: list[Observation] = []
+        watched: set[int] = set()
+        for device_id in list(self.engine.views):
+            try:
+                observations = self.engine.tick_device(device_id, t)
+            except Exception as e:
+                self._quarantine(device_id, e, t)
+                continue
+            for obs in observations:
+                watched.add(obs.device_id)
+                (direct if (obs.device_id, obs.code) in self.lifecycle.open else held).append(obs)
+        verdict = self.mass.step(held, len(watched), t)
+        if verdict.ended is not None:
+            self._mass_ended(verdict.ended, t)
+        if verdict.wave:
+            self._mass_wave(verdict.wave, len(watched), t)
+        out: list[Transition] = []
+        for obs in [*direct, *verdict.release]:
+            try:
+                out.extend(self.lifecycle.observe(obs))
+            except Exception as e:
+                self._quarantine(obs.device_id, e, t)
+        return out
+
+    def _mass_wave(self, devices: list[int], watched: int, t: float) -> None:
+        self.stats.mass_silences += 1
+        uids = [self._uid(d) for d in devices]
+        log.error(
+            "%d of %d devices went silent together (%s%s): one platform alarm mass_silence,"
+            " no OFFLINE alarm for them while it lasts",
+            len(devices),
+            watched,
+            ", ".join(uids[:10]),
+            ", …" if len(uids) > 10 else "",
+        )
+        raise_alarm(
+            self.conn,
+            PlatformKind.MASS_SILENCE,
+            severity=Severity.P1,
+            at=dt(t),
+            detail={
+                "silent": len(self.mass.silenced),
+                "watched": watched,
+                "devices": uids[:50],
+            },
+        )
+
+    def _mass_ended(self, still_silent: list[int], t: float) -> None:
+        clear_alarm(self.conn, PlatformKind.MASS_SILENCE, reason="devices_back", at=dt(t))
+        log.warning(
+            "mass silence over: %d devices still silent are judged one by one after %.0f s",
+            len(still_silent),
+            self.cfg.offline_grace_s,
+        )
+        self._resume(t, grace=True)
+
+    def _end_mass(self, t: float, *, reason: str) -> None:
+        self.mass.silenced.clear()
+        self.mass.pending.clear()
+        if self.mass.active:
+            self.mass.active = False
+            clear_alarm(self.conn, PlatformKind.MASS_SILENCE, reason=reason, at=dt(t))
+
+    def _resume(self, t: float, *, grace: bool) -> None:
+        """The feed flows (again) from ``t``: every device's silence counts from then; with
+        ``grace`` nobody is judged offline for the grace period."""
+        self.feed.resume(t, grace=grace)
+        for view in self.engine.views.values():
+            view.silence_from = self.feed.silence_from
+        self.mass.reset()
+
+    def _heard(self, t: float) -> None:
+        """A reading at feed time ``t``: a gap in the feed before it restarts the devices'
+        silence; in data time a gap longer than the feed silence was a feed silence."""
+        if self.feed.start(t):
+            self._resume(t, grace=True)
+        jump = self.feed.jump(t)
+        if jump > self._gap_floor():
+            shortest = self._shortest_silence(self.feed.newest)
+            if shortest is not None and jump > shortest / 2:
+                threshold = max(self.cfg.feed_silent_s, shortest)
+                if jump > threshold and not self.feed.silent:
+                    self._feed_silent(self.feed.newest + threshold, threshold)
+                self.feed.heard(t)
+                if self.cfg.clock == "data" and self.feed.silent:
+                    self._feed_flows(t)
+                else:
+                    self._resume(t, grace=False)
+                return
+        self.feed.heard(t)
+
+    def _watch_feed(self, now: float) -> None:
+        """After a step: the feed silent for too long, or flowing again."""
+        lag = self.feed.lag(now)
+        if self.feed.silent:
+            if self.feed.newest != NEVER and lag <= self.feed.silent_after:
+                self._feed_flows(now)
+        elif lag > self.cfg.feed_silent_s:
+            threshold = self._feed_silent_after()
+            if lag > threshold:
+                self._feed_silent(now, threshold)
+
+    def _feed_silent_after(self) -> float:
+        """How long the feed may be silent: the setting, and never shorter than the shortest
+        offline silence of the devices still reporting (cached while the feed stands)."""
+        cached = self._silent_after
+        if cached is not None and cached[0] == self.feed.newest:
+            return cached[1]
+        shortest = self._shortest_silence(self.feed.newest)
+        threshold = max(self.cfg.feed_silent_s, shortest or 0.0)
+        self._silent_after = (self.feed.newest, threshold)
+        return threshold
+
+    def _feed_silent(self, at: float, threshold: float) -> None:
+        self.feed.silent, self.feed.silent_after = True, threshold
+        self.mass.reset()
+        self.stats.feed_silences += 1
+        newest = None if self.feed.newest == NEVER else dt(self.feed.newest).isoformat()
+        log.error(
+            "no reading from the feed for %.0f s (ingest or the broker down or lagging; newest"
+            " reading %s): platform alarm feed_silent; no device is judged offline meanwhile",
+            threshold,
+            newest,
+        )
+        raise_alarm(
+            self.conn,
+            PlatformKind.FEED_SILENT,
+            severity=Severity.P1,
+            at=dt(at),
+            detail={"newest_reading": newest, "silent_after_s": threshold},
+        )
+
+    def _feed_flows(self, at: float) -> None:
+        self.feed.silent = False
+        clear_alarm(self.conn, PlatformKind.FEED_SILENT, reason="feed_resumed", at=dt(at))
+        log.warning(
+            "the feed flows again: devices are judged offline again after %.0f s",
+            self.cfg.offline_grace_s,
+        )
+        self._resume(at, grace=True)
+
+    def _gap_floor(self) -> float:
+        """Half the shortest offline silence of any device watched: a feed gap shorter than
+        that cannot make a reporting device look silent."""
+        if self._min_silence is None:
+            silences = [
+                s
+                for v in self.engine.views.values()
+                if (s := self.engine.offline_silence(v)) is not None
+            ]
+            self._min_silence = min(silences, default=float("inf"))
+        return self._min_silence / 2
+
+    def _shortest_silence(self, at: float) -> float | None:
+        """The shortest offline silence among the devices still reporting at ``at``; among all
+        heard from when none is, among all watched when none has been heard (None: no device
+        has an offline rule)."""
+        alive: float | None = None
+        heard: float | None = None
+        for view in self.engine.views.values():
+            if view.last_seen == NEVER:
+                continue
+            s = self.engine.offline_silence(view)
+            if s is None:
+                continue
+            heard = s if heard is None else min(heard, s)
+            if at - view.last_seen <= s:
+                alive = s if alive is None else min(alive, s)
+        if alive is not None or heard is not None:
+            return alive if alive is not None else heard
+        floor = self._gap_floor() * 2
+        return None if floor == float("inf") else floor
+
+    # -- quarantine ----------------------------------------------------------------------------
+
+    def _quarantine(self, device_id: int, error: Exception, now: float) -> None:
+        """Set a device's detector state aside after ``error``: out of detection for the
+        quarantine period, its open alarms re-read from the database, a platform alarm."""
+        uid = self._uid(device_id)
+        self.stats.quarantined += 1
+        log.error(
+            "device %s: detector failed (%s: %s); its detector state is dropped and it is out of"
+            " detection for %.0f s",
+            uid,
+            type(error).__name__,
+            error,
+            self.cfg.quarantine_s,
+            exc_info=error,
+        )
+        self._drop_state(device_id)
+        self.quarantined[device_id] = now + self.cfg.quarantine_s
+        self._probation.pop(device_id, None)
+        self._resync.add(device_id)
+        raise_alarm(
+            self.conn,
+            PlatformKind.DETECTOR_QUARANTINED,
+            uid,
+            severity=Severity.P3,
+            at=dt(now),
+            detail={
+                "device_id": device_id,
+                "error": f"{type(error).__name__}: {error}"[:500],
+                "until": dt(now + self.cfg.quarantine_s).isoformat(),
+            },
+        )
+
+    def _release(self, device_id: int, now: float, *, add_view: bool) -> None:
+        """End a device's quarantine: watched afresh, its alarm cleared once it has run clean
+        for another quarantine period."""
+        self.quarantined.pop(device_id, None)
+        self._probation[device_id] = now + self.cfg.quarantine_s
+        dev = self.devices.get(device_id)
+        if add_view and dev is not None:
+            self._add_view(dev)
+        log.info("device %s is back in detection after its quarantine", self._uid(device_id))
+
+    def _end_quarantines(self, now: float) -> None:
+        for device_id, until in list(self.quarantined.items()):
+            if now >= until:
+                self._release(device_id, now, add_view=True)
+        for device_id, until in list(self._probation.items()):
+            if now >= until and device_id not in self.quarantined:
+                del self._probation[device_id]
+                clear_alarm(
+                    self.conn,
+                    PlatformKind.DETECTOR_QUARANTINED,
+                    self._uid(device_id),
+                    reason="ran_clean",
+                    at=dt(now),
+                )
+
+    def _adopt_platform_alarms(self) -> None:
+        """At a start: a feed silence still open is cleared once data flows; the others this
+        stage raised rested on state a restart has lost (raised again if still true)."""
+        kinds = (
+            PlatformKind.FEED_SILENT,
+            PlatformKind.MASS_SILENCE,
+            PlatformKind.DETECTOR_QUARANTINED,
+        )
+        for alarm in open_alarms(self.conn, kinds):
+            if alarm.kind is PlatformKind.FEED_SILENT:
+                self.feed.silent, self.feed.silent_after = True, self.cfg.feed_silent_s
+            else:
+                clear_alarm(self.conn, alarm.kind, alarm.subject, reason="analytics_restarted")
+
+
+def _view_key(d: DeviceInfo) -> tuple[str, int, Any]:
+    """What a device's view is made of: a change means watching it afresh."""
+    return (d.device_class, d.report_interval_s, d.attributes.get("rated_speed"))
 
 
 def _view(d: DeviceInfo) -> DeviceView:

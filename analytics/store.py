@@ -51,11 +51,13 @@ def load_devices(conn: Conn) -> dict[int, DeviceInfo]:
     }
 
 
-def load_open_alarms(conn: Conn) -> list[Alarm]:
+def load_open_alarms(conn: Conn, device_id: int | None = None) -> list[Alarm]:
+    """The alarms not cleared (of one device)."""
     rows = conn.execute(
         "SELECT id, device_id, event_code, severity, detector, extract(epoch FROM opened_at),"
         " extract(epoch FROM last_triggered_at), extract(epoch FROM normal_since), triggers, flaps"
-        " FROM alarms WHERE state <> 'cleared'"
+        " FROM alarms WHERE state <> 'cleared' AND (%(d)s::int IS NULL OR device_id = %(d)s)",
+        {"d": device_id},
     ).fetchall()
     return [
         Alarm(
@@ -72,6 +74,37 @@ def load_open_alarms(conn: Conn) -> list[Alarm]:
         )
         for i, d, c, s, det, o, lt, ns, tr, fl in rows
     ]
+
+
+def active_codes(conn: Conn, device_id: int | None = None) -> dict[int, set[str]]:
+    """The device fault codes still raised (their latest event in 30 days active), by device:
+    a restart must not forget them, the device will not say them again."""
+    out: dict[int, set[str]] = {}
+    for dev, code in conn.execute(
+        "SELECT device_id, code FROM (SELECT DISTINCT ON (device_id, code) device_id, code, active"
+        " FROM events WHERE ts > now() - interval '30 days'"
+        " AND (%(d)s::int IS NULL OR device_id = %(d)s) ORDER BY device_id, code, ts DESC) e"
+        " WHERE active",
+        {"d": device_id},
+    ).fetchall():
+        out.setdefault(int(dev), set()).add(code)
+    return out
+
+
+def device_uid(conn: Conn, device_id: int) -> str:
+    """A device's uid, active or not (``#<id>`` when there is no such device)."""
+    row = conn.execute("SELECT uid FROM devices WHERE id = %s", (device_id,)).fetchone()
+    return f"#{device_id}" if row is None else str(row[0])
+
+
+def close_device_alarms(conn: Conn, device_id: int, reason: str) -> int:
+    """Clear every open alarm of a device that is no longer watched (``reason``, e.g.
+    ``device_deactivated``); its work orders stay as they are. How many were open."""
+    return conn.execute(
+        "UPDATE alarms SET state = 'cleared', cleared_at = clock_timestamp(), cleared_reason = %s"
+        " WHERE device_id = %s AND state <> 'cleared'",
+        (reason, device_id),
+    ).rowcount
 
 
 def apply(

@@ -64,6 +64,29 @@ class Settings(BaseSettings):
     responsibility_overrides: Path | None = None
     work_calendar: Path | None = None
     rejects_retention_days: float = 30.0
+    # Analytics' failure behaviour (docs/operations.md §12); times on analytics' clock (the
+    # wall clock, or the data's own time with clock=data).
+    # After analytics starts and after the feed resumes from a feed silence, no device is judged
+    # offline for this long (buffered data and reconnecting devices settle first); each device's
+    # silence is counted from the resumption in any case, so a device is never judged before its
+    # own offline silence (report interval x the list's intervals) has passed since then.
+    analytics_offline_grace_s: float = 900.0
+    # No reading reaching analytics for this long (ingest or the broker down or lagging) is one
+    # platform alarm feed_silent (P1), and no device is judged offline meanwhile. Never shorter
+    # than the shortest offline silence of the devices still reporting.
+    analytics_feed_silent_s: float = 120.0
+    # This share of the devices heard from, going silent within mass_silence_window_s of one
+    # another, is one platform alarm mass_silence (P1) instead of an OFFLINE alarm and work order
+    # each; only with at least mass_silence_min_devices devices heard from. Each OFFLINE alarm
+    # waits the window before it is filed (when the rule can apply).
+    analytics_mass_silence_share: float = 0.3
+    analytics_mass_silence_min_devices: int = 20
+    analytics_mass_silence_window_s: float = 60.0
+    # A device whose detector state failed is kept out of detection this long (or until the
+    # responsibility list changes), with a platform alarm detector_quarantined (P3).
+    analytics_quarantine_s: float = 600.0
+    # How often analytics re-reads the device registry, the list in force, models and calendar.
+    analytics_refresh_s: float = 30.0
 
     # HTTP API (`shouwang api`): where it listens, the URL clients reach it at (in links and the
     # OpenAPI servers list; empty: none), the most database connections it holds, and how long
@@ -99,6 +122,14 @@ class Settings(BaseSettings):
     notify_ack_secret: SecretStr = SecretStr("")
     notify_ack_url: str = "http://127.0.0.1:8080/v1/ack"
     notify_ack_valid_hours: float = 24.0
+    # Each send waits at most this long for each step: connecting, writing, each read of the
+    # answer (HTTP, SMTP), the broker's acknowledgement (duty app). Sends run concurrently on
+    # at most notify_concurrency threads, and at most notify_concurrency_per_firm of them for
+    # one property firm's communities (the platform operators count as a firm of their own),
+    # so one firm's dead endpoints cannot hold up another firm's notifications.
+    notify_send_timeout_s: float = Field(default=5.0, gt=0)
+    notify_concurrency: int = Field(default=32, ge=1)
+    notify_concurrency_per_firm: int = Field(default=4, ge=1)
 
     # Dashboards (`shouwang dashboards publish`): Grafana's URL and credentials (a service
     # account token, or a user and password) and the organisation to publish into (empty: the

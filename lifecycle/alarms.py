@@ -10,7 +10,7 @@ database by people; the lifecycle never undoes it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -115,14 +115,40 @@ class Lifecycle:
         alarm.normal_since = obs.t
         return [Transition(Kind.NORMAL, alarm, obs.t), *self._maybe_clear(key, obs.t)]
 
-    def tick(self, now: float) -> list[Transition]:
+    def tick(
+        self,
+        now: float,
+        *,
+        skip: Container[int] = (),
+        on_error: Callable[[int, Exception], None] | None = None,
+    ) -> list[Transition]:
+        """Clears whose hold has passed and severity raises due at ``now``; the alarms of the
+        devices in ``skip`` wait. With ``on_error``, an alarm whose step fails is reported as
+        (device, error) and the others go on; without it the error propagates."""
         out: list[Transition] = []
         for key in list(self.open):
-            out.extend(self._maybe_clear(key, now))
-            alarm = self.open.get(key)
-            if alarm is not None:
-                out.extend(self._maybe_raise(alarm, now))
+            if key[0] in skip:
+                continue
+            try:
+                out.extend(self._maybe_clear(key, now))
+                alarm = self.open.get(key)
+                if alarm is not None:
+                    out.extend(self._maybe_raise(alarm, now))
+            except Exception as e:
+                if on_error is None:
+                    raise
+                on_error(key[0], e)
         return out
+
+    def forget_device(self, device_id: int) -> list[Alarm]:
+        """Drop a device's open alarms (it is gone, or its state is reloaded); return them."""
+        keys = [k for k in self.open if k[0] == device_id]
+        return [self.open.pop(k) for k in keys]
+
+    def adopt(self, alarms: Iterable[Alarm]) -> None:
+        """Take alarms open in the database as open here (a start, or a reload)."""
+        for a in alarms:
+            self.open[(a.device_id, a.code)] = a
 
     def _maybe_clear(self, key: tuple[int, str], now: float) -> list[Transition]:
         alarm = self.open[key]
