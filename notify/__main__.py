@@ -14,7 +14,10 @@ from notify.dispatcher import from_settings
 
 
 def main(s: Settings, *, name: str = "notify-0") -> None:
-    with httpx.Client(timeout=10) as http:
+    # Each send passes its own timeout (notify_send_timeout_s); the pool has room for every
+    # sending thread.
+    limits = httpx.Limits(max_connections=s.notify_concurrency + 8)
+    with httpx.Client(timeout=s.notify_send_timeout_s, limits=limits) as http:
         d = from_settings(s, name, http)
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: d.stop())

@@ -7,14 +7,24 @@ notification to one recipient and says whether the channel accepted it (``Sent``
     email      over SMTP; accepted once the server took it
     mqtt       the person's duty app, QoS 1 on their own topic (``notify.duty_app``)
 
-Each channel names the delivery ``<outbox id>.<channel id>`` the same way on every retry, so a
-receiver that already has it can drop the repeat.
+Each delivery has an id, ``<outbox id>.<channel id>`` (``p<notice id>.<channel id>`` for a
+platform notice), the same on every retry, so a receiver that already has it can drop the
+repeat.
+
+``attempt`` is the one place a send can fail: whatever goes wrong while building or sending one
+delivery, of whatever type, comes back as a failed ``Attempt`` with its error text, never as an
+exception. A failure no retry can mend (an address that is not one, an address the mail server
+refuses for good) is ``permanent``. Every wait of a send (connecting, writing, each read of the
+answer, the broker's acknowledgement) is bounded by the channel's timeout, and at most
+``MAX_ANSWER`` bytes of an HTTP answer are read.
 """
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -30,12 +40,23 @@ from notify.recipients import Recipient
 from notify.robots import dingtalk_body, dingtalk_url, robot_accepted, wecom_body
 from notify.webhook import headers
 
+log = logging.getLogger("shouwang.notify")
+
 Sent = tuple[bool, int | None, str]
 """(accepted, HTTP status if the channel has one, error text when not accepted)"""
 
+MAX_ANSWER = 64 * 1024
+"""The most of an HTTP answer read: the status and an error text are all that is needed."""
+
+HTTP_KINDS = frozenset({"webhook", "wecom", "dingtalk"})
+
+
+class BadAddress(ValueError):
+    """The channel's address can never work: a permanent failure, not retried."""
+
 
 class Channel(Protocol):
-    def send(self, outbox_id: int, r: Recipient, payload: dict[str, Any]) -> Sent: ...
+    def send(self, delivery: str, r: Recipient, payload: dict[str, Any]) -> Sent: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,19 +66,69 @@ class Smtp:
     sender: str
 
 
+def _printable(address: str) -> bool:
+    return bool(address) and all(ch.isprintable() and not ch.isspace() for ch in address)
+
+
+def check_address(kind: str, address: str) -> None:
+    """Raise ``BadAddress`` unless ``address`` is a well-formed address for the channel kind
+    (pure; whether anyone answers there is for the send to find out)."""
+    if not _printable(address):
+        raise BadAddress(f"{kind} address {address!r} is empty or has spaces or control characters")
+    if kind in HTTP_KINDS:
+        try:
+            url = httpx.URL(address)
+        except (httpx.InvalidURL, ValueError, TypeError) as e:
+            raise BadAddress(f"{kind} address {address!r} is not a URL: {e}") from None
+        if url.scheme not in ("http", "https"):
+            raise BadAddress(f"{kind} address {address!r} is not an http(s) URL")
+        if not url.host:
+            raise BadAddress(f"{kind} address {address!r} has no host")
+    elif kind == "email":
+        local, at, domain = address.rpartition("@")
+        if not at or not local or not domain or "@" in local or "." in (domain[0], domain[-1]):
+            raise BadAddress(f"e-mail address {address!r} is not local@domain")
+        if any(ch in address for ch in ',;<>()[]\\"'):
+            raise BadAddress(f"e-mail address {address!r} is not one plain address")
+    elif kind == "mqtt" and any(ch in address for ch in "/+#"):
+        raise BadAddress(f"duty-app account {address!r} cannot name an MQTT topic level")
+
+
+def _post(
+    http: httpx.Client, url: str, body: bytes, hdrs: dict[str, str], timeout_s: float
+) -> tuple[int, bytes]:
+    """POST and read at most ``MAX_ANSWER`` bytes of the answer: (status, answer)."""
+    with http.stream(
+        "POST", url, content=body, headers=hdrs, timeout=httpx.Timeout(timeout_s)
+    ) as resp:
+        got = bytearray()
+        for chunk in resp.iter_bytes():
+            got += chunk
+            if len(got) >= MAX_ANSWER:
+                break
+        return resp.status_code, bytes(got[:MAX_ANSWER])
+
+
+def _text(answer: bytes, status: int) -> str:
+    return answer[:500].decode("utf-8", errors="replace") or f"HTTP {status}"
+
+
 @dataclass(frozen=True, slots=True)
 class Webhook:
     http: httpx.Client
+    timeout_s: float = 5.0
 
-    def send(self, outbox_id: int, r: Recipient, payload: dict[str, Any]) -> Sent:
+    def send(self, delivery: str, r: Recipient, payload: dict[str, Any]) -> Sent:
         body = orjson.dumps(payload)
-        resp = self.http.post(
+        status, answer = _post(
+            self.http,
             r.address,
-            content=body,
-            headers=headers(r.secret, body, int(time.time()), f"{outbox_id}.{r.channel_id}"),
+            body,
+            headers(r.secret, body, int(time.time()), delivery),
+            self.timeout_s,
         )
-        ok = 200 <= resp.status_code < 300
-        return ok, resp.status_code, "" if ok else resp.text[:500]
+        ok = 200 <= status < 300
+        return ok, status, "" if ok else _text(answer, status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +136,9 @@ class Robot:
     """WeCom and DingTalk group robots (by the recipient's channel kind)."""
 
     http: httpx.Client
+    timeout_s: float = 5.0
 
-    def send(self, outbox_id: int, r: Recipient, payload: dict[str, Any]) -> Sent:
+    def send(self, delivery: str, r: Recipient, payload: dict[str, Any]) -> Sent:
         title, text = render(payload, r.language)
         if r.kind == "wecom":
             url, msg = r.address, wecom_body(title, text)
@@ -75,26 +147,33 @@ class Robot:
                 dingtalk_url(r.address, r.secret, int(time.time() * 1000)),
                 dingtalk_body(title, text),
             )
-        resp = self.http.post(url, json=msg)
+        status, answer = _post(
+            self.http,
+            url,
+            orjson.dumps(msg),
+            {"Content-Type": "application/json; charset=utf-8"},
+            self.timeout_s,
+        )
         try:
-            answer = resp.json()
-        except ValueError:
-            answer = None
-        ok = resp.status_code == 200 and robot_accepted(answer)
-        return ok, resp.status_code, "" if ok else resp.text[:500]
+            parsed: Any = orjson.loads(answer)
+        except orjson.JSONDecodeError:
+            parsed = None
+        ok = status == 200 and robot_accepted(parsed)
+        return ok, status, "" if ok else _text(answer, status)
 
 
 @dataclass(frozen=True, slots=True)
 class Email:
     smtp: Smtp
+    timeout_s: float = 5.0
 
-    def send(self, outbox_id: int, r: Recipient, payload: dict[str, Any]) -> Sent:
+    def send(self, delivery: str, r: Recipient, payload: dict[str, Any]) -> Sent:
         title, text = render(payload, r.language)
         msg = EmailMessage()
         msg["Subject"], msg["From"], msg["To"] = title, self.smtp.sender, r.address
-        msg["Message-ID"] = make_msgid(idstring=f"shouwang.{outbox_id}.{r.channel_id}")
+        msg["Message-ID"] = make_msgid(idstring=f"shouwang.{delivery}")
         msg.set_content(text)
-        with smtplib.SMTP(self.smtp.host, self.smtp.port, timeout=10) as client:
+        with smtplib.SMTP(self.smtp.host, self.smtp.port, timeout=self.timeout_s) as client:
             client.send_message(msg)
         return True, None, ""
 
@@ -105,24 +184,30 @@ class DutyApp:
 
     apps: DutyApps
 
-    def send(self, outbox_id: int, r: Recipient, payload: dict[str, Any]) -> Sent:
+    def send(self, delivery: str, r: Recipient, payload: dict[str, Any]) -> Sent:
         title, text = render(payload, r.language)
-        message = orjson.dumps(
-            {"id": f"{outbox_id}.{r.channel_id}", "title": title, "text": text, **payload}
-        )
+        message = orjson.dumps({"id": delivery, "title": title, "text": text, **payload})
         ok, error = self.apps.publish(duty_topic(r.address), message)
         return ok, None, error
 
 
 def configured(
-    http: httpx.Client, smtp: Smtp | None = None, duty_apps: DutyApps | None = None
+    http: httpx.Client,
+    smtp: Smtp | None = None,
+    duty_apps: DutyApps | None = None,
+    *,
+    timeout_s: float = 5.0,
 ) -> dict[str, Channel]:
     """The channels this dispatcher can send on, by ``contact_channels.kind``: the HTTP ones
     always, e-mail with an SMTP server, the duty app with a broker connection."""
-    robot = Robot(http)
-    channels: dict[str, Channel] = {"webhook": Webhook(http), "wecom": robot, "dingtalk": robot}
+    robot = Robot(http, timeout_s)
+    channels: dict[str, Channel] = {
+        "webhook": Webhook(http, timeout_s),
+        "wecom": robot,
+        "dingtalk": robot,
+    }
     if smtp is not None:
-        channels["email"] = Email(smtp)
+        channels["email"] = Email(smtp, timeout_s)
     if duty_apps is not None:
         channels["mqtt"] = DutyApp(duty_apps)
     return channels
@@ -134,14 +219,44 @@ class Attempt:
     http_status: int | None
     error: str
     latency_ms: float
+    permanent: bool = False  # no retry can mend it
 
 
-def attempt(channel: Channel, outbox_id: int, r: Recipient, payload: dict[str, Any]) -> Attempt:
-    """Send once and time it; a transport error is a failed attempt, not an exception."""
+def failed(error: str, *, permanent: bool = False, latency_ms: float = 0.0) -> Attempt:
+    return Attempt(False, None, error, latency_ms, permanent)
+
+
+def _refused_for_good(e: smtplib.SMTPRecipientsRefused) -> bool:
+    codes = [v[0] for v in e.recipients.values() if isinstance(v, tuple) and v]
+    return bool(codes) and all(isinstance(c, int) and c >= 500 for c in codes)
+
+
+def attempt(
+    channel: Channel, delivery: str, r: Recipient, build: Callable[[], dict[str, Any]]
+) -> Attempt:
+    """Build the recipient's payload, check the address, send once, and time it. Nothing
+    raises: every error, of any type, is a failed attempt, permanent when no retry can mend it."""
     began = time.perf_counter()
     status: int | None = None
+    permanent = False
     try:
-        ok, status, error = channel.send(outbox_id, r, payload)
+        payload = build()
+        check_address(r.kind, r.address)
+        ok, status, error = channel.send(delivery, r, payload)
+    except BadAddress as e:
+        ok, error, permanent = False, f"bad address: {e}", True
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as e:
+        ok, error, permanent = False, f"bad address: {type(e).__name__}: {e}", True
+    except httpx.TimeoutException as e:
+        ok, error = False, f"{type(e).__name__}: no answer in time ({e})"
+    except smtplib.SMTPNotSupportedError as e:  # e.g. a non-ASCII address, no SMTPUTF8 there
+        ok, error, permanent = False, f"address not supported by the mail server: {e}", True
+    except smtplib.SMTPRecipientsRefused as e:
+        ok, permanent = False, _refused_for_good(e)
+        error = f"{'address refused' if permanent else 'SMTPRecipientsRefused'}: {e.recipients}"
     except (httpx.HTTPError, OSError, smtplib.SMTPException) as e:
         ok, error = False, f"{type(e).__name__}: {e}"
-    return Attempt(ok, status, error, (time.perf_counter() - began) * 1000)
+    except Exception as e:  # a bug or a hostile answer: this delivery fails, the stage goes on
+        log.exception("delivery %s to %s (%s): unexpected error", delivery, r.kind, r.address)
+        ok, error = False, f"internal error: {type(e).__name__}: {e}"
+    return Attempt(ok, status, error, (time.perf_counter() - began) * 1000, permanent)

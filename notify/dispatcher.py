@@ -1,13 +1,28 @@
 """Notify: the dispatcher, the loop that delivers the outbox to the people on duty, with retries.
 
 Each round: housekeeping (escalation steps and reminders that fell due, batches of the grouped
-severities, ``notify.outbox``), then claim the rows that are due and deliver each to whoever is on
-shift for it (``notify.recipients``) on every channel of theirs (``notify.channels``), each copy
-with that person's acknowledgement links (``notify.ack_links``). Every attempt is logged in
-``deliveries``; a channel that accepted a notification is never sent it again. A row not yet
-accepted everywhere is retried with exponential backoff. A dispatcher killed between a channel
-accepting and the log recording it sends once more: the delivery id is the same on every retry,
-so the receiver drops the repeat.
+severities, notices of platform alarms; ``notify.outbox``), then claim the rows that are due and
+deliver each to whoever is on shift for it (``notify.recipients``) on every channel of theirs
+(``notify.channels``), each copy with that person's acknowledgement links (``notify.ack_links``).
+Every attempt is logged in ``deliveries``; a channel that accepted a notification is never sent
+it again. A row not yet accepted everywhere is retried with exponential backoff. A dispatcher
+killed between a channel accepting and the log recording it sends once more: the delivery id is
+the same on every retry, so the receiver drops the repeat.
+
+Sends run concurrently on a pool of threads, at most ``concurrency`` at once and at most
+``concurrency_per_firm`` for one firm's communities (the platform operators count as a firm),
+most urgent severity first; each waits at most ``send_timeout_s`` for each step. One firm's dead
+endpoints therefore hold only that firm's slots: another firm's P0 goes out meanwhile. The
+database is used from the dispatcher's own thread only: claiming, logging each attempt as it
+completes, finishing rows, and renewing the leases of the rows still in hand, so a row being
+worked on is never taken by another dispatcher. Two rows of the same alarm go out one after the
+other, in order.
+
+Nothing one recipient's channel does can stop the loop: any error while building or sending one
+delivery is a failed attempt in the log (``notify.channels.attempt``). A failure no retry can
+mend (a malformed address, a channel kind this dispatcher cannot send on) settles that channel
+for that row like an acceptance; a row whose every channel of every recipient failed that way is
+finished as ``undeliverable`` and logged as an error.
 
 P0 goes out at once; grouped severities go out in batches, quiet hours hold the quiet ones back
 (``notify.policy``); reminders repeat until someone acknowledges, and a reminder or escalation
@@ -16,11 +31,17 @@ that falls due after the alarm was acknowledged or cleared is dropped as superse
 
 from __future__ import annotations
 
+import heapq
 import logging
+import queue
 import threading
 import time
+from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -29,16 +50,60 @@ from core.db import Conn, connect
 from core.settings import Settings
 from notify import outbox
 from notify.ack_links import AckLinks
-from notify.channels import Smtp, attempt, configured
+from notify.channels import Attempt, Channel, Smtp, attempt, configured, failed
 from notify.duty_app import DutyApps
+from notify.outbox import OUTBOX, PLATFORM, PLATFORM_FIRM, Claim, PlatformClaim, Queue
 from notify.policy import Policy, batch_message
-from notify.recipients import Recipient, on_duty
+from notify.recipients import Recipient, on_duty, platform_on_duty
 
 log = logging.getLogger("shouwang.notify")
+
+SEVERITY_RANK = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}
+NOT_CONFIGURED = {
+    "email": "set SHOUWANG_NOTIFY_SMTP_HOST",
+    "mqtt": "set SHOUWANG_NOTIFY_MQTT_PASSWORD",
+}
 
 
 def backoff_s(attempts: int, *, base: float = 1.0, cap: float = 60.0) -> float:
     return float(min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+@dataclass(eq=False)
+class _Job:
+    """A claimed row (outbox or platform notice) while this dispatcher works on it."""
+
+    q: Queue
+    claim: Claim | PlatformClaim
+    firm: str
+    order: tuple[str, int]  # rows with the same key go out one after the other
+    targets: list[Recipient] = field(default_factory=list)
+    settled: dict[int, bool] = field(default_factory=dict)  # channel -> accepted (else permanent)
+    pending: int = 0  # its sends not yet completed, queued or running
+    cut: bool = False  # some of its sends were dropped (the dispatcher is stopping)
+    lost: bool = False  # its lease went to another dispatcher: forget it, never finish it
+
+    @property
+    def id(self) -> int:
+        return self.claim.id
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.q.table, self.claim.id
+
+    @property
+    def what(self) -> str:
+        return f"{'outbox' if self.q is OUTBOX else 'platform notice'} {self.claim.id}"
+
+
+@dataclass(eq=False)
+class _Task:
+    """One delivery: one row to one recipient's channel."""
+
+    job: _Job
+    r: Recipient
+    channel: Channel
+    build: Callable[[], dict[str, Any]]
 
 
 class Dispatcher:
@@ -57,32 +122,107 @@ class Dispatcher:
         duty_apps: DutyApps | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         housekeeping_s: float = 1.0,
+        send_timeout_s: float = 5.0,
+        concurrency: int = 32,
+        concurrency_per_firm: int = 4,
     ) -> None:
+        if send_timeout_s <= 0 or concurrency < 1 or concurrency_per_firm < 1 or batch < 1:
+            raise ValueError(
+                "send timeout must be positive; concurrency, concurrency per firm and batch at"
+                " least 1"
+            )
         self.conn: Conn = connect(database_url, autocommit=True, application_name=name)
         self.name, self.batch = name, batch
         self.lease_s, self.backoff_base_s = lease_s, backoff_base_s
-        self.channels = configured(http, smtp, duty_apps)
+        self.send_timeout_s = send_timeout_s
+        self.concurrency, self.concurrency_per_firm = concurrency, concurrency_per_firm
+        self.channels = configured(http, smtp, duty_apps, timeout_s=send_timeout_s)
         self.policy, self.ack, self.clock = policy or Policy(), ack, clock
         self.duty_apps = duty_apps  # closed with the dispatcher
         self.housekeeping_s = housekeeping_s
         self._last_housekeeping = -1e9
+        self._last_renewal = time.monotonic()
+        self._last_claim = -1e9
+        self._more_due = False
+        self._poll_s = 0.1
         self._stop = threading.Event()
+        self._stopping = False
+        self._closed = False
+        # The work in hand, touched by this dispatcher's own thread only; the pool's threads
+        # only send, and hand each result back through _done.
+        self._pool: ThreadPoolExecutor | None = None
+        self._done: queue.SimpleQueue[tuple[_Task, Future[Attempt]] | None] = queue.SimpleQueue()
+        self._jobs: dict[tuple[str, int], _Job] = {}
+        self._order_head: dict[tuple[str, int], _Job] = {}
+        self._order_waiting: dict[tuple[str, int], deque[_Job]] = {}
+        self._queued: dict[str, list[tuple[int, int, _Task]]] = {}
+        self._running: Counter[str] = Counter()
+        self._seq = 0
+
+    # -- the loop -------------------------------------------------------------------------
 
     def run(self, poll_s: float = 0.1) -> None:
+        """Deliver until stopped: claim while sends are in flight, so a slow send holds only its
+        own firm's slot, never the loop."""
+        self._poll_s = poll_s
         try:
             while not self._stop.is_set():
-                if not self.run_once():
-                    self._stop.wait(poll_s)
+                if not self.step():
+                    self._collect(poll_s)
         finally:
             self.close()
 
+    def step(self) -> int:
+        """One round without waiting: housekeeping, results of finished sends, lease renewal,
+        new claims, new sends. Returns how much happened (0: idle)."""
+        self.housekeeping()
+        done = self._collect(0)
+        self._renew_leases()
+        claimed = (0, 0)
+        # Claim at most every poll interval, unless the last claim found a full batch.
+        if self._more_due or time.monotonic() - self._last_claim >= self._poll_s:
+            claimed = self._claim()
+        self._pump()
+        return done + sum(claimed)
+
+    def run_once(self) -> int:
+        """Housekeeping, then claim due rows and try each, waiting until every send of this
+        dispatcher has completed and each row is finished or scheduled for retry; return how
+        many outbox rows were claimed (platform notices are claimed alongside)."""
+        self.housekeeping()
+        self._collect(0)
+        claimed, _ = self._claim()
+        self._pump()
+        while self._jobs and not self._stopping:
+            self._collect(min(1.0, self.lease_s / 3))
+            self._renew_leases()
+            self._pump()
+        return claimed
+
     def close(self) -> None:
-        self.conn.close()
-        if self.duty_apps is not None:
-            self.duty_apps.close()
+        """Stop sending: sends already running are waited for (each is bounded by the send
+        timeout) and logged; rows not finished are given back at once for anyone to claim."""
+        if self._closed:
+            return
+        self._stopping = True
+        try:
+            if not self.conn.closed and not self.conn.broken:
+                self._wind_down()
+        except Exception:  # closing must not hide why the loop ended, nor stop halfway
+            log.exception("notify %s: could not hand back the rows in hand", self.name)
+        finally:
+            self._closed = True
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            self.conn.close()
+            if self.duty_apps is not None:
+                self.duty_apps.close()
 
     def stop(self) -> None:
         self._stop.set()
+        self._done.put(None)  # wakes the loop
+
+    # -- housekeeping ---------------------------------------------------------------------
 
     def fire_escalations(self) -> int:
         return outbox.fire_escalations(self.conn)
@@ -93,36 +233,19 @@ class Dispatcher:
     def form_batches(self) -> int:
         return outbox.form_batches(self.conn, self.policy, self.clock())
 
+    def note_platform_alarms(self) -> int:
+        return outbox.note_platform_alarms(self.conn)
+
     def housekeeping(self) -> None:
-        """Escalations, reminders and batches, at most every ``housekeeping_s``."""
+        """Escalations, reminders, batches and platform notices, at most every
+        ``housekeeping_s``."""
         if time.monotonic() - self._last_housekeeping < self.housekeeping_s:
             return
         self._last_housekeeping = time.monotonic()
         self.fire_escalations()
         self.fire_reminders()
         self.form_batches()
-
-    def run_once(self) -> int:
-        """Housekeeping, then claim due rows and try each; return how many rows were tried."""
-        self.housekeeping()
-        grouped = sorted(self.policy.grouped)
-        claims = outbox.claim(self.conn, self.name, self.lease_s, grouped, self.batch)
-        for c in claims:
-            payload = self._message(c)
-            if payload is None:
-                outbox.finish(self.conn, c.id, superseded=True)
-            else:
-                self._deliver(c, payload)
-        return len(claims)
-
-    def _message(self, c: outbox.Claim) -> dict[str, Any] | None:
-        """What a claimed row says now: None when it is no longer worth saying (a reminder or
-        escalation for a settled alarm, a batch with nothing left in it)."""
-        if c.kind in ("reminder", "escalation") and outbox.alarm_settled(self.conn, c.alarm_id):
-            return None
-        if c.batch_id is None:
-            return c.payload
-        return batch_message(outbox.batch_members(self.conn, c.id))
+        self.note_platform_alarms()
 
     def recipients(
         self, community_id: int, party: str | None, at: datetime, *, only: str | None = None
@@ -131,51 +254,317 @@ class Dispatcher:
         named by an escalation step."""
         return on_duty(self.conn, community_id, party, at, only=only)
 
-    def _deliver(self, c: outbox.Claim, payload: dict[str, Any]) -> None:
-        """Send to every recipient channel that has not accepted it yet; done once all have,
-        otherwise retried after a backoff."""
-        done = outbox.accepted_channels(self.conn, c.id)
-        now = self.clock()
-        targets = self.recipients(c.community_id, c.party, now, only=c.notify)
-        pending = 0
-        for r in targets:
-            if r.channel_id in done:
-                continue
-            channel = self.channels.get(r.kind)
-            if channel is None:
-                log.warning("outbox %s: no %s channel configured; skipping %s", c.id, r.kind, r)
-                continue
-            personal = payload
-            if self.ack is not None:
-                personal = self.ack.personal(payload, r.name or str(r.person_id), now)
-            a = attempt(channel, c.id, r, personal)
-            outbox.log_delivery(
+    # -- claiming and preparing rows ------------------------------------------------------
+
+    def _claim(self) -> tuple[int, int]:
+        """Claim what is due, except for firms this dispatcher already holds ``batch`` rows of
+        (their sends queue here; claiming more would only let the leases run): (outbox rows,
+        platform notices)."""
+        if self._stopping:
+            return 0, 0
+        self._last_claim = time.monotonic()
+        held = Counter(j.firm for j in self._jobs.values())
+        full = sorted(f for f, n in held.items() if n >= self.batch)
+        mine = [j.id for j in self._jobs.values() if j.q is OUTBOX]
+        claims = outbox.claim(
+            self.conn,
+            self.name,
+            self.lease_s,
+            sorted(self.policy.grouped),
+            self.batch,
+            skip_firms=full,
+            exclude=mine,
+        )
+        for c in claims:
+            self._add(_Job(OUTBOX, c, c.firm or f"community:{c.community_id}", ("a", c.alarm_id)))
+        notices: list[PlatformClaim] = []
+        room = self.batch - held[PLATFORM_FIRM]
+        if room > 0:
+            notices = outbox.claim_platform(
                 self.conn,
-                c.id,
-                r.person_id,
-                r.channel_id,
-                c.attempts,
-                ok=a.ok,
-                http_status=a.http_status,
-                error=a.error,
-                latency_ms=a.latency_ms,
+                self.name,
+                self.lease_s,
+                room,
+                exclude=[j.id for j in self._jobs.values() if j.q is PLATFORM],
             )
-            pending += 0 if a.ok else 1
-        if targets and not pending:
-            outbox.finish(self.conn, c.id)
+            for n in notices:
+                self._add(_Job(PLATFORM, n, PLATFORM_FIRM, ("p", n.platform_alarm_id)))
+        self._more_due = len(claims) >= self.batch or len(notices) >= room > 0
+        return len(claims), len(notices)
+
+    def _add(self, job: _Job) -> None:
+        self._jobs[job.key] = job
+        if job.order in self._order_head:
+            self._order_waiting.setdefault(job.order, deque()).append(job)
+        else:
+            self._order_head[job.order] = job
+            self._start(job)
+
+    def _message(self, c: Claim) -> dict[str, Any] | None:
+        """What a claimed row says now: None when it is no longer worth saying (a reminder or
+        escalation for a settled alarm, a batch with nothing left in it)."""
+        if c.kind in ("reminder", "escalation") and outbox.alarm_settled(self.conn, c.alarm_id):
+            return None
+        if c.batch_id is None:
+            return c.payload
+        return batch_message(outbox.batch_members(self.conn, c.id))
+
+    def _start(self, job: _Job) -> None:
+        """Who gets the row, on which channels not settled yet; queue a send for each. A row
+        that cannot even be prepared is retried after a backoff."""
+        c = job.claim
+        try:
+            now = self.clock()
+            if isinstance(c, Claim):
+                payload = self._message(c)
+                if payload is None:
+                    outbox.finish(self.conn, c.id, superseded=True)
+                    self._forget(job)
+                    return
+                job.targets = self.recipients(c.community_id, c.party, now, only=c.notify)
+            else:
+                payload = c.payload
+                job.targets = platform_on_duty(self.conn, now)
+            job.settled = outbox.settled_channels(self.conn, c.id, q=job.q)
+            tasks, unsendable = [], []
+            for r in job.targets:
+                if r.channel_id in job.settled:
+                    continue
+                channel = self.channels.get(r.kind)
+                if channel is None:
+                    unsendable.append(r)
+                else:
+                    build = partial(self._personal, job.q, payload, r, now)
+                    tasks.append(_Task(job, r, channel, build))
+            for r in unsendable:
+                hint = NOT_CONFIGURED.get(r.kind, "unknown channel kind")
+                self._record(
+                    job,
+                    r,
+                    failed(f"no {r.kind} channel in this dispatcher ({hint})", permanent=True),
+                )
+        except Exception:
+            log.exception("%s: cannot prepare its deliveries; retrying", job.what)
+            outbox.retry_in(self.conn, c.id, self._backoff(job), q=job.q)
+            self._forget(job)
             return
-        if not targets:
-            log.warning(
-                "outbox %s: nobody on duty for community %s (%s); retrying",
-                c.id,
-                c.community_id,
-                c.party,
+        for t in tasks:
+            self._queue(t)
+        if job.pending == 0:
+            self._finalize(job)
+
+    def _personal(
+        self, q: Queue, payload: dict[str, Any], r: Recipient, now: datetime
+    ) -> dict[str, Any]:
+        """The payload as ``r`` receives it (in a sending thread): with their own
+        acknowledgement links; platform notices carry none."""
+        if self.ack is None or q is not OUTBOX:
+            return payload
+        return self.ack.personal(payload, r.name or str(r.person_id), now)
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _queue(self, t: _Task) -> None:
+        self._seq += 1
+        rank = SEVERITY_RANK.get(t.job.claim.severity, len(SEVERITY_RANK))
+        heapq.heappush(self._queued.setdefault(t.job.firm, []), (rank, self._seq, t))
+        t.job.pending += 1
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                self.concurrency, thread_name_prefix=f"{self.name}-send"
             )
-        outbox.retry_in(self.conn, c.id, backoff_s(c.attempts, base=self.backoff_base_s))
+        return self._pool
+
+    def _pump(self) -> None:
+        """Start queued sends while there is room: the most urgent first (severity, then age)
+        among the firms below their bound."""
+        while not self._stopping and self._running.total() < self.concurrency:
+            best: tuple[int, int, str] | None = None
+            for firm, heap in list(self._queued.items()):
+                while heap and heap[0][2].job.lost:
+                    self._drop(heapq.heappop(heap)[2])
+                if not heap:
+                    del self._queued[firm]
+                    continue
+                if self._running[firm] >= self.concurrency_per_firm:
+                    continue
+                rank, seq, _ = heap[0]
+                if best is None or (rank, seq) < best[:2]:
+                    best = (rank, seq, firm)
+            if best is None:
+                return
+            t = heapq.heappop(self._queued[best[2]])[2]
+            self._running[t.job.firm] += 1
+            fut = self._executor().submit(self._send, t)
+            fut.add_done_callback(partial(self._hand_back, t))
+
+    def _hand_back(self, t: _Task, fut: Future[Attempt]) -> None:
+        """In the sending thread: the result goes to the dispatcher's thread to be logged."""
+        self._done.put((t, fut))
+
+    @staticmethod
+    def _send(t: _Task) -> Attempt:
+        """In a sending thread: one attempt, never an exception."""
+        return attempt(t.channel, t.job.q.delivery(t.job.id, t.r.channel_id), t.r, t.build)
+
+    def _collect(self, timeout_s: float) -> int:
+        """Log the sends that completed, waiting up to ``timeout_s`` for the first; return how
+        many."""
+        n = 0
+        try:
+            item = self._done.get(timeout=timeout_s) if timeout_s > 0 else self._done.get_nowait()
+            while True:
+                if item is not None:
+                    self._completed(*item)
+                    n += 1
+                item = self._done.get_nowait()
+        except queue.Empty:
+            return n
+
+    def _completed(self, t: _Task, fut: Future[Attempt]) -> None:
+        self._running[t.job.firm] -= 1
+        try:
+            a = fut.result()
+        except BaseException as e:  # attempt() returns every error; this is the last guard
+            a = failed(f"internal error: {type(e).__name__}: {e}")
+        self._record(t.job, t.r, a)
+        t.job.pending -= 1
+        if t.job.pending == 0:
+            self._finalize(t.job)
+
+    def _record(self, job: _Job, r: Recipient, a: Attempt) -> None:
+        outbox.log_delivery(
+            self.conn,
+            job.id,
+            r.person_id,
+            r.channel_id,
+            job.claim.attempts,
+            ok=a.ok,
+            http_status=a.http_status,
+            error=a.error,
+            latency_ms=a.latency_ms,
+            permanent=a.permanent,
+            q=job.q,
+        )
+        if a.ok:
+            job.settled[r.channel_id] = True
+        elif a.permanent:
+            job.settled.setdefault(r.channel_id, False)
+        if not a.ok:
+            log.warning(
+                "%s to person %s on %s channel %s failed%s: %s",
+                job.what,
+                r.person_id,
+                r.kind,
+                r.channel_id,
+                " permanently" if a.permanent else "",
+                a.error[:300],
+            )
+
+    def _drop(self, t: _Task) -> None:
+        """A queued send that will not be made (its row was lost, or the dispatcher stops)."""
+        t.job.pending -= 1
+        t.job.cut = True
+        if t.job.pending == 0:
+            self._finalize(t.job)
+
+    # -- finishing rows ---------------------------------------------------------------------
+
+    def _backoff(self, job: _Job) -> float:
+        return backoff_s(job.claim.attempts, base=self.backoff_base_s)
+
+    def _finalize(self, job: _Job) -> None:
+        """Every send of the row completed: done once every channel of every recipient is
+        settled (accepted, or failed permanently), otherwise retried after a backoff."""
+        if job.lost:
+            self._forget(job)
+            return
+        if job.cut:
+            outbox.release(self.conn, self.name, [job.id], q=job.q)
+        elif not job.targets:
+            if job.q is OUTBOX:
+                c = job.claim
+                assert isinstance(c, Claim)
+                log.warning(
+                    "outbox %s: nobody on duty for community %s (%s); retrying",
+                    c.id,
+                    c.community_id,
+                    c.party,
+                )
+            else:
+                log.warning("%s: nobody on a platform shift; retrying", job.what)
+            outbox.retry_in(self.conn, job.id, self._backoff(job), q=job.q)
+        elif all(r.channel_id in job.settled for r in job.targets):
+            undeliverable = not any(job.settled.values())
+            if undeliverable:
+                log.error(
+                    "%s is undeliverable: every channel of everyone on duty for it failed"
+                    " permanently (see its deliveries); finished without being delivered",
+                    job.what,
+                )
+            outbox.finish(self.conn, job.id, undeliverable=undeliverable, q=job.q)
+        else:
+            outbox.retry_in(self.conn, job.id, self._backoff(job), q=job.q)
+        self._forget(job)
+
+    def _forget(self, job: _Job) -> None:
+        """The row leaves this dispatcher's hands; the next row of the same alarm starts."""
+        self._jobs.pop(job.key, None)
+        waiting = self._order_waiting.get(job.order)
+        if waiting and job in waiting:
+            waiting.remove(job)
+        if self._order_head.get(job.order) is not job:
+            return
+        del self._order_head[job.order]
+        while waiting:
+            nxt = waiting.popleft()
+            if not nxt.lost:
+                self._order_head[job.order] = nxt
+                if not self._stopping:
+                    self._start(nxt)
+                break
+        if not waiting:
+            self._order_waiting.pop(job.order, None)
+
+    def _renew_leases(self, *, force: bool = False) -> None:
+        """Keep the rows in hand (a third of the lease at the latest); a row whose lease another
+        dispatcher took meanwhile is forgotten, its queued sends dropped."""
+        if not force and time.monotonic() - self._last_renewal < self.lease_s / 3:
+            return
+        self._last_renewal = time.monotonic()
+        for q in (OUTBOX, PLATFORM):
+            jobs = [j for j in self._jobs.values() if j.q is q]
+            held = outbox.renew(self.conn, self.name, self.lease_s, [j.id for j in jobs], q=q)
+            for j in jobs:
+                if j.id not in held and not j.lost:
+                    log.warning("%s: lease lost to another dispatcher; leaving it to them", j.what)
+                    j.lost = True
+                    if j.pending == 0:
+                        self._forget(j)
+
+    def _wind_down(self) -> None:
+        for heap in self._queued.values():
+            for _, _, t in heap:
+                self._drop(t)
+        self._queued.clear()
+        # A send waits at most the timeout for connecting, writing and reading.
+        deadline = time.monotonic() + 3 * self.send_timeout_s + 1
+        while self._running.total() > 0 and time.monotonic() < deadline:
+            self._collect(0.1)
+            self._renew_leases()
+        # Rows not started are given back now; a row with a send still running (a receiver
+        # trickling its answer) is left to its lease, so nobody sends it meanwhile.
+        idle = [j for j in self._jobs.values() if not j.lost and j.pending == 0]
+        for q in (OUTBOX, PLATFORM):
+            outbox.release(self.conn, self.name, [j.id for j in idle if j.q is q], q=q)
+        self._jobs.clear()
 
 
 def from_settings(s: Settings, name: str, http: httpx.Client) -> Dispatcher:
-    """A dispatcher configured as the settings say: policy, e-mail, duty apps, ack links."""
+    """A dispatcher configured as the settings say: policy, e-mail, duty apps, ack links,
+    send timeout and concurrency."""
     policy = Policy.build(
         grouped=s.notify_grouped_severities,
         group_wait_s=s.notify_group_wait_s,
@@ -196,6 +585,7 @@ def from_settings(s: Settings, name: str, http: httpx.Client) -> Dispatcher:
             s.notify_mqtt_username,
             s.notify_mqtt_password.get_secret_value(),
             client_id=f"shouwang-{name}",
+            timeout_s=s.notify_send_timeout_s,
         )
     return Dispatcher(
         s.database_url,
@@ -211,4 +601,7 @@ def from_settings(s: Settings, name: str, http: httpx.Client) -> Dispatcher:
         if secret
         else None,
         duty_apps=apps,
+        send_timeout_s=s.notify_send_timeout_s,
+        concurrency=s.notify_concurrency,
+        concurrency_per_firm=s.notify_concurrency_per_firm,
     )

@@ -20,6 +20,8 @@ TITLES = {
         "reminder": "告警未确认提醒",
         "escalation": "告警超时未响应",
         "group": "条告警",
+        "platform_alarm_opened": "平台告警",
+        "platform_alarm_cleared": "平台告警解除",
     },
     "en": {
         "alarm_opened": "Alarm",
@@ -28,6 +30,8 @@ TITLES = {
         "reminder": "Reminder, not acknowledged",
         "escalation": "Not acknowledged in time",
         "group": "alarms",
+        "platform_alarm_opened": "Platform alarm",
+        "platform_alarm_cleared": "Platform alarm cleared",
     },
 }
 LABELS = {
@@ -39,6 +43,10 @@ LABELS = {
         "ack": "确认",
         "since": "发生",
         "building": "楼栋",
+        "subject": "对象",
+        "cleared": "解除",
+        "reason": "原因",
+        "triggers": "触发次数",
     },
     "en": {
         "where": "Where",
@@ -48,6 +56,25 @@ LABELS = {
         "ack": "Acknowledge",
         "since": "Since",
         "building": "Building",
+        "subject": "Subject",
+        "cleared": "Cleared",
+        "reason": "Reason",
+        "triggers": "Triggers",
+    },
+}
+# The platform's own alarms (``platform_alarms.kind``).
+PLATFORM_KINDS = {
+    "zh": {
+        "feed_silent": "数据中断",
+        "mass_silence": "大量设备同时失联",
+        "detector_quarantined": "检测器状态已隔离",
+        "stage_restarted": "服务已重启",
+    },
+    "en": {
+        "feed_silent": "No data reaching analytics",
+        "mass_silence": "Many devices went silent at once",
+        "detector_quarantined": "Detector state set aside",
+        "stage_restarted": "Stage restarted",
     },
 }
 DUE_ORDER = ("response", "arrival", "resolution")
@@ -71,7 +98,34 @@ def render(
         title = f"[{payload.get('severity', '')}] {len(items)} {TITLES[lang]['group']}: {payload.get('community', '')}"
         parts = [_render_one(p, lang, p.get("ack_url")) for p in items]
         return title, "\n\n".join(f"{t}\n{body}" for t, body in parts)
+    if str(payload.get("kind", "")).startswith("platform_alarm_"):
+        return _render_platform(payload, lang)
     return _render_one(payload, lang, ack_url or payload.get("ack_url"))
+
+
+def _render_platform(payload: dict[str, Any], lang: str) -> tuple[str, str]:
+    """A platform alarm's opening or clearing, for the platform operator."""
+    lab = LABELS[lang]
+    alarm = str(payload.get("alarm", ""))
+    name = PLATFORM_KINDS[lang].get(alarm, alarm)
+    title = (
+        f"[{payload.get('severity', '')}] {TITLES[lang].get(payload.get('kind', ''), '')}: {name}"
+    )
+    lines = []
+    if payload.get("subject"):
+        lines.append(f"{lab['subject']}: {payload['subject']}")
+    lines.append(f"{lab['severity']}: {payload.get('severity', '')}")
+    if payload.get("opened_at"):
+        lines.append(f"{lab['since']}: {_local(payload['opened_at'])}")
+    if payload.get("kind") == "platform_alarm_cleared":
+        if payload.get("cleared_at"):
+            lines.append(f"{lab['cleared']}: {_local(payload['cleared_at'])}")
+        if payload.get("cleared_reason"):
+            lines.append(f"{lab['reason']}: {payload['cleared_reason']}")
+    triggers = payload.get("triggers")
+    if isinstance(triggers, int) and triggers > 1:
+        lines.append(f"{lab['triggers']}: {triggers}")
+    return title, "\n".join(lines)
 
 
 def _render_one(payload: dict[str, Any], lang: str, ack_url: str | None) -> tuple[str, str]:

@@ -5,7 +5,13 @@ and reminders. I/O only: what a row says and who gets it are decided elsewhere.
 
 Rows are claimed with ``FOR UPDATE SKIP LOCKED`` and a lease, so several dispatchers share the
 work without taking the same row, and a row whose dispatcher died is taken again once its lease
-runs out. The accepted row in ``deliveries`` is unique per outbox row and channel.
+runs out; a dispatcher renews the leases of the rows it is still working on. The accepted row in
+``deliveries`` is unique per outbox row and channel; a channel that accepted a row, or failed
+permanently for it, is settled for that row.
+
+Platform notices (``platform_notices``, ``platform_deliveries``) are a second queue of the same
+shape: notify writes one per platform alarm opening and clearing it sees in ``platform_alarms``
+and delivers them to the platform operators on shift.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from core.db import Conn
@@ -34,25 +41,62 @@ class Claim:
     batch_id: int | None  # the batch's lead row, when batched
     kind: str
     alarm_id: int
+    severity: str = ""
+    # Whose sends these are, for the per-firm bound: the community's property firm
+    # ("firm:<id>"), or the community itself when it has none ("community:<id>").
+    firm: str = ""
 
 
-def claim(conn: Conn, name: str, lease_s: float, grouped: list[str], limit: int) -> list[Claim]:
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """A queue of notifications and its delivery log."""
+
+    table: str
+    deliveries: str
+    ref: str  # the delivery log's column naming the queue's row
+    prefix: str  # of delivery ids: "<prefix><row id>.<channel id>"
+
+    def delivery(self, row_id: int, channel_id: int) -> str:
+        return f"{self.prefix}{row_id}.{channel_id}"
+
+
+OUTBOX = Queue("outbox", "deliveries", "outbox_id", "")
+PLATFORM = Queue("platform_notices", "platform_deliveries", "notice_id", "p")
+PLATFORM_FIRM = "platform"
+"""The platform operators' sends count as a firm of their own for the per-firm bound."""
+
+
+def claim(
+    conn: Conn,
+    name: str,
+    lease_s: float,
+    grouped: list[str],
+    limit: int,
+    *,
+    skip_firms: list[str] | None = None,
+    exclude: list[int] | None = None,
+) -> list[Claim]:
     """Claim up to ``limit`` rows that are due, in id order: not done, not leased, and either a
-    batch's lead, an escalation, or a severity that is not grouped."""
+    batch's lead, an escalation, or a severity that is not grouped; none of the firms in
+    ``skip_firms`` (this dispatcher has enough of theirs in hand) and none of the ids in
+    ``exclude`` (it is working on them)."""
     rows = conn.execute(
         "UPDATE outbox SET claimed_by = %s, claimed_until = clock_timestamp() + make_interval(secs => %s),"
         " attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox WHERE done_at IS NULL"
         " AND (claimed_until IS NULL OR claimed_until < clock_timestamp())"
         " AND (batch_id = id OR (batch_id IS NULL AND (kind = 'escalation'"
         " OR NOT severity = ANY(%s))))"
+        " AND NOT id = ANY(%s) AND NOT coalesce('firm:' || (SELECT c.firm_id FROM communities c"
+        " WHERE c.id = outbox.community_id), 'community:' || outbox.community_id) = ANY(%s)"
         " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
         " RETURNING id, community_id, responsible_party, payload, attempts, notify_party,"
-        " batch_id, kind, alarm_id",
-        (name, lease_s, grouped, limit),
+        " batch_id, kind, alarm_id, severity, coalesce('firm:' || (SELECT c.firm_id"
+        " FROM communities c WHERE c.id = outbox.community_id), 'community:' || outbox.community_id)",
+        (name, lease_s, grouped, exclude or [], skip_firms or [], limit),
     ).fetchall()
     return [
-        Claim(int(i), int(c), party, payload, int(n), notify, batch, kind, int(alarm))
-        for i, c, party, payload, n, notify, batch, kind, alarm in sorted(rows)
+        Claim(int(i), int(c), party, payload, int(n), notify, batch, kind, int(alarm), sev, firm)
+        for i, c, party, payload, n, notify, batch, kind, alarm, sev, firm in sorted(rows)
     ]
 
 
@@ -71,37 +115,97 @@ def batch_members(conn: Conn, lead: int) -> list[tuple[dict[str, Any], str]]:
     ).fetchall()
 
 
-def finish(conn: Conn, outbox_id: int, *, superseded: bool = False) -> None:
-    """Mark the row, and the rest of its batch, done."""
+def finish(
+    conn: Conn,
+    row_id: int,
+    *,
+    superseded: bool = False,
+    undeliverable: bool = False,
+    q: Queue = OUTBOX,
+) -> None:
+    """Mark the row, and the rest of its batch (outbox), done."""
+    if q is OUTBOX:
+        conn.execute(
+            "UPDATE outbox SET done_at = clock_timestamp(), superseded = superseded OR %s,"
+            " undeliverable = undeliverable OR %s"
+            " WHERE id = %s OR (batch_id = %s AND done_at IS NULL)",
+            (superseded, undeliverable, row_id, row_id),
+        )
+        return
     conn.execute(
-        "UPDATE outbox SET done_at = clock_timestamp(), superseded = superseded OR %s"
-        " WHERE id = %s OR (batch_id = %s AND done_at IS NULL)",
-        (superseded, outbox_id, outbox_id),
+        sql.SQL(
+            "UPDATE {} SET done_at = clock_timestamp(), superseded = superseded OR %s,"
+            " undeliverable = undeliverable OR %s WHERE id = %s"
+        ).format(sql.Identifier(q.table)),
+        (superseded, undeliverable, row_id),
     )
 
 
-def retry_in(conn: Conn, outbox_id: int, delay_s: float) -> None:
+def retry_in(conn: Conn, row_id: int, delay_s: float, *, q: Queue = OUTBOX) -> None:
     """Keep the row leased for ``delay_s``: it is claimed again, by anyone, after that."""
     conn.execute(
-        "UPDATE outbox SET claimed_until = clock_timestamp() + make_interval(secs => %s) WHERE id = %s",
-        (delay_s, outbox_id),
+        sql.SQL(
+            "UPDATE {} SET claimed_until = clock_timestamp() + make_interval(secs => %s)"
+            " WHERE id = %s"
+        ).format(sql.Identifier(q.table)),
+        (delay_s, row_id),
     )
 
 
-def accepted_channels(conn: Conn, outbox_id: int) -> set[int]:
-    """The channels that already accepted this row: never sent it again."""
-    return {
-        int(r[0])
-        for r in conn.execute(
-            "SELECT channel_id FROM deliveries WHERE outbox_id = %s AND status = 'accepted'",
-            (outbox_id,),
+def renew(conn: Conn, name: str, lease_s: float, ids: list[int], *, q: Queue = OUTBOX) -> set[int]:
+    """Extend this dispatcher's lease on the rows it is still working on; return those it
+    still holds (a row another dispatcher took meanwhile is not among them)."""
+    if not ids:
+        return set()
+    rows = conn.execute(
+        sql.SQL(
+            "UPDATE {} SET claimed_until = clock_timestamp() + make_interval(secs => %s)"
+            " WHERE id = ANY(%s) AND claimed_by = %s AND done_at IS NULL RETURNING id"
+        ).format(sql.Identifier(q.table)),
+        (lease_s, ids, name),
+    ).fetchall()
+    return {int(r[0]) for r in rows}
+
+
+def release(conn: Conn, name: str, ids: list[int], *, q: Queue = OUTBOX) -> None:
+    """Give rows back at once (a dispatcher stopping): anyone may claim them now."""
+    if ids:
+        conn.execute(
+            sql.SQL(
+                "UPDATE {} SET claimed_until = clock_timestamp() WHERE id = ANY(%s)"
+                " AND claimed_by = %s AND done_at IS NULL"
+            ).format(sql.Identifier(q.table)),
+            (ids, name),
         )
-    }
+
+
+def settled_channels(conn: Conn, row_id: int, *, q: Queue = OUTBOX) -> dict[int, bool]:
+    """The channels done with this row, each with whether it accepted it (else it failed
+    permanently): never sent it again."""
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT channel_id, bool_or(status = 'accepted') FROM {} WHERE {} = %s"
+            " AND (status = 'accepted' OR permanent) GROUP BY channel_id"
+        ).format(sql.Identifier(q.deliveries), sql.Identifier(q.ref)),
+        (row_id,),
+    ).fetchall()
+    return {int(c): bool(a) for c, a in rows}
+
+
+def accepted_channels(conn: Conn, row_id: int, *, q: Queue = OUTBOX) -> set[int]:
+    """The channels that already accepted this row."""
+    return {c for c, ok in settled_channels(conn, row_id, q=q).items() if ok}
+
+
+def storable(text: str, limit: int = 2000) -> str:
+    """Text as the database takes it: no NUL, no lone surrogates, at most ``limit`` chars."""
+    text = text[:limit].replace("\x00", "\\0")
+    return text.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def log_delivery(
     conn: Conn,
-    outbox_id: int,
+    row_id: int,
     person_id: int,
     channel_id: int,
     attempt: int,
@@ -110,22 +214,87 @@ def log_delivery(
     http_status: int | None,
     error: str,
     latency_ms: float,
+    permanent: bool = False,
+    q: Queue = OUTBOX,
 ) -> None:
-    """One attempt, accepted or failed, in ``deliveries``."""
+    """One attempt, accepted or failed (permanently or not), in the queue's delivery log."""
     conn.execute(
-        "INSERT INTO deliveries (outbox_id, person_id, channel_id, attempt, status, http_status, error,"
-        " latency_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        sql.SQL(
+            "INSERT INTO {} ({}, person_id, channel_id, attempt, status, permanent, http_status,"
+            " error, latency_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+        ).format(sql.Identifier(q.deliveries), sql.Identifier(q.ref)),
         (
-            outbox_id,
+            row_id,
             person_id,
             channel_id,
             attempt,
             "accepted" if ok else "failed",
-            http_status,
-            error,
+            permanent and not ok,
+            http_status if http_status is None or -(2**31) <= http_status < 2**31 else None,
+            storable(error),
             latency_ms,
         ),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformClaim:
+    """A platform notice this dispatcher holds until its lease runs out."""
+
+    id: int
+    kind: str
+    severity: str
+    payload: dict[str, Any]
+    attempts: int  # this one included
+    platform_alarm_id: int
+
+
+def note_platform_alarms(conn: Conn, *, within_days: float = 30.0) -> int:
+    """A notice for every platform alarm's opening and clearing that has none yet (both, the
+    opening first, for an alarm that opened and cleared unseen); return how many were written.
+    Alarms cleared more than ``within_days`` ago are not looked at."""
+    return conn.execute(
+        "INSERT INTO platform_notices (platform_alarm_id, alarm_opened_at, kind, severity, payload)"
+        " SELECT a.id, a.opened_at, k.kind, a.severity, jsonb_strip_nulls(jsonb_build_object("
+        " 'kind', k.kind, 'platform_alarm_id', a.id, 'alarm', a.kind, 'subject', a.subject,"
+        " 'severity', a.severity, 'opened_at', a.opened_at, 'triggers', a.triggers,"
+        " 'detail', a.detail,"
+        " 'cleared_at', CASE WHEN k.ord = 1 THEN a.cleared_at END,"
+        " 'cleared_reason', CASE WHEN k.ord = 1 THEN a.cleared_reason END))"
+        " FROM platform_alarms a CROSS JOIN (VALUES ('platform_alarm_opened', 0),"
+        " ('platform_alarm_cleared', 1)) AS k (kind, ord)"
+        " WHERE (k.ord = 0 OR a.state = 'cleared')"
+        " AND (a.state <> 'cleared'"
+        " OR coalesce(a.cleared_at, clock_timestamp()) > clock_timestamp() - make_interval(days => %s))"
+        " AND NOT EXISTS (SELECT 1 FROM platform_notices n WHERE n.platform_alarm_id = a.id"
+        " AND n.alarm_opened_at = a.opened_at AND n.kind = k.kind)"
+        " ORDER BY a.id, k.ord ON CONFLICT DO NOTHING",
+        (int(within_days),),
+    ).rowcount
+
+
+def claim_platform(
+    conn: Conn, name: str, lease_s: float, limit: int, *, exclude: list[int] | None = None
+) -> list[PlatformClaim]:
+    """Claim up to ``limit`` platform notices that are due, in id order; a clearing waits until
+    its alarm's opening is done, so nobody hears of the clearing first."""
+    rows = conn.execute(
+        "UPDATE platform_notices SET claimed_by = %s,"
+        " claimed_until = clock_timestamp() + make_interval(secs => %s), attempts = attempts + 1"
+        " WHERE id IN (SELECT n.id FROM platform_notices n WHERE n.done_at IS NULL"
+        " AND (n.claimed_until IS NULL OR n.claimed_until < clock_timestamp())"
+        " AND NOT n.id = ANY(%s)"
+        " AND NOT (n.kind = 'platform_alarm_cleared' AND EXISTS (SELECT 1 FROM platform_notices e"
+        " WHERE e.platform_alarm_id = n.platform_alarm_id AND e.alarm_opened_at = n.alarm_opened_at"
+        " AND e.kind = 'platform_alarm_opened' AND e.done_at IS NULL))"
+        " ORDER BY n.id LIMIT %s FOR UPDATE OF n SKIP LOCKED)"
+        " RETURNING id, kind, severity, payload, attempts, platform_alarm_id",
+        (name, lease_s, exclude or [], limit),
+    ).fetchall()
+    return [
+        PlatformClaim(int(i), kind, sev, payload, int(n), int(alarm))
+        for i, kind, sev, payload, n, alarm in sorted(rows)
+    ]
 
 
 def fire_escalations(conn: Conn) -> int:

@@ -1,7 +1,8 @@
 """Notify: who gets a notification. The responsible party maps to a roster role; the people whose
 duty shift covers the community in that role *now*, plus the firm's duty staff, get it, on each of
 their contact channels. Overlapping shifts are handovers: both people get it. An escalation step
-goes to the step's party only.
+goes to the step's party only. A platform alarm goes to the people on a platform shift
+(``platform_shifts``: the whole platform, no community) now.
 """
 
 from __future__ import annotations
@@ -58,6 +59,24 @@ def on_duty(
         " WHERE s.community_id = %s AND s.role = ANY(%s) AND s.starts_at <= %s AND %s < s.ends_at"
         " ORDER BY p.id, c.id",
         (community_id, roles(party, only=only), at, at),
+    ).fetchall()
+    return [
+        Recipient(int(p), int(c), str(k), str(a), str(s), str(lang), str(n))
+        for p, c, k, a, s, lang, n in rows
+    ]
+
+
+def platform_on_duty(conn: Conn, at: datetime) -> list[Recipient]:
+    """The people on a platform shift at ``at``, one entry per active person and contact
+    channel, in person and channel order."""
+    rows = conn.execute(
+        "SELECT DISTINCT p.id, c.id, c.kind, c.address, coalesce(c.secret, ''), p.language,"
+        " p.name"
+        " FROM platform_shifts s JOIN people p ON p.id = s.person_id AND p.active"
+        " JOIN contact_channels c ON c.person_id = p.id"
+        " WHERE s.starts_at <= %s AND %s < s.ends_at"
+        " ORDER BY p.id, c.id",
+        (at, at),
     ).fetchall()
     return [
         Recipient(int(p), int(c), str(k), str(a), str(s), str(lang), str(n))
