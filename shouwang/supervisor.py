@@ -58,6 +58,10 @@ class Supervisor:
         p.proc = self.launch(*p.argv)
         p.started_at, p.restart_at = now, None
 
+    def exited(self) -> list[Process]:
+        """The processes that are down now (waiting for their restart)."""
+        return [p for p in self.processes.values() if p.proc is None]
+
     def poll(self) -> list[str]:
         """Restart what exited once its backoff has passed; what happened, as sentences."""
         now = time.monotonic()

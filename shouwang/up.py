@@ -16,6 +16,8 @@ from rich.console import Console
 from core.db import connect
 from core.holiday_store import calendar_in_force
 from core.settings import Settings
+from core.severity import Severity
+from lifecycle.platform import PlatformKind, raise_alarm
 from shouwang.status import snapshot
 from shouwang.supervisor import Supervisor
 from simulators.stream import main as simulate
@@ -70,7 +72,17 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
                 log.warning("%s", w)
             last_status = time.monotonic()
             while not stop.wait(1.0):
+                down_before = {p.name for p in services.exited()}
                 services.poll()  # a stage that died is started again, with a backoff
+                for p in services.exited():
+                    if p.name not in down_before:  # died just now: the platform operator hears
+                        raise_alarm(
+                            conn,
+                            PlatformKind.STAGE_RESTARTED,
+                            p.name,
+                            severity=Severity.P2,
+                            detail={"exit_status": p.last_exit, "restarts": p.restarts},
+                        )
                 if time.monotonic() - last_status < 10.0:
                     continue
                 last_status = time.monotonic()
