@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # Rejects stored per device (or topic) and minute; beyond it they are counted in
     # rejects_counted, not stored, so one device's flood cannot fill the disk.
     ingest_reject_limit_per_minute: int = 120
+    # Payload bytes an ingest worker holds (received, not yet committed) before it stops reading
+    # from the broker, which then keeps the backlog in the worker's session.
+    ingest_max_buffer_bytes: int = 64 * 1024 * 1024
     retention_days: float = 400.0
 
     # Analytics.

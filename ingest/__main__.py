@@ -28,6 +28,7 @@ def config_from(s: Settings, client_id: str) -> IngestConfig:
         max_future_ms=int(s.ingest_max_future_seconds * 1000),
         max_age_ms=int(s.ingest_max_age_days * 86_400_000),
         reject_limit_per_minute=s.ingest_reject_limit_per_minute,
+        max_buffer_bytes=s.ingest_max_buffer_bytes,
         retention_days=s.retention_days,
         rejects_retention_days=s.rejects_retention_days,
     )

@@ -55,3 +55,23 @@ def test_every_command_a_document_names_exists(doc: Path) -> None:
         c for c in COMMAND.findall(text) if not _known([w for w in shlex.split(c) if w.islower()])
     ]
     assert unknown == []
+
+
+def test_every_setting_is_documented_in_the_operations_guide() -> None:
+    from core.settings import Settings
+
+    guide = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`(SHOUWANG_[A-Z0-9_]+)`", guide))
+    # "`SHOUWANG_API_HOST` / `_PORT`": a suffix replaces the last word(s) of the name before it.
+    for line in guide.splitlines():
+        names = re.findall(r"`(SHOUWANG_[A-Z0-9_]+)`", line)
+        for suffix in re.findall(r"`(_[A-Z0-9_]+)`", line):
+            for name in names:
+                words = name.split("_")
+                documented |= {"_".join(words[:-k]) + suffix for k in range(1, 4)}
+    missing = sorted(
+        f"SHOUWANG_{name.upper()}"
+        for name in Settings.model_fields
+        if f"SHOUWANG_{name.upper()}" not in documented
+    )
+    assert missing == []
