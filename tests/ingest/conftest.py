@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -8,6 +7,7 @@ import pytest
 from core.settings import Settings
 from ingest.__main__ import config_from
 from ingest.consumer import Consumer, retire_session
+from tests.background import running
 
 
 @pytest.fixture
@@ -20,20 +20,10 @@ def ingest_worker(settings: Settings, request: pytest.FixtureRequest) -> Iterato
 
         cfg = replace(cfg, **overrides)
     consumer = Consumer(cfg, settings.database_url)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            consumer.run()
-        except BaseException as e:  # surfaced below: a swallowed error fails the test
-            errors.append(e)
-
-    t = threading.Thread(target=run, name="ingest")
-    t.start()
-    assert consumer._connected.wait(10), "ingest did not connect"
-    yield consumer
-    consumer.stop()
-    t.join(30)
-    retire_session(cfg)
-    consumer.conn.close()
-    assert not errors, errors
+    try:
+        with running(consumer.run, consumer.stop, "ingest"):
+            assert consumer._connected.wait(10), "ingest did not connect"
+            yield consumer
+    finally:
+        retire_session(cfg)
+        consumer.conn.close()

@@ -4,7 +4,6 @@ stored, and after the database returns every reading is stored exactly once."""
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import replace
 
@@ -16,6 +15,7 @@ from core.wire import Channel, device_topic, encode_sample
 from ingest.__main__ import config_from
 from ingest.consumer import Consumer, retire_session
 from simulators.county import County
+from tests.background import running
 from tests.conftest import Broker
 from tests.mqtt_helpers import peer
 from tests.proxy import proxied
@@ -36,55 +36,43 @@ def test_a_database_outage_pauses_reading_and_loses_nothing(
         url = make_conninfo(**{**params, "port": str(proxy.port)})  # type: ignore[arg-type]
         cfg = replace(config_from(settings, "outage-ingest"), max_buffer_bytes=LIMIT)
         consumer = Consumer(cfg, url)
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                consumer.run()
-            except BaseException as e:  # surfaced below
-                errors.append(e)
-
-        worker = threading.Thread(target=run, name="ingest")
-        worker.start()
         dev = peer(broker.host, broker.port, el, secrets[el])
         try:
-            assert consumer._connected.wait(10)
-            proxy.cut()
-            now = int(time.time() * 1000) - 600_000
-            mids = [
-                dev.publish(
-                    device_topic(el, Channel.TELEMETRY),
-                    encode_sample(now + i * 1000, {"floor": i % 30, "speed": 1.0 + i / 1000}),
+            with running(consumer.run, consumer.stop, "ingest") as worker:
+                assert consumer._connected.wait(10)
+                proxy.cut()
+                now = int(time.time() * 1000) - 600_000
+                mids = [
+                    dev.publish(
+                        device_topic(el, Channel.TELEMETRY),
+                        encode_sample(now + i * 1000, {"floor": i % 30, "speed": 1.0 + i / 1000}),
+                    )
+                    for i in range(400)
+                ]
+                dev.wait_acks(mids)  # the broker has them all
+                time.sleep(4.0)
+                assert worker.is_alive()
+                assert consumer.paused_reading > 0, "ingest stopped reading at its limit"
+                held = consumer._buffer_bytes + consumer._held_bytes
+                assert held < LIMIT + 200, f"{held} bytes held beyond the {LIMIT} byte limit"
+                assert consumer.stats.messages == 0, (
+                    "nothing counted stored while the database is away"
                 )
-                for i in range(400)
-            ]
-            dev.wait_acks(mids)  # the broker has them all
-            time.sleep(4.0)
-            assert worker.is_alive() and not errors, errors
-            assert consumer.paused_reading > 0, "ingest stopped reading at its limit"
-            held = consumer._buffer_bytes + consumer._held_bytes
-            assert held < LIMIT + 200, f"{held} bytes held beyond the {LIMIT} byte limit"
-            assert consumer.stats.messages == 0, (
-                "nothing is counted stored while the database is away"
-            )
-            proxy.restore()
-            deadline = time.monotonic() + 60
-            stored = 0
-            while time.monotonic() < deadline and stored < 800:
-                row = db.execute(
-                    "SELECT count(*) FROM readings r JOIN devices d ON d.id = r.device_id"
-                    " WHERE d.uid = %s",
-                    (el,),
-                ).fetchone()
-                stored = int(row[0]) if row else 0
-                time.sleep(0.2)
+                proxy.restore()
+                deadline = time.monotonic() + 60
+                stored = 0
+                while time.monotonic() < deadline and stored < 800:
+                    row = db.execute(
+                        "SELECT count(*) FROM readings r JOIN devices d ON d.id = r.device_id"
+                        " WHERE d.uid = %s",
+                        (el,),
+                    ).fetchone()
+                    stored = int(row[0]) if row else 0
+                    time.sleep(0.2)
         finally:
             dev.close()
-            consumer.stop()
-            worker.join(60)
             retire_session(cfg)
             consumer.conn.close()
-    assert not errors, errors
     assert stored == 800, f"{stored} of 800 readings stored"
     dup = db.execute(
         "SELECT count(*) - count(DISTINCT (device_id, metric_id, ts)) FROM readings"

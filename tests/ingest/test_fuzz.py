@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +23,7 @@ from core.settings import Settings
 from core.wire import Channel, device_topic, encode_event, encode_sample, gateway_topic
 from ingest.consumer import Consumer
 from simulators.county import County
+from tests.background import running
 from tests.conftest import Broker
 from tests.mqtt_helpers import Peer, peer
 
@@ -139,20 +139,8 @@ def hostile(own: str, other: str) -> st.SearchStrategy[tuple[str, str, bytes]]:
 @pytest.fixture
 def analytics_running(settings: Settings) -> Iterator[Analytics]:
     service = build(settings)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            service.run()
-        except BaseException as e:  # surfaced below
-            errors.append(e)
-
-    t = threading.Thread(target=run, name="analytics")
-    t.start()
-    yield service
-    service.stop()
-    t.join(30)
-    assert not errors, errors
+    with running(service.run, service.stop, "analytics"):
+        yield service
 
 
 def test_ten_thousand_hostile_messages_stop_nothing(
