@@ -48,8 +48,44 @@ def reload(pid_file: Path) -> int:
     return pid
 
 
-def broker_config(*, host: str, port: int, directory: Path, persistence: bool = True) -> str:
-    """Mosquitto configuration for a platform broker whose files live in ``directory``."""
+# What the broker holds for a persistent session that is not taking its messages (ingest during a
+# database outage stops reading at its own byte limit, IngestConfig.max_buffer_bytes). Per
+# session; the byte limit counts the payload of every unacknowledged QoS 1 message, in flight or
+# queued (a connected session also gets up to its receive maximum, 65,535, in flight whatever
+# their size). Beyond a limit the broker still acknowledges the publisher and drops the message
+# for that session.
+# Measured (`shouwang drill backlog`; docs/benchmarks.md, "Outage drills"): the demo county (20
+# communities, 1,990 devices) publishes 350,000 messages and 117 MB of payload an hour (59 KB
+# per device-hour), and the broker holds 379 bytes of its own besides each payload. 256 MiB of
+# payload is 2.3 hours of the demo county (a one-hour database outage loses nothing, held in
+# about 240 MiB of broker memory), or one hour of about 4,500 such devices; what a flood can make
+# one session hold stops at about 550 MiB of demo-sized messages, or 2,000,000 x 379 B (720 MiB)
+# of tiny ones.
+MAX_QUEUED_BYTES = 256 * 1024 * 1024
+MAX_QUEUED_MESSAGES = 2_000_000
+# Mosquitto writes its whole in-memory state (sessions, queued and retained messages) every
+# AUTOSAVE_INTERVAL_S + 1 seconds (its own rounding), and on a clean stop. Killed (SIGKILL, OOM,
+# power), it comes back with the last save: what it acknowledged since and had not delivered is
+# lost, i.e. at most the last AUTOSAVE_INTERVAL_S + 1 s of messages held for a session that was
+# not reading (ingest down or paused); with ingest reading, next to nothing (`shouwang drill
+# broker-kill`). A save blocks the broker about 1.2 us per message held: nothing to speak of in
+# normal running, 0.4 s (7 % of its time at 5 s) once it holds an hour of the demo county. 5 s
+# keeps the window at 6 s (about 600 messages of the demo county) for that cost; 30 s, as
+# before, was a 31 s window. Not autosave_on_changes: it saves every N queued messages, so a
+# flood would have the broker writing its whole backlog back to back.
+AUTOSAVE_INTERVAL_S = 5
+
+
+def broker_config(
+    *,
+    host: str,
+    port: int,
+    directory: Path,
+    persistence: bool = True,
+    autosave_s: int = AUTOSAVE_INTERVAL_S,
+) -> str:
+    """Mosquitto configuration for a platform broker whose files live in ``directory``
+    (``autosave_s``: seconds between saves of its state, for drills that measure the window)."""
     lines = [
         "# shouwang broker: no anonymous access; per-device credentials and ACL are written by",
         "# 'shouwang broker sync' from the registry and re-read on SIGHUP.",
@@ -58,9 +94,10 @@ def broker_config(*, host: str, port: int, directory: Path, persistence: bool = 
         "allow_anonymous false",
         f"password_file {directory / 'passwd'}",
         f"acl_file {directory / 'acl'}",
-        # Ingest keeps persistent sessions: hold what it has not acknowledged, however long.
-        "max_queued_messages 2000000",
-        "max_queued_bytes 0",
+        # Ingest keeps persistent sessions: hold what it has not acknowledged, within bounds
+        # (MAX_QUEUED_BYTES above).
+        f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+        f"max_queued_bytes {MAX_QUEUED_BYTES}",
         "max_inflight_messages 0",
         "max_packet_size 1048576",
         f"pid_file {directory / 'mosquitto.pid'}",
@@ -76,6 +113,6 @@ def broker_config(*, host: str, port: int, directory: Path, persistence: bool = 
         lines += [
             "persistence true",
             f"persistence_location {directory / 'data'}/",
-            "autosave_interval 30",
+            f"autosave_interval {autosave_s}",
         ]
     return "\n".join(line for line in lines if line) + "\n"

@@ -17,6 +17,7 @@ from shouwang import (
     broker_commands,
     calendar_commands,
     dashboards_commands,
+    drill_commands,
     operations,
     stages,
 )
@@ -31,6 +32,7 @@ app.add_typer(operations.app)
 app.add_typer(broker_commands.app, name="broker")
 app.add_typer(broker_commands.app, name="gateway", hidden=True)  # the earlier spelling
 app.add_typer(bench_commands.app, name="bench")
+app.add_typer(drill_commands.app, name="drill")
 app.add_typer(dashboards_commands.app, name="dashboards")
 app.add_typer(api_commands.app, name="api")
 app.add_typer(calendar_commands.app, name="calendar")
