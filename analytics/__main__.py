@@ -1,4 +1,6 @@
-"""Analytics: the shell. Builds the detectors from the responsibility list in force and runs."""
+"""Analytics: the shell. Builds the detectors from the responsibility list in force and runs.
+Started while the database is down, it waits for it (``core.outlasting_db``) instead of
+exiting; a stop asked for meanwhile ends the wait."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ import threading
 from functools import partial
 
 from analytics.service import Analytics, AnalyticsConfig
-from core.db import Conn, connect
+from core.db import Conn
 from core.holiday_store import calendar_in_force
+from core.outlasting_db import Database, Stopping
 from core.settings import Settings, load_settings
 from responsibility.in_force import InForce, list_in_force
 
@@ -47,21 +50,31 @@ def in_force(s: Settings, conn: Conn, current: InForce | None = None) -> InForce
     )
 
 
-def build(s: Settings, *, clock: str = "wall") -> Analytics:
+def build(s: Settings, *, clock: str = "wall", stop: threading.Event | None = None) -> Analytics:
     """Analytics with the list in force: the file in SHOUWANG_RESPONSIBILITY_LIST when set
     (pinned), else the newest published through the API, else the shipped list; the override
-    files in SHOUWANG_RESPONSIBILITY_OVERRIDES on top."""
-    with connect(s.database_url) as conn:
-        calendar = calendar_in_force(conn, s.work_calendar)
-        found = in_force(s, conn)
-    return Analytics(config_from(s, clock), s.database_url, found, calendar)
+    files in SHOUWANG_RESPONSIBILITY_OVERRIDES on top. Waits for the database while it cannot
+    be reached; ``stop`` set ends the wait (``Stopping``) and later stops the service."""
+    stop = threading.Event() if stop is None else stop
+    db = Database(s.database_url, f"{s.analytics_client_id}-start", stop, log)
+    try:
+        calendar = db.read(lambda c: calendar_in_force(c, s.work_calendar))
+        found = db.read(lambda c: in_force(s, c))
+    finally:
+        db.close()
+    return Analytics(config_from(s, clock), s.database_url, found, calendar, stopping=stop)
 
 
 def main(s: Settings, *, clock: str = "wall") -> None:
-    service = build(s, clock=clock)
+    stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: service.stop())
-        signal.signal(signal.SIGINT, lambda *_: service.stop())
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        service = build(s, clock=clock, stop=stop)
+    except Stopping:
+        log.warning("stopped before the database could be reached")
+        return
     log.info(
         "analytics running: list %s (%s), clock %s",
         service.entries.version,

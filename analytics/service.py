@@ -10,7 +10,9 @@ that device's detector state (a platform alarm) and every other device goes on; 
 out of the registry has its open alarms closed. The platform's own trouble is not the devices'
 fault: while the feed is silent, and for a grace period after it resumes (and after a start), no
 device is judged offline; a silent feed is one platform alarm, and so is a large share of the
-devices going silent together.
+devices going silent together. Nor does it stop for the database going away: it waits for it
+where it is (``core.outlasting_db``), holds what it has in memory and acknowledges nothing until
+the alarm changes made from it are committed, each exactly once.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
-import psycopg
 from paho.mqtt.reasoncodes import ReasonCode
 
 from analytics.conditions import DeviceView
@@ -47,11 +49,12 @@ from analytics.store import (
     load_open_alarms,
     record_breaches,
 )
-from core.db import Conn, connect
+from core.db import Conn
 from core.feed import EVENTS_TOPIC, READINGS_TOPIC, unpack_events, unpack_readings
 from core.holiday_schedule import ScheduleWarning
 from core.holiday_store import calendar_in_force, fingerprint
 from core.mqtt import new_client
+from core.outlasting_db import Database, Stopping
 from core.severity import Severity
 from core.workcalendar import WorkCalendar
 from lifecycle.alarms import Lifecycle, Observation, Policy, Transition, policy_of
@@ -63,9 +66,11 @@ from responsibility.model import Entry
 log = logging.getLogger("shouwang.analytics")
 ROLLUP_EVERY_S = 15.0  # how often the per-minute rollup of readings catches up
 ROLLUP_STEP = timedelta(minutes=30)  # the most one pass recomputes (a backlog takes several)
-# The database is gone (not one device's or one message's fault): the stage stops, nothing
-# is acknowledged, and the feed is delivered again when it is back.
-CONNECTION_LOST = (psycopg.OperationalError, psycopg.InterfaceError)
+# The database gone is not one device's or one message's fault. Every statement goes through
+# ``self.db`` (``core.outlasting_db``), which waits for the database where it is: the step
+# pauses, its state in memory as it was, nothing acknowledged. What it raises is the
+# statement's own error, handled like any other; a stop while it waits raises ``Stopping``,
+# which no handler of one device's or one message's failures takes (not an ``Exception``).
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,15 +117,24 @@ class Analytics:
     database_url: str
     in_force: InForce
     calendar: WorkCalendar
-    conn: Conn = field(init=False)
     stats: Stats = field(default_factory=Stats)
     wall_clock: Callable[[], float] = time.time  # the wall clock (tests move it)
+    # Set to stop (``stop()``); also ends a wait for the database, the one at the start included.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.conn = connect(self.database_url, autocommit=True, application_name=self.cfg.client_id)
-        self.devices: dict[int, DeviceInfo] = load_devices(self.conn)
+        self._stop = self.stopping
+        self._held_messages = 0  # feed messages of the step under way: not acknowledged yet
+        self._held_changes: list[Transition] = []  # those of the step under way, not committed
+        self._buffer: list[tuple[str, bytes, int, int]] = []
+        self._lock = threading.Lock()
+        # Connected once the database answers: a start during an outage waits for it.
+        self.db = Database(
+            self.database_url, self.cfg.client_id, self._stop, log, holding=self._holding
+        )
+        self.devices: dict[int, DeviceInfo] = self.db.read(load_devices)
         self.metric_names: dict[int, str] = dict(
-            self.conn.execute("SELECT id, name FROM metrics").fetchall()
+            self.db.read(lambda c: c.execute("SELECT id, name FROM metrics").fetchall())
         )
         self.feed = FeedWatch(self.cfg.offline_grace_s)
         self.mass = MassSilence(
@@ -137,11 +151,11 @@ class Analytics:
         self._adopt_platform_alarms()
         self._build_detectors()
         self._refreshed_at = float("-inf")  # the first step takes models, list and calendar
-        self._calendar_mark = fingerprint(self.conn)
+        self._calendar_mark = self.db.read(fingerprint)
         self._calendar_warned: date | None = None
         self.lifecycle = Lifecycle(self._policy)
         gone: set[int] = set()
-        for alarm in load_open_alarms(self.conn):
+        for alarm in self.db.read(load_open_alarms):
             if alarm.device_id in self.devices:
                 self.lifecycle.adopt([alarm])
             else:
@@ -150,10 +164,8 @@ class Analytics:
             self._retire(device_id, None)
         self.watermark = 0.0
         self._next_data_tick = 0.0
-        self._buffer: list[tuple[str, bytes, int, int]] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._connected = threading.Event()
+        self.rollup_thread: threading.Thread | None = None  # while running
         self._last_breach_check = 0.0
         self.client, self._props = new_client(
             self.cfg.client_id,
@@ -164,6 +176,24 @@ class Analytics:
         )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+
+    @property
+    def conn(self) -> Conn:
+        """The database connection now (replaced after an outage: do not keep it)."""
+        return self.db.conn
+
+    def _holding(self) -> str:
+        """What analytics holds while it waits for the database, for the log."""
+        return (
+            f"; holding {self._held_messages + len(self._buffer)} feed message(s), not"
+            f" acknowledged, and {len(self._held_changes)} alarm change(s), not committed"
+        )
+
+    def _raise(self, kind: PlatformKind, subject: str = "", **kw: Any) -> None:
+        self.db.write(lambda c: raise_alarm(c, kind, subject, **kw))
+
+    def _clear(self, kind: PlatformKind, subject: str = "", **kw: Any) -> None:
+        self.db.write(lambda c: clear_alarm(c, kind, subject, **kw))
 
     @property
     def entries(self) -> ResponsibilityList:
@@ -206,33 +236,49 @@ class Analytics:
         self.client.loop_start()
         # The rollup has a thread and connection of its own: detection never waits for it.
         rollup = threading.Thread(target=self._rollup_loop, name="rollup", daemon=True)
+        self.rollup_thread = rollup
         rollup.start()
         try:
             while not self._stop.wait(self.cfg.tick_seconds):
                 self.step()
+            self.step()  # what came before the stop
+        except Stopping:
+            log.error(
+                "stopped while waiting for the database: %d feed messages not acknowledged (the"
+                " broker delivers them again at the next start) and %d alarm changes not"
+                " committed (found again from them)",
+                self._held_messages + len(self._buffer),
+                len(self._held_changes),
+            )
         finally:
-            self.step()
             self.client.disconnect()
             self.client.loop_stop()
             rollup.join(30)
-            self.conn.close()
+            self.db.close()
 
     def _rollup_loop(self) -> None:
         """Keep the per-minute rollup current: a pass every ``ROLLUP_EVERY_S``, a backlog caught
-        up in bounded steps (``ROLLUP_STEP``)."""
-        with connect(
-            self.database_url, autocommit=True, application_name="shouwang-rollup"
-        ) as conn:
+        up in bounded steps (``ROLLUP_STEP``). Waits for the database like the rest, and
+        nothing that fails in a pass ends it (a pass can be repeated at any point)."""
+        try:
+            db = Database(self.database_url, f"{self.cfg.client_id}-rollup", self._stop, log)
+        except Stopping:
+            return
+        try:
             while not self._stop.is_set():
                 wait = ROLLUP_EVERY_S
                 try:
                     now = datetime.now(UTC)
-                    _, done = roll_up(conn, now, max_span=ROLLUP_STEP)
+                    _, done = db.write(partial(roll_up, now=now, max_span=ROLLUP_STEP))
                     if done is not None and done < now - ROLLUP_STEP:
                         wait = 0.5  # behind (a first run, or after downtime): keep going
-                except psycopg.Error as e:  # the next pass tries again
-                    log.error("rollup pass failed: %s", e)
+                except Stopping:
+                    return
+                except Exception as e:  # the next pass tries again
+                    log.error("rollup pass failed: %s: %s", type(e).__name__, e, exc_info=e)
                 self._stop.wait(wait)
+        finally:
+            db.close()
 
     def stop(self) -> None:
         self._stop.set()
@@ -243,7 +289,8 @@ class Analytics:
         """Pick up a newly trained (or rolled back) model version without a restart."""
         for cls in self.learned.classes_with_models():
             known = self.learned.models.get(cls)
-            model = latest(self.conn, cls, None if known is None else known.version)
+            version = None if known is None else known.version
+            model = self.db.read(partial(latest, device_class=cls, known_version=version))
             if model is not None:
                 self.learned.set_model(model)
                 log.info("%s: using model %s", cls, model.version)
@@ -256,7 +303,7 @@ class Analytics:
         now = self._now()
         for device_id in list(self.quarantined):
             self._release(device_id, now, add_view=False)
-        codes = active_codes(self.conn)
+        codes = self.db.read(active_codes)
         for d in self.devices.values():
             self._add_view(d, codes.get(d.id, set()))
         self._views_changed()
@@ -272,7 +319,9 @@ class Analytics:
             return
         view.silence_from = self.feed.silence_from
         view.active_codes |= (
-            active_codes(self.conn, d.id).get(d.id, set()) if codes is None else codes
+            self.db.read(lambda c: active_codes(c, d.id)).get(d.id, set())
+            if codes is None
+            else codes
         )
         self.engine.add_device(view)
         self._views_changed()
@@ -294,7 +343,8 @@ class Analytics:
         the list changed."""
         if self.cfg.list_in_force is None:
             return False
-        newer = self.cfg.list_in_force(self.conn, self.in_force)
+        find, held = self.cfg.list_in_force, self.in_force
+        newer = self.db.read(lambda c: find(c, held))
         if newer is self.in_force:
             return False
         log.info("responsibility list %s -> %s", self.entries.version, newer.rules.version)
@@ -309,7 +359,7 @@ class Analytics:
         watched afresh (a quarantine ends), devices no longer active are retired: their open
         alarms are closed (``device_deactivated``; work orders stay as they are) and their
         detector state dropped. Return whether anything changed."""
-        fresh = load_devices(self.conn)
+        fresh = self.db.read(load_devices)
         old = self.devices
         gone = [d for d in old if d not in fresh]
         changed = [d for d, info in fresh.items() if old.get(d) != info]
@@ -317,7 +367,7 @@ class Analytics:
         for device_id in gone:
             self._retire(device_id, old[device_id])
         now = self._now()
-        codes = active_codes(self.conn) if len(changed) > 20 else None  # one query for many
+        codes = self.db.read(active_codes) if len(changed) > 20 else None  # one query for many
         for device_id in changed:
             before = old.get(device_id)
             if device_id in self.quarantined:
@@ -335,18 +385,16 @@ class Analytics:
 
     def _retire(self, device_id: int, info: DeviceInfo | None) -> None:
         """A device no longer active (deactivated, or gone from the registry)."""
-        closed = close_device_alarms(self.conn, device_id, "device_deactivated")
+        closed = self.db.write(lambda c: close_device_alarms(c, device_id, "device_deactivated"))
         self.lifecycle.forget_device(device_id)
         self._drop_state(device_id)
         self._resync.discard(device_id)
-        uid = info.uid if info is not None else device_uid(self.conn, device_id)
+        uid = info.uid if info is not None else self.db.read(lambda c: device_uid(c, device_id))
         if (
             self.quarantined.pop(device_id, None) is not None
             or self._probation.pop(device_id, None) is not None
         ):
-            clear_alarm(
-                self.conn, PlatformKind.DETECTOR_QUARANTINED, uid, reason="device_deactivated"
-            )
+            self._clear(PlatformKind.DETECTOR_QUARANTINED, uid, reason="device_deactivated")
         self.stats.retired += 1
         log.info(
             "device %s is no longer active: %d open alarms closed (device_deactivated),"
@@ -368,11 +416,12 @@ class Analytics:
 
     def refresh_calendar(self) -> bool:
         """Take holiday schedules loaded since (deadlines of work orders filed from now on)."""
-        mark = fingerprint(self.conn)
+        mark = self.db.read(fingerprint)
         if mark == self._calendar_mark:
             return False
         self._calendar_mark = mark
-        self.calendar = calendar_in_force(self.conn, self.calendar)
+        held = self.calendar
+        self.calendar = self.db.read(lambda c: calendar_in_force(c, held))
         log.info("holiday schedules in force: %s", sorted(self.calendar.schedules.years))
         self._calendar_warned = None
         return True
@@ -390,7 +439,7 @@ class Analytics:
     def forget_cleared(self) -> None:
         """Alarms cleared by hand are closed here too, so the next fault opens a new alarm."""
         ids = {a.id: key for key, a in self.lifecycle.open.items() if a.id is not None}
-        for alarm_id in cleared_elsewhere(self.conn, list(ids)):
+        for alarm_id in self.db.read(lambda c: cleared_elsewhere(c, list(ids))):
             self.lifecycle.open.pop(ids[alarm_id], None)
             log.info("alarm %s was cleared by hand", alarm_id)
 
@@ -414,12 +463,12 @@ class Analytics:
             self._refresh()
         with self._lock:
             items, self._buffer = self._buffer, []
+        self._held_messages = len(items)
         transitions: list[Transition] = []
+        self._held_changes = transitions
         for topic, payload, *_ in items:
             try:
                 transitions.extend(self._process(topic, payload, wall))
-            except CONNECTION_LOST:
-                raise
             except Exception as e:  # one feed message not understood: log, count, go on
                 self.stats.bad_messages += 1
                 log.error("feed message on %s not understood: %s: %s", topic, type(e).__name__, e)
@@ -428,15 +477,17 @@ class Analytics:
             self._watch_feed(now)
         if now and self.cfg.clock == "wall":
             transitions.extend(self._tick(now))
-        self._apply(transitions)
+        self._apply(transitions)  # waits for the database, if it must, until committed
+        self._held_changes = []
         self._resync_alarms()
         if now and time.monotonic() - self._last_breach_check > 5.0:
             self._last_breach_check = time.monotonic()
-            record_breaches(self.conn, now)
+            self.db.write(lambda c: record_breaches(c, now))
             self.forget_cleared()
         for _topic, _payload, mid, qos in items:
             if qos:
                 self.client.ack(mid, qos)
+        self._held_messages = 0
 
     def _refresh(self) -> None:
         """Re-read the registry, the list in force, models and calendar; one failing (a model
@@ -450,8 +501,6 @@ class Analytics:
         ):
             try:
                 refresh()
-            except CONNECTION_LOST:
-                raise
             except Exception as e:
                 log.error(
                     "re-reading the %s failed (%s: %s); kept as it was", what, type(e).__name__, e
@@ -474,8 +523,6 @@ class Analytics:
             return
         try:
             self._write(known)
-        except CONNECTION_LOST:
-            raise
         except Exception as e:
             log.error(
                 "alarm changes refused (%s: %s); writing them device by device",
@@ -488,19 +535,22 @@ class Analytics:
             for device_id, part in by_device.items():
                 try:
                     self._write(part)
-                except CONNECTION_LOST:
-                    raise
                 except Exception as e2:
                     self._quarantine(device_id, e2, self._now())
 
     def _write(self, transitions: list[Transition]) -> None:
-        apply(
-            self.conn,
-            transitions,
-            entry_of=self._entry,
-            devices=self.devices,
-            calendar=self.calendar,
-            list_version=str(self.entries.version),
+        """One transaction, committed exactly once (``Database.write``): while the database is
+        away it waits here with the transitions, which are written when it is back; a commit
+        the outage cut off is not written again if it went through."""
+        self.db.write(
+            lambda c: apply(
+                c,
+                transitions,
+                entry_of=self._entry,
+                devices=self.devices,
+                calendar=self.calendar,
+                list_version=str(self.entries.version),
+            )
         )
         self.stats.transitions += len(transitions)
         self.stats.opened += sum(1 for t in transitions if t.kind == "open")
@@ -511,7 +561,7 @@ class Analytics:
         for device_id in sorted(self._resync):
             self.lifecycle.forget_device(device_id)
             if device_id in self.devices:
-                self.lifecycle.adopt(load_open_alarms(self.conn, device_id))
+                self.lifecycle.adopt(self.db.read(partial(load_open_alarms, device_id=device_id)))
         self._resync.clear()
 
     def _process(self, topic: str, payload: bytes, wall: float | None = None) -> list[Transition]:
@@ -534,8 +584,6 @@ class Analytics:
                     continue
                 try:
                     out.extend(self._sample(device_id, t, values))
-                except CONNECTION_LOST:
-                    raise
                 except Exception as e:
                     self._quarantine(device_id, e, self._now(t))
         elif topic == EVENTS_TOPIC:
@@ -548,8 +596,6 @@ class Analytics:
                     out.extend(
                         self._observe(self.engine.on_event(device_id, ts_ms / 1000, code, active))
                     )
-                except CONNECTION_LOST:
-                    raise
                 except Exception as e:
                     self._quarantine(device_id, e, self._now(ts_ms / 1000))
         return out
@@ -628,8 +674,7 @@ class Analytics:
             ", ".join(uids[:10]),
             ", …" if len(uids) > 10 else "",
         )
-        raise_alarm(
-            self.conn,
+        self._raise(
             PlatformKind.MASS_SILENCE,
             severity=Severity.P1,
             at=dt(t),
@@ -641,7 +686,7 @@ class Analytics:
         )
 
     def _mass_ended(self, still_silent: list[int], t: float) -> None:
-        clear_alarm(self.conn, PlatformKind.MASS_SILENCE, reason="devices_back", at=dt(t))
+        self._clear(PlatformKind.MASS_SILENCE, reason="devices_back", at=dt(t))
         log.warning(
             "mass silence over: %d devices still silent are judged one by one after %.0f s",
             len(still_silent),
@@ -654,7 +699,7 @@ class Analytics:
         self.mass.pending.clear()
         if self.mass.active:
             self.mass.active = False
-            clear_alarm(self.conn, PlatformKind.MASS_SILENCE, reason=reason, at=dt(t))
+            self._clear(PlatformKind.MASS_SILENCE, reason=reason, at=dt(t))
 
     def _resume(self, t: float, *, grace: bool) -> None:
         """The feed flows (again) from ``t``: every device's silence counts from then; with
@@ -717,8 +762,7 @@ class Analytics:
             threshold,
             newest,
         )
-        raise_alarm(
-            self.conn,
+        self._raise(
             PlatformKind.FEED_SILENT,
             severity=Severity.P1,
             at=dt(at),
@@ -727,7 +771,7 @@ class Analytics:
 
     def _feed_flows(self, at: float) -> None:
         self.feed.silent = False
-        clear_alarm(self.conn, PlatformKind.FEED_SILENT, reason="feed_resumed", at=dt(at))
+        self._clear(PlatformKind.FEED_SILENT, reason="feed_resumed", at=dt(at))
         log.warning(
             "the feed flows again: devices are judged offline again after %.0f s",
             self.cfg.offline_grace_s,
@@ -786,8 +830,7 @@ class Analytics:
         self.quarantined[device_id] = now + self.cfg.quarantine_s
         self._probation.pop(device_id, None)
         self._resync.add(device_id)
-        raise_alarm(
-            self.conn,
+        self._raise(
             PlatformKind.DETECTOR_QUARANTINED,
             uid,
             severity=Severity.P3,
@@ -816,8 +859,7 @@ class Analytics:
         for device_id, until in list(self._probation.items()):
             if now >= until and device_id not in self.quarantined:
                 del self._probation[device_id]
-                clear_alarm(
-                    self.conn,
+                self._clear(
                     PlatformKind.DETECTOR_QUARANTINED,
                     self._uid(device_id),
                     reason="ran_clean",
@@ -832,11 +874,11 @@ class Analytics:
             PlatformKind.MASS_SILENCE,
             PlatformKind.DETECTOR_QUARANTINED,
         )
-        for alarm in open_alarms(self.conn, kinds):
+        for alarm in self.db.read(lambda c: open_alarms(c, kinds)):
             if alarm.kind is PlatformKind.FEED_SILENT:
                 self.feed.silent, self.feed.silent_after = True, self.cfg.feed_silent_s
             else:
-                clear_alarm(self.conn, alarm.kind, alarm.subject, reason="analytics_restarted")
+                self._clear(alarm.kind, alarm.subject, reason="analytics_restarted")
 
 
 def _view_key(d: DeviceInfo) -> tuple[str, int, Any]:

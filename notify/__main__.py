@@ -1,5 +1,6 @@
 """Notify: the shell. Builds the dispatcher from the settings and runs it until stopped
-(``shouwang notify``, or ``python -m notify``)."""
+(``shouwang notify``, or ``python -m notify``). Started while the database is down, it waits
+for it (``core.outlasting_db``) instead of exiting; a stop asked for meanwhile ends the wait."""
 
 from __future__ import annotations
 
@@ -9,19 +10,36 @@ import threading
 
 import httpx
 
+from core.outlasting_db import Stopping
 from core.settings import Settings, load_settings
-from notify.dispatcher import from_settings
+from notify.dispatcher import Dispatcher, from_settings
+
+log = logging.getLogger("shouwang.notify")
 
 
 def main(s: Settings, *, name: str = "notify-0") -> None:
+    stop = threading.Event()
+    running: list[Dispatcher] = []
+
+    def on_signal(*_: object) -> None:
+        if running:
+            running[0].stop()  # wakes its loop too
+        else:
+            stop.set()  # still waiting for the database
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
     # Each send passes its own timeout (notify_send_timeout_s); the pool has room for every
     # sending thread.
     limits = httpx.Limits(max_connections=s.notify_concurrency + 8)
     with httpx.Client(timeout=s.notify_send_timeout_s, limits=limits) as http:
-        d = from_settings(s, name, http)
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, lambda *_: d.stop())
-            signal.signal(signal.SIGINT, lambda *_: d.stop())
+        try:
+            d = from_settings(s, name, http, stop=stop)
+        except Stopping:
+            log.warning("stopped before the database could be reached")
+            return
+        running.append(d)
         d.run()
 
 

@@ -27,6 +27,16 @@ finished as ``undeliverable`` and logged as an error.
 P0 goes out at once; grouped severities go out in batches, quiet hours hold the quiet ones back
 (``notify.policy``); reminders repeat until someone acknowledges, and a reminder or escalation
 that falls due after the alarm was acknowledged or cleared is dropped as superseded.
+
+The database going away stops nothing (``core.outlasting_db``): the dispatcher waits for it where it
+is, with backoff and a loud log line per attempt, holding what it has in hand. Sends already
+running complete and their results wait in memory, to be logged when the database is back; no
+new send starts and nothing is claimed meanwhile. After an outage the leases of the rows in hand
+are renewed before any send starts, so a row another dispatcher took meanwhile is left to it.
+Each write is committed exactly once, a commit cut off by the outage included. A dispatcher
+stopped during an outage logs the deliveries that were accepted but could not be logged: their
+rows are taken again after the lease, and those channels are sent them once more with the same
+delivery id (as after a kill), for the receiver to drop.
 """
 
 from __future__ import annotations
@@ -46,7 +56,8 @@ from typing import Any
 
 import httpx
 
-from core.db import Conn, connect
+from core.db import Conn
+from core.outlasting_db import Database, Stopping
 from core.settings import Settings
 from notify import outbox
 from notify.ack_links import AckLinks
@@ -125,13 +136,13 @@ class Dispatcher:
         send_timeout_s: float = 5.0,
         concurrency: int = 32,
         concurrency_per_firm: int = 4,
+        stop: threading.Event | None = None,
     ) -> None:
         if send_timeout_s <= 0 or concurrency < 1 or concurrency_per_firm < 1 or batch < 1:
             raise ValueError(
                 "send timeout must be positive; concurrency, concurrency per firm and batch at"
                 " least 1"
             )
-        self.conn: Conn = connect(database_url, autocommit=True, application_name=name)
         self.name, self.batch = name, batch
         self.lease_s, self.backoff_base_s = lease_s, backoff_base_s
         self.send_timeout_s = send_timeout_s
@@ -145,7 +156,8 @@ class Dispatcher:
         self._last_claim = -1e9
         self._more_due = False
         self._poll_s = 0.1
-        self._stop = threading.Event()
+        # Set by ``stop()``; also ends a wait for the database (the one at the start included).
+        self._stop = threading.Event() if stop is None else stop
         self._stopping = False
         self._closed = False
         # The work in hand, touched by this dispatcher's own thread only; the pool's threads
@@ -158,6 +170,22 @@ class Dispatcher:
         self._queued: dict[str, list[tuple[int, int, _Task]]] = {}
         self._running: Counter[str] = Counter()
         self._seq = 0
+        self._unlogged: list[str] = []  # deliveries accepted, not logged: stopped in an outage
+        # The connection, once the database answers (a start during an outage waits for it).
+        self.db = Database(database_url, name, self._stop, log, holding=self._holding)
+        self._leases_checked = self.db.reconnects  # leases renewed since the last reconnection
+
+    @property
+    def conn(self) -> Conn:
+        """The database connection now (replaced after an outage: do not keep it)."""
+        return self.db.conn
+
+    def _holding(self) -> str:
+        """What the dispatcher holds while it waits for the database, for the log."""
+        return (
+            f"; in hand: {len(self._jobs)} row(s), {self._running.total()} send(s) running,"
+            f" {self._done.qsize()} result(s) to log; no send starts meanwhile"
+        )
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -169,6 +197,8 @@ class Dispatcher:
             while not self._stop.is_set():
                 if not self.step():
                     self._collect(poll_s)
+        except Stopping:
+            pass  # stopped while waiting for the database: close() says what was left
         finally:
             self.close()
 
@@ -201,22 +231,36 @@ class Dispatcher:
 
     def close(self) -> None:
         """Stop sending: sends already running are waited for (each is bounded by the send
-        timeout) and logged; rows not finished are given back at once for anyone to claim."""
+        timeout) and logged; rows not finished are given back at once for anyone to claim.
+        With the database away, it is not waited for: the rows go back after their lease, and
+        the deliveries accepted but not logged are named in the log."""
         if self._closed:
             return
         self._stopping = True
+        self._stop.set()  # closing: a database away is no longer waited for
         try:
-            if not self.conn.closed and not self.conn.broken:
-                self._wind_down()
+            self._wind_down()
+        except Stopping:
+            self._wind_down_offline()
         except Exception:  # closing must not hide why the loop ended, nor stop halfway
             log.exception("notify %s: could not hand back the rows in hand", self.name)
         finally:
             self._closed = True
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
-            self.conn.close()
+            self.db.close()
             if self.duty_apps is not None:
                 self.duty_apps.close()
+            if self._unlogged:
+                log.error(
+                    "notify %s stopped with the database unavailable: %d deliveries were"
+                    " accepted but could not be logged (%s). Their rows are taken again after"
+                    " the lease and those channels sent them once more, with the same delivery"
+                    " id, for the receiver to drop",
+                    self.name,
+                    len(self._unlogged),
+                    ", ".join(self._unlogged[:20]) + (", …" if len(self._unlogged) > 20 else ""),
+                )
 
     def stop(self) -> None:
         self._stop.set()
@@ -225,16 +269,18 @@ class Dispatcher:
     # -- housekeeping ---------------------------------------------------------------------
 
     def fire_escalations(self) -> int:
-        return outbox.fire_escalations(self.conn)
+        return self.db.write(outbox.fire_escalations)
 
     def fire_reminders(self) -> int:
-        return outbox.fire_reminders(self.conn, self.policy.reminder_every, self.clock())
+        now = self.clock()
+        return self.db.write(lambda c: outbox.fire_reminders(c, self.policy.reminder_every, now))
 
     def form_batches(self) -> int:
-        return outbox.form_batches(self.conn, self.policy, self.clock())
+        now = self.clock()
+        return self.db.write(lambda c: outbox.form_batches(c, self.policy, now))
 
     def note_platform_alarms(self) -> int:
-        return outbox.note_platform_alarms(self.conn)
+        return self.db.write(outbox.note_platform_alarms)
 
     def housekeeping(self) -> None:
         """Escalations, reminders, batches and platform notices, at most every
@@ -252,7 +298,7 @@ class Dispatcher:
     ) -> list[Recipient]:
         """The people to notify: the party's role and the firm's duty staff, or only the party
         named by an escalation step."""
-        return on_duty(self.conn, community_id, party, at, only=only)
+        return self.db.read(lambda c: on_duty(c, community_id, party, at, only=only))
 
     # -- claiming and preparing rows ------------------------------------------------------
 
@@ -266,26 +312,29 @@ class Dispatcher:
         held = Counter(j.firm for j in self._jobs.values())
         full = sorted(f for f, n in held.items() if n >= self.batch)
         mine = [j.id for j in self._jobs.values() if j.q is OUTBOX]
-        claims = outbox.claim(
-            self.conn,
-            self.name,
-            self.lease_s,
-            sorted(self.policy.grouped),
-            self.batch,
-            skip_firms=full,
-            exclude=mine,
+        # Committed exactly once: a claim whose commit an outage cut off is in hand if it went
+        # through (else claimed again).
+        claims = self.db.write(
+            lambda c: outbox.claim(
+                c,
+                self.name,
+                self.lease_s,
+                sorted(self.policy.grouped),
+                self.batch,
+                skip_firms=full,
+                exclude=mine,
+            )
         )
         for c in claims:
             self._add(_Job(OUTBOX, c, c.firm or f"community:{c.community_id}", ("a", c.alarm_id)))
         notices: list[PlatformClaim] = []
         room = self.batch - held[PLATFORM_FIRM]
         if room > 0:
-            notices = outbox.claim_platform(
-                self.conn,
-                self.name,
-                self.lease_s,
-                room,
-                exclude=[j.id for j in self._jobs.values() if j.q is PLATFORM],
+            held_notices = [j.id for j in self._jobs.values() if j.q is PLATFORM]
+            notices = self.db.write(
+                lambda c: outbox.claim_platform(
+                    c, self.name, self.lease_s, room, exclude=held_notices
+                )
             )
             for n in notices:
                 self._add(_Job(PLATFORM, n, PLATFORM_FIRM, ("p", n.platform_alarm_id)))
@@ -303,11 +352,13 @@ class Dispatcher:
     def _message(self, c: Claim) -> dict[str, Any] | None:
         """What a claimed row says now: None when it is no longer worth saying (a reminder or
         escalation for a settled alarm, a batch with nothing left in it)."""
-        if c.kind in ("reminder", "escalation") and outbox.alarm_settled(self.conn, c.alarm_id):
+        if c.kind in ("reminder", "escalation") and self.db.read(
+            lambda conn: outbox.alarm_settled(conn, c.alarm_id)
+        ):
             return None
         if c.batch_id is None:
             return c.payload
-        return batch_message(outbox.batch_members(self.conn, c.id))
+        return batch_message(self.db.read(lambda conn: outbox.batch_members(conn, c.id)))
 
     def _start(self, job: _Job) -> None:
         """Who gets the row, on which channels not settled yet; queue a send for each. A row
@@ -318,14 +369,14 @@ class Dispatcher:
             if isinstance(c, Claim):
                 payload = self._message(c)
                 if payload is None:
-                    outbox.finish(self.conn, c.id, superseded=True)
+                    self.db.write(lambda conn: outbox.finish(conn, c.id, superseded=True))
                     self._forget(job)
                     return
                 job.targets = self.recipients(c.community_id, c.party, now, only=c.notify)
             else:
                 payload = c.payload
-                job.targets = platform_on_duty(self.conn, now)
-            job.settled = outbox.settled_channels(self.conn, c.id, q=job.q)
+                job.targets = self.db.read(lambda conn: platform_on_duty(conn, now))
+            job.settled = self.db.read(lambda conn: outbox.settled_channels(conn, c.id, q=job.q))
             tasks, unsendable = [], []
             for r in job.targets:
                 if r.channel_id in job.settled:
@@ -345,7 +396,7 @@ class Dispatcher:
                 )
         except Exception:
             log.exception("%s: cannot prepare its deliveries; retrying", job.what)
-            outbox.retry_in(self.conn, c.id, self._backoff(job), q=job.q)
+            self._retry(job)
             self._forget(job)
             return
         for t in tasks:
@@ -380,6 +431,8 @@ class Dispatcher:
     def _pump(self) -> None:
         """Start queued sends while there is room: the most urgent first (severity, then age)
         among the firms below their bound."""
+        if self.db.reconnects != self._leases_checked:
+            return  # the database was away: the leases are renewed first (_renew_leases)
         while not self._stopping and self._running.total() < self.concurrency:
             best: tuple[int, int, str] | None = None
             for firm, heap in list(self._queued.items()):
@@ -435,19 +488,28 @@ class Dispatcher:
             self._finalize(t.job)
 
     def _record(self, job: _Job, r: Recipient, a: Attempt) -> None:
-        outbox.log_delivery(
-            self.conn,
-            job.id,
-            r.person_id,
-            r.channel_id,
-            job.claim.attempts,
-            ok=a.ok,
-            http_status=a.http_status,
-            error=a.error,
-            latency_ms=a.latency_ms,
-            permanent=a.permanent,
-            q=job.q,
-        )
+        """Log one attempt (exactly once; while the database is away this waits, the result in
+        hand), then take it as settled or not."""
+        try:
+            self.db.write(
+                lambda c: outbox.log_delivery(
+                    c,
+                    job.id,
+                    r.person_id,
+                    r.channel_id,
+                    job.claim.attempts,
+                    ok=a.ok,
+                    http_status=a.http_status,
+                    error=a.error,
+                    latency_ms=a.latency_ms,
+                    permanent=a.permanent,
+                    q=job.q,
+                )
+            )
+        except Stopping:
+            if a.ok:
+                self._unlogged.append(job.q.delivery(job.id, r.channel_id))
+            raise
         if a.ok:
             job.settled[r.channel_id] = True
         elif a.permanent:
@@ -475,6 +537,10 @@ class Dispatcher:
     def _backoff(self, job: _Job) -> float:
         return backoff_s(job.claim.attempts, base=self.backoff_base_s)
 
+    def _retry(self, job: _Job) -> None:
+        delay = self._backoff(job)
+        self.db.write(lambda c: outbox.retry_in(c, job.id, delay, q=job.q))
+
     def _finalize(self, job: _Job) -> None:
         """Every send of the row completed: done once every channel of every recipient is
         settled (accepted, or failed permanently), otherwise retried after a backoff."""
@@ -482,7 +548,7 @@ class Dispatcher:
             self._forget(job)
             return
         if job.cut:
-            outbox.release(self.conn, self.name, [job.id], q=job.q)
+            self.db.write(lambda c: outbox.release(c, self.name, [job.id], q=job.q))
         elif not job.targets:
             if job.q is OUTBOX:
                 c = job.claim
@@ -495,7 +561,7 @@ class Dispatcher:
                 )
             else:
                 log.warning("%s: nobody on a platform shift; retrying", job.what)
-            outbox.retry_in(self.conn, job.id, self._backoff(job), q=job.q)
+            self._retry(job)
         elif all(r.channel_id in job.settled for r in job.targets):
             undeliverable = not any(job.settled.values())
             if undeliverable:
@@ -504,9 +570,9 @@ class Dispatcher:
                     " permanently (see its deliveries); finished without being delivered",
                     job.what,
                 )
-            outbox.finish(self.conn, job.id, undeliverable=undeliverable, q=job.q)
+            self.db.write(lambda c: outbox.finish(c, job.id, undeliverable=undeliverable, q=job.q))
         else:
-            outbox.retry_in(self.conn, job.id, self._backoff(job), q=job.q)
+            self._retry(job)
         self._forget(job)
 
     def _forget(self, job: _Job) -> None:
@@ -529,20 +595,37 @@ class Dispatcher:
             self._order_waiting.pop(job.order, None)
 
     def _renew_leases(self, *, force: bool = False) -> None:
-        """Keep the rows in hand (a third of the lease at the latest); a row whose lease another
-        dispatcher took meanwhile is forgotten, its queued sends dropped."""
-        if not force and time.monotonic() - self._last_renewal < self.lease_s / 3:
+        """Keep the rows in hand (a third of the lease at the latest, and at once after the
+        database was away); a row whose lease another dispatcher took meanwhile is forgotten,
+        its queued sends dropped."""
+        reconnects = self.db.reconnects
+        if (
+            not force
+            and reconnects == self._leases_checked
+            and time.monotonic() - self._last_renewal < self.lease_s / 3
+        ):
             return
         self._last_renewal = time.monotonic()
         for q in (OUTBOX, PLATFORM):
             jobs = [j for j in self._jobs.values() if j.q is q]
-            held = outbox.renew(self.conn, self.name, self.lease_s, [j.id for j in jobs], q=q)
+            if not jobs:
+                continue
+            held = self.db.write(
+                partial(
+                    outbox.renew,
+                    name=self.name,
+                    lease_s=self.lease_s,
+                    ids=[j.id for j in jobs],
+                    q=q,
+                )
+            )
             for j in jobs:
                 if j.id not in held and not j.lost:
                     log.warning("%s: lease lost to another dispatcher; leaving it to them", j.what)
                     j.lost = True
                     if j.pending == 0:
                         self._forget(j)
+        self._leases_checked = reconnects
 
     def _wind_down(self) -> None:
         for heap in self._queued.values():
@@ -558,13 +641,37 @@ class Dispatcher:
         # trickling its answer) is left to its lease, so nobody sends it meanwhile.
         idle = [j for j in self._jobs.values() if not j.lost and j.pending == 0]
         for q in (OUTBOX, PLATFORM):
-            outbox.release(self.conn, self.name, [j.id for j in idle if j.q is q], q=q)
+            ids = [j.id for j in idle if j.q is q]
+            if ids:
+                self.db.write(partial(outbox.release, name=self.name, ids=ids, q=q))
+        self._jobs.clear()
+
+    def _wind_down_offline(self) -> None:
+        """Closing with the database away: wait for the sends running (bounded by the send
+        timeout) and note those accepted, which cannot be logged; the rows in hand go back when
+        their lease runs out."""
+        deadline = time.monotonic() + 3 * self.send_timeout_s + 1
+        while time.monotonic() < deadline and (self._running.total() > 0 or not self._done.empty()):
+            try:
+                item = self._done.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is None:
+                continue
+            t, fut = item
+            self._running[t.job.firm] -= 1
+            if fut.exception() is None and fut.result().ok:
+                self._unlogged.append(t.job.q.delivery(t.job.id, t.r.channel_id))
+        self._queued.clear()
         self._jobs.clear()
 
 
-def from_settings(s: Settings, name: str, http: httpx.Client) -> Dispatcher:
+def from_settings(
+    s: Settings, name: str, http: httpx.Client, *, stop: threading.Event | None = None
+) -> Dispatcher:
     """A dispatcher configured as the settings say: policy, e-mail, duty apps, ack links,
-    send timeout and concurrency."""
+    send timeout and concurrency. Waits for the database while it cannot be reached; ``stop``
+    set ends the wait (``Stopping``) and later stops the dispatcher."""
     policy = Policy.build(
         grouped=s.notify_grouped_severities,
         group_wait_s=s.notify_group_wait_s,
@@ -587,6 +694,23 @@ def from_settings(s: Settings, name: str, http: httpx.Client) -> Dispatcher:
             client_id=f"shouwang-{name}",
             timeout_s=s.notify_send_timeout_s,
         )
+    try:
+        return _dispatcher(s, name, http, policy, secret, apps, stop)
+    except BaseException:
+        if apps is not None:
+            apps.close()
+        raise
+
+
+def _dispatcher(
+    s: Settings,
+    name: str,
+    http: httpx.Client,
+    policy: Policy,
+    secret: str,
+    apps: DutyApps | None,
+    stop: threading.Event | None,
+) -> Dispatcher:
     return Dispatcher(
         s.database_url,
         name,
@@ -604,4 +728,5 @@ def from_settings(s: Settings, name: str, http: httpx.Client) -> Dispatcher:
         send_timeout_s=s.notify_send_timeout_s,
         concurrency=s.notify_concurrency,
         concurrency_per_firm=s.notify_concurrency_per_firm,
+        stop=stop,
     )
