@@ -10,6 +10,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
 
 class Proxy:
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -43,6 +45,11 @@ class Proxy:
     def restore(self) -> None:
         self._open.set()
 
+    def url(self, database_url: str) -> str:
+        """``database_url`` by way of this proxy."""
+        params = conninfo_to_dict(database_url)
+        return make_conninfo(**{**params, "host": "127.0.0.1", "port": str(self.port)})  # type: ignore[arg-type]
+
     def close(self) -> None:
         self._stop.set()
         self.cut()
@@ -72,16 +79,23 @@ class Proxy:
                     upstream.close()
                     continue
                 self._conns |= {client, upstream}
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            port = int(client.getpeername()[1])
+            for a, b, up in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pipe, args=(a, b, up, port), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def passes(self, data: bytes, *, upstream: bool, client_port: int) -> bool:
+        """Whether to forward this chunk (``upstream``: client to service); a test's proxy may
+        drop some (the base forwards everything)."""
+        return True
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, up: bool, port: int) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
-                dst.sendall(data)
+                if self.passes(data, upstream=up, client_port=port):
+                    dst.sendall(data)
         except OSError:
             pass
         finally:

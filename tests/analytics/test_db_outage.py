@@ -7,7 +7,6 @@ the alarm from the feed the broker kept for it."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -21,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 import analytics.service as service_module
 from analytics.__main__ import build
@@ -36,97 +35,39 @@ from tests.analytics.feed_helpers import Feed, clean
 from tests.background import running
 from tests.conftest import settings_env, shouwang
 from tests.mqtt_helpers import Peer, peer
+from tests.proxy import Proxy
 
 OUTAGE_S = 10.0
 
 
-class Relay:
-    """A TCP relay to the database that a test can cut (every connection dropped, new ones
-    refused) and restore, and that can swallow the answers on one connection from its next
-    COMMIT on: the database commits, the client never hears so."""
+class Relay(Proxy):
+    """The drills' proxy to the database, which can also swallow the answers on one connection
+    from its next COMMIT on: the database commits, the client never hears so."""
 
     def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._listener.getsockname()[1])
-        self._open = threading.Event()
-        self._open.set()
-        self._lock = threading.Lock()
-        self._socks: set[socket.socket] = set()
         self._swallow_port: int | None = None  # the client port whose next COMMIT is armed
         self._swallowing: set[int] = set()  # client ports whose answers are dropped
         self.swallowed = 0  # COMMITs whose answer was swallowed
-        threading.Thread(target=self._accept, name="relay", daemon=True).start()
-
-    def url(self, database_url: str) -> str:
-        params = conninfo_to_dict(database_url)
-        return make_conninfo(**{**params, "host": "127.0.0.1", "port": str(self.port)})  # type: ignore[arg-type]
+        super().__init__(host, port)
 
     def cut(self) -> None:
-        self._open.clear()
         with self._lock:
-            socks, self._socks = self._socks, set()
             self._swallowing.clear()
             self._swallow_port = None
-        for s in socks:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-    def restore(self) -> None:
-        self._open.set()
+        super().cut()
 
     def swallow_next_commit(self, conn: Conn) -> None:
         """From the next COMMIT sent on ``conn``, drop what the database answers on it."""
         with socket.socket(fileno=os.dup(conn.pgconn.socket)) as s:
             self._swallow_port = int(s.getsockname()[1])
 
-    def close(self) -> None:
-        self.cut()
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, (_, client_port) = self._listener.accept()
-            except OSError:
-                return
-            if not self._open.is_set():
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._socks |= {client, upstream}
-            for src, dst, up in ((client, upstream, True), (upstream, client, False)):
-                threading.Thread(
-                    target=self._pipe, args=(src, dst, up, client_port), daemon=True
-                ).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket, up: bool, port: int) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if up and port == self._swallow_port and b"COMMIT" in data:
-                    with self._lock:  # armed before the database can answer
-                        self._swallowing.add(port)
-                        self._swallow_port = None
-                        self.swallowed += 1
-                if not up and port in self._swallowing:
-                    continue
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+    def passes(self, data: bytes, *, upstream: bool, client_port: int) -> bool:
+        if upstream and client_port == self._swallow_port and b"COMMIT" in data:
+            with self._lock:  # armed before the database can answer
+                self._swallowing.add(client_port)
+                self._swallow_port = None
+                self.swallowed += 1
+        return upstream or client_port not in self._swallowing
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from core.db import Conn
 from core.settings import Settings
@@ -33,7 +33,7 @@ def test_a_database_outage_pauses_reading_and_loses_nothing(
     )
     params = conninfo_to_dict(settings.database_url)
     with proxied(str(params.get("host", "127.0.0.1")), int(params.get("port", 5432))) as proxy:
-        url = make_conninfo(**{**params, "port": str(proxy.port)})  # type: ignore[arg-type]
+        url = proxy.url(settings.database_url)
         cfg = replace(config_from(settings, "outage-ingest"), max_buffer_bytes=LIMIT)
         consumer = Consumer(cfg, url)
         dev = peer(broker.host, broker.port, el, secrets[el])
