@@ -28,7 +28,9 @@ class DeviceView:
     value_t: dict[str, float] = field(default_factory=dict)
     runs: dict[str, tuple[float, int]] = field(default_factory=dict)  # metric -> (value, repeats)
     last_seen: float = float("-inf")  # never heard from
-    active_codes: set[str] = field(default_factory=set)
+    # The device's fault codes still raised, each with the data time it was raised at: a
+    # sample older than that (a backlog replayed after a restart) does not see it yet.
+    active_codes: dict[str, float] = field(default_factory=dict)
     # Silence is counted from no earlier than this: when the feed last resumed (analytics
     # started, or data flowed again after a gap), so the platform's own outage is not counted
     # as the device's silence.
@@ -106,7 +108,7 @@ class EventCodes:
     def __call__(
         self, view: DeviceView, t: float, sample: Mapping[str, float] | None
     ) -> bool | None:
-        return bool(self.codes & view.active_codes)
+        return any(view.active_codes.get(code, t + 1) <= t for code in self.codes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,11 +234,25 @@ def compile_filing(detector: str, params: Mapping[str, Any]) -> Check | None:
 
 @dataclass(slots=True)
 class Held:
-    """``for_seconds`` applied to a raw condition: since when it has held."""
+    """``for_seconds`` applied to a raw condition: since when it has held.
+
+    Steps need not come in time order: a device's events and its readings reach analytics in
+    separate feed messages (ingest publishes a committed batch's readings before its events), so
+    an event is often evaluated at its own time after samples later than it. Such a look back
+    cannot undo what the later steps found: a condition seen holding from ``since`` is not
+    ended by a step before ``since`` that finds it not holding (it simply had not begun), and
+    one that finds it holding moves ``since`` back to then."""
 
     since: float | None = None
 
-    def step(self, raw: bool, t: float, for_seconds: float) -> bool:
+    def step(self, raw: bool, t: float, for_seconds: float) -> bool | None:
+        """Whether the condition has held ``for_seconds`` at ``t``; None when this step, older
+        than the moment it began to hold, says nothing of now."""
+        if self.since is not None and t < self.since:  # a look back at before it was seen
+            if not raw:
+                return None
+            self.since = t  # it held earlier than first seen
+            return True if for_seconds <= 0 else None
         if not raw:
             self.since = None
             return False

@@ -75,9 +75,9 @@ class Engine:
         if view is None:
             return []
         if active:
-            view.active_codes.add(code)
+            view.active_codes[code] = min(t, view.active_codes.get(code, t))
         else:
-            view.active_codes.discard(code)
+            view.active_codes.pop(code, None)
         return self._evaluate(view, t, None, only_kind="event_code")
 
     def on_tick(self, now: float) -> list[Observation]:
@@ -113,7 +113,10 @@ class Engine:
                 held = self.held.get(key)
                 if held is None:
                     held = self.held[key] = Held()
-                if held.step(raw, t, check.for_seconds):
+                holds = held.step(raw, t, check.for_seconds)
+                if holds is None:
+                    continue  # a look back that says nothing of now (an event after samples)
+                if holds:
                     verdict, fired = True, check.kind
                 elif verdict is None:
                     verdict = False

@@ -305,12 +305,12 @@ class Analytics:
             self._release(device_id, now, add_view=False)
         codes = self.db.read(active_codes)
         for d in self.devices.values():
-            self._add_view(d, codes.get(d.id, set()))
+            self._add_view(d, codes.get(d.id, {}))
         self._views_changed()
         if self.mass.active or self.mass.pending:
             self._end_mass(now, reason="list_changed")
 
-    def _add_view(self, d: DeviceInfo, codes: set[str] | None = None) -> None:
+    def _add_view(self, d: DeviceInfo, codes: dict[str, float] | None = None) -> None:
         """Watch a device afresh (``codes``: its fault codes still raised; read when None)."""
         try:
             view = _view(d)
@@ -319,9 +319,7 @@ class Analytics:
             return
         view.silence_from = self.feed.silence_from
         view.active_codes |= (
-            self.db.read(lambda c: active_codes(c, d.id)).get(d.id, set())
-            if codes is None
-            else codes
+            self.db.read(lambda c: active_codes(c, d.id)).get(d.id, {}) if codes is None else codes
         )
         self.engine.add_device(view)
         self._views_changed()
@@ -375,7 +373,7 @@ class Analytics:
             elif before is None or _view_key(before) != _view_key(fresh[device_id]):
                 self._drop_state(device_id)
                 self._add_view(
-                    fresh[device_id], None if codes is None else codes.get(device_id, set())
+                    fresh[device_id], None if codes is None else codes.get(device_id, {})
                 )
         for device_id in fresh:
             self._unknown.pop(device_id, None)

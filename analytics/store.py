@@ -76,18 +76,20 @@ def load_open_alarms(conn: Conn, device_id: int | None = None) -> list[Alarm]:
     ]
 
 
-def active_codes(conn: Conn, device_id: int | None = None) -> dict[int, set[str]]:
-    """The device fault codes still raised (their latest event in 30 days active), by device:
-    a restart must not forget them, the device will not say them again."""
-    out: dict[int, set[str]] = {}
-    for dev, code in conn.execute(
-        "SELECT device_id, code FROM (SELECT DISTINCT ON (device_id, code) device_id, code, active"
-        " FROM events WHERE ts > now() - interval '30 days'"
-        " AND (%(d)s::int IS NULL OR device_id = %(d)s) ORDER BY device_id, code, ts DESC) e"
-        " WHERE active",
+def active_codes(conn: Conn, device_id: int | None = None) -> dict[int, dict[str, float]]:
+    """The device fault codes still raised (their latest event in 30 days active), by device,
+    each with the data time it was raised at (epoch seconds): a restart must not forget them,
+    the device will not say them again, and a backlog of older samples replayed after the
+    restart must not see them before they were raised."""
+    out: dict[int, dict[str, float]] = {}
+    for dev, code, ts in conn.execute(
+        "SELECT device_id, code, extract(epoch FROM ts)::float8 FROM (SELECT DISTINCT ON"
+        " (device_id, code) device_id, code, active, ts FROM events"
+        " WHERE ts > now() - interval '30 days' AND (%(d)s::int IS NULL OR device_id = %(d)s)"
+        " ORDER BY device_id, code, ts DESC) e WHERE active",
         {"d": device_id},
     ).fetchall():
-        out.setdefault(int(dev), set()).add(code)
+        out.setdefault(int(dev), {})[str(code)] = float(ts)
     return out
 
 

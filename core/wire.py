@@ -68,6 +68,7 @@ class Reason(StrEnum):
     FUTURE_TS = "future_ts"
     STALE_TS = "stale_ts"
     INTERNAL = "internal"  # decoding one message failed unexpectedly; the message is kept
+    RATE_LIMITED = "rate_limited"  # beyond its sender's messages a minute (ingest/flood.py)
 
 
 # --- topics -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
 
+from core.audit import cli_actor
 from core.db import connect
 from core.errors import ConfigError
 from core.settings import Settings
@@ -94,7 +95,7 @@ def grant(
     The password: as given, else SHOUWANG_GRAFANA_DB_PASSWORD, else a new one."""
     password = password or s.grafana_db_password.get_secret_value() or None
     host = s.grafana_db_host or None
-    with connect(s.database_url, autocommit=True) as conn:
+    with connect(s.database_url, autocommit=True, actor=cli_actor()) as conn:
         if firm is not None:
             return grant_firm(conn, firm, role=role, password=password, host=host)
         if township is not None:
@@ -103,7 +104,7 @@ def grant(
 
 
 def drop(s: Settings, role: str) -> bool:
-    with connect(s.database_url, autocommit=True) as conn:
+    with connect(s.database_url, autocommit=True, actor=cli_actor()) as conn:
         return revoke(conn, role)
 
 

@@ -1,5 +1,6 @@
 """Dashboards: the county regulator's overview (pure): coverage by township, firms ranked by
-compliance with the list's time limits, emergency-fund and reportable cases."""
+compliance with the list's time limits, emergency-fund and reportable cases, and the platform's
+own open alarms."""
 
 # ruff: noqa: S608 (this module writes SQL text for Grafana's dashboards; it runs none)
 
@@ -11,7 +12,7 @@ from core.catalogue import DeviceClass
 from core.severity import Severity
 from dashboards import alarms, variables
 from dashboards.limits import online_sql
-from dashboards.model import Dashboard, Kind, Panel, Query, Row, series_color
+from dashboards.model import Dashboard, Kind, Panel, Query, Row, ValueMapping, series_color
 from dashboards.work_orders import compliance_sql
 from responsibility.model import Entry
 
@@ -122,6 +123,31 @@ def build(entries: Iterable[Entry]) -> Dashboard:
         width=24,
         height=9,
     )
+    platform = Panel(
+        Kind.TABLE,
+        "平台告警 Platform alarms",
+        (
+            Query(
+                'SELECT kind AS "类型 kind", subject AS "对象 subject",'
+                ' severity AS "级别 severity", state AS "状态 state", opened_at AS "发生 opened",'
+                ' triggers AS "次数 triggers", acknowledged_by AS "确认人 acknowledged by"'
+                " FROM dash.platform_alarms WHERE state <> 'cleared'"
+                " ORDER BY severity, opened_at DESC LIMIT 200",
+                "table",
+            ),
+        ),
+        width=24,
+        height=6,
+        description="The platform's own trouble, open now, whatever the time range: no data"
+        " reaching analytics (feed_silent), many devices silent at once (mass_silence), a"
+        " device's detector set aside (detector_quarantined), a stage restarted"
+        " (stage_restarted). Not a firm's fault and no work order: the platform operators on"
+        " shift are told (docs/operations.md, sections 12 and 13).",
+        mappings=(
+            ValueMapping("active", "未确认 active", "red"),
+            ValueMapping("acknowledged", "已确认 acknowledged", "orange"),
+        ),
+    )
     trend = Panel(
         Kind.TIMESERIES,
         "告警 Alarms opened by township",
@@ -141,6 +167,7 @@ def build(entries: Iterable[Entry]) -> Dashboard:
         "县级监管 County regulator overview",
         (
             summary,
+            platform,
             coverage,
             Row("企业 Firms"),
             firms,
@@ -149,7 +176,7 @@ def build(entries: Iterable[Entry]) -> Dashboard:
             trend,
         ),
         description="For the county housing bureau: coverage, firms' performance, emergency-fund"
-        " cases.",
+        " cases, the platform's own alarms.",
         tags=(alarms.TAG, "regulator"),
         variables=variables.areas(),
         annotations=(alarms.annotation(IN_AREA),),

@@ -29,8 +29,14 @@ def config_from(s: Settings, client_id: str) -> IngestConfig:
         max_age_ms=int(s.ingest_max_age_days * 86_400_000),
         reject_limit_per_minute=s.ingest_reject_limit_per_minute,
         max_buffer_bytes=s.ingest_max_buffer_bytes,
+        device_messages_per_minute=s.ingest_device_messages_per_minute,
+        device_burst_messages=s.ingest_device_burst_messages,
+        gateway_messages_per_minute=s.ingest_gateway_messages_per_minute,
+        gateway_burst_messages=s.ingest_gateway_burst_messages,
+        catch_up_s=s.ingest_catch_up_seconds,
         retention_days=s.retention_days,
         rejects_retention_days=s.rejects_retention_days,
+        audit_retention_days=s.audit_retention_days,
     )
 
 

@@ -1,8 +1,9 @@
 """Ingest: the broker-facing loop. Receives, batches, commits, and only then acknowledges.
 
-paho's network thread only appends messages to a buffer. A writer thread takes the buffer every
-``flush_seconds`` (or sooner when it is large), decodes it, commits it in one transaction and
-then sends the PUBACKs. With a persistent session, a worker killed at any moment leaves its
+paho's network thread only checks each message against its sender's rate limit
+(``ingest/flood.py``: a message beyond it will be a ``rate_limited`` reject) and appends it to a
+buffer. A writer thread takes the buffer every ``flush_seconds`` (or sooner when it is large),
+decodes it, commits it in one transaction and then sends the PUBACKs. With a persistent session, a worker killed at any moment leaves its
 unacknowledged messages with the broker, which delivers them again: nothing is lost, and the
 store absorbs what was already committed.
 """
@@ -20,13 +21,15 @@ import psycopg
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from core import audit
 from core.db import Conn, connect
 from core.errors import ServiceUnavailable
 from core.feed import EVENTS_TOPIC, READINGS_TOPIC, pack_events, pack_readings
 from core.mqtt import new_client
 from core.registry import load_registry
 from core.wire import PREFIX, Reason
-from ingest.rows import Batch, Decoder, Reject, clean_text
+from ingest.flood import Allowance, FloodGuard, Kind
+from ingest.rows import REJECT_PAYLOAD_LIMIT, Batch, Decoder, Reject, clean_text
 from ingest.store import drop_old_chunks, write_batch
 
 log = logging.getLogger("shouwang.ingest")
@@ -57,8 +60,18 @@ class IngestConfig:
     # Bytes of payload held in memory (received, not yet committed) before ingest stops reading
     # from the broker; the broker then holds the backlog in the worker's session.
     max_buffer_bytes: int = 64 * 1024 * 1024
+    # Messages a minute and at once per device and per gateway (a message counts once per
+    # started KiB); beyond them a message is a rate_limited reject (ingest/flood.py). After
+    # ingest was not reading from the broker, a sender may send up to catch_up_s more of its
+    # rate: the backlog the broker held for ingest.
+    device_messages_per_minute: float = 300.0
+    device_burst_messages: float = 600.0
+    gateway_messages_per_minute: float = 3000.0
+    gateway_burst_messages: float = 6000.0
+    catch_up_s: float = 3600.0
     retention_days: float = 400.0
     rejects_retention_days: float = 30.0
+    audit_retention_days: int = 1095
     retention_every_s: float = 3600.0
 
 
@@ -72,7 +85,9 @@ class Stats:
     rejects_counted: int = 0  # beyond a device's limit: counted in rejects_counted, not stored
 
 
-Pending = tuple[str, bytes, int, int, int, int]  # topic, payload, received_ms, mid, qos, generation
+# topic, payload, received_ms, mid, qos, generation, limited: -1, or for a message beyond its
+# sender's rate limit its payload size (the payload is then cut to the prefix a reject keeps)
+Pending = tuple[str, bytes, int, int, int, int, int]
 
 
 class Consumer:
@@ -90,6 +105,15 @@ class Consumer:
             reject_limit_per_minute=cfg.reject_limit_per_minute,
         )
         self.stats = Stats()
+        device = Allowance(cfg.device_messages_per_minute, cfg.device_burst_messages)
+        gateway = Allowance(cfg.gateway_messages_per_minute, cfg.gateway_burst_messages)
+        # Used by paho's network thread only (on_message, on_connect, on_disconnect).
+        self.flood = FloodGuard(device, gateway, catch_up_s=cfg.catch_up_s, now=time.monotonic())
+        self._limit_detail = {
+            "d": device.describe("the device"),
+            "g": gateway.describe("the gateway"),
+        }
+        self._not_reading_since: float | None = None  # disconnected from the broker since
         self._buffer: list[Pending] = []
         self._buffer_bytes = 0
         self._held_bytes = 0  # taken by a flush, not committed yet
@@ -98,7 +122,8 @@ class Consumer:
         self.paused_reading = 0  # times the buffer was full and reading from the broker paused
         self._wake = threading.Event()
         self._generation = 0
-        self._connected = threading.Event()
+        self._connected = threading.Event()  # connected and subscribed (SUBACK received)
+        self._subscribe_mid: int | None = None
         self._registry_loaded_at = time.monotonic()
         self._retention_at = 0.0
         self.client, self._props = new_client(
@@ -107,6 +132,7 @@ class Consumer:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
 
     # --- paho's network thread ---------------------------------------------------------
 
@@ -118,33 +144,59 @@ class Consumer:
             return
         with self._lock:
             self._generation += 1
+        if self._not_reading_since is not None:  # the broker held what came meanwhile
+            now = time.monotonic()
+            self.flood.not_reading(now - self._not_reading_since, now)
+            self._not_reading_since = None
         shared, plain = f"$share/{self.cfg.share_group}/{PREFIX}/#", f"{PREFIX}/#"
         topic, other = (shared, plain) if self.cfg.shared else (plain, shared)
         # Idempotent; also repairs a session that lost it. Retained messages (devices' last
         # status) are not sent again on subscribing: ingest stored them when they were published.
-        client.subscribe(topic, options=SubscribeOptions(qos=1, retainHandling=2))
+        _rc, self._subscribe_mid = client.subscribe(
+            topic, options=SubscribeOptions(qos=1, retainHandling=2)
+        )
         client.unsubscribe(other)  # a session kept from a run in the other mode
         log.info("connected as %s (session present: %s)", self.cfg.client_id, flags.session_present)
+
+    def _on_subscribe(
+        self, _c: mqtt.Client, _u: object, mid: int, codes: list[ReasonCode], _p: object
+    ) -> None:
+        """Ready once the broker has the subscription (its SUBACK): on a first start, what is
+        published before that is not routed to this session at all."""
+        if mid != self._subscribe_mid:
+            return
+        if any(rc.is_failure for rc in codes):
+            log.error("the broker refused the subscription: %s", ", ".join(map(str, codes)))
+            return
         self._connected.set()
 
     def _on_disconnect(
         self, _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
     ) -> None:
         self._connected.clear()
+        if self._not_reading_since is None:
+            self._not_reading_since = time.monotonic()
         if not self._stop.is_set():
             log.warning("disconnected from the broker (%s); paho reconnects", rc)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        topic = msg._topic.decode("utf-8", "replace")
+        payload = bytes(msg.payload)
+        limited = -1
+        if not self._admit(topic, len(payload)):
+            limited, payload = len(payload), payload[:REJECT_PAYLOAD_LIMIT]
         item = (
-            msg._topic.decode("utf-8", "replace"),
-            bytes(msg.payload),
+            topic,
+            payload,
             time.time_ns() // 1_000_000,
             msg.mid,
             msg.qos,
             self._generation,
+            limited,
         )
         with self._space:
             if self._buffer_bytes + self._held_bytes >= self.cfg.max_buffer_bytes:
+                paused = time.monotonic()
                 self.paused_reading += 1
                 log.warning(
                     "%d bytes wait for the database: not reading from the broker until it takes"
@@ -157,11 +209,28 @@ class Consumer:
                     and not self._stop.is_set()
                 ):
                     self._space.wait(0.5)
+                now = time.monotonic()
+                self.flood.not_reading(now - paused, now)  # the broker held what came meanwhile
             self._buffer.append(item)
-            self._buffer_bytes += len(msg.payload)
+            self._buffer_bytes += len(payload)
             full = self._buffer_bytes >= self.cfg.flush_bytes
         if full:
             self._wake.set()
+
+    def _admit(self, topic: str, size: int) -> bool:
+        """Whether a message is within its sender's rate limit. Only registered senders are
+        limited (and take memory): anything else is rejected when decoded, and its rejects are
+        limited per minute."""
+        parts = topic.split("/")
+        if len(parts) != 5:
+            return True
+        kind, uid = parts[2], parts[3]
+        registry = self.decoder.registry  # replaced, never changed, by the writer thread
+        if kind == "d" and uid in registry.devices:
+            return self.flood.admit("d", uid, size, time.monotonic())
+        if kind == "g" and uid in registry.gateways:
+            return self.flood.admit("g", uid, size, time.monotonic())
+        return True
 
     # --- writer thread -----------------------------------------------------------------
 
@@ -242,7 +311,7 @@ class Consumer:
         self._feed(batch)
         with self._lock:
             generation = self._generation
-        for _topic, _payload, _rt, mid, qos, gen in items:
+        for _topic, _payload, _rt, mid, qos, gen, _limited in items:
             if qos and gen == generation:
                 self.client.ack(mid, qos)
         st = self.stats
@@ -273,9 +342,10 @@ class Consumer:
         """Write each message on its own; one the database refuses becomes an ``internal`` reject
         (and if even that is refused, a reject without its payload). Returns what was committed."""
         done, slow = Batch(), 0
-        for topic, payload, received_ms, *_ in items:
+        for item in items:
+            topic, payload, received_ms, *_ = item
             one = Batch()
-            self.decoder.decode(topic, payload, received_ms, one)
+            self._decode_one(item, one)
             while True:
                 try:
                     slow += write_batch(self.conn, one)
@@ -302,8 +372,8 @@ class Consumer:
 
     def _decode(self, items: list[Pending]) -> Batch:
         batch = Batch()
-        for topic, payload, received_ms, *_ in items:
-            self.decoder.decode(topic, payload, received_ms, batch)
+        for item in items:
+            self._decode_one(item, batch)
         if self.decoder.unknown_devices and time.monotonic() - self._registry_loaded_at > 1.0:
             # Devices registered since the last load: look again before rejecting them.
             self.decoder.unknown_devices.clear()
@@ -314,10 +384,19 @@ class Consumer:
                 log.error("cannot reload the registry (%s); using the one loaded before", e)
                 return batch
             batch = Batch()
-            for topic, payload, received_ms, *_ in items:
-                self.decoder.decode(topic, payload, received_ms, batch)
+            for item in items:
+                self._decode_one(item, batch)
         self.decoder.unknown_devices.clear()
         return batch
+
+    def _decode_one(self, item: Pending, batch: Batch) -> None:
+        topic, payload, received_ms, _mid, _qos, _gen, limited = item
+        if limited < 0:
+            self.decoder.decode(topic, payload, received_ms, batch)
+        else:  # decided once, on receipt: decoding again (registry reload, split) keeps it
+            kind: Kind = "g" if topic.split("/")[2] == "g" else "d"
+            detail = self._limit_detail[kind]
+            self.decoder.rate_limited(topic, payload, limited, received_ms, batch, detail)
 
     def _connect_until_up(self) -> Conn:
         """A database connection; while the database cannot be reached, keep trying with backoff
@@ -363,8 +442,19 @@ class Consumer:
                     )
                     if n:
                         log.info("retention dropped %d chunks", n)
+                    self._prune_audit_log()
         except psycopg.Error as e:
             log.error("retention failed: %s", e)
+
+    def _prune_audit_log(self) -> None:
+        """The audit log's retention, in a savepoint: its failure leaves the chunks dropped."""
+        try:
+            with self.conn.transaction():
+                n = audit.prune(self.conn, keep_days=self.cfg.audit_retention_days)
+            if n:
+                log.info("retention deleted %d audit log entries", n)
+        except psycopg.Error as e:
+            log.error("audit log retention failed: %s", e)
 
 
 def _events_under(

@@ -4,7 +4,9 @@ Nothing here touches the network, the database or the clock: ``Decoder.decode`` 
 a payload and the receive time, and appends to a ``Batch``. Every message ends either as rows or
 as rejects with a reason; none is dropped, and nothing a device sends raises out of ``decode``:
 an unexpected failure on one message is that message's reject (``internal``). A device that sends
-nothing but rejects is counted beyond ``reject_limit_per_minute`` instead of stored.
+nothing but rejects is counted beyond ``reject_limit_per_minute`` instead of stored; a message
+beyond its sender's rate limit (decided on receipt, ``ingest/flood.py``) is not decoded, only
+rejected (``rate_limited``).
 """
 
 from __future__ import annotations
@@ -56,9 +58,17 @@ class Reject:
 
     @classmethod
     def of(
-        cls, received_ms: int, topic: str, uid: str | None, reason: str, detail: str, body: bytes
+        cls,
+        received_ms: int,
+        topic: str,
+        uid: str | None,
+        reason: str,
+        detail: str,
+        body: bytes,
+        size: int | None = None,
     ) -> Reject:
-        """A reject the database will take: bounded, clean text and a prefix of the payload."""
+        """A reject the database will take: bounded, clean text and a prefix of the payload
+        (``size``: the payload's real size, when ``body`` is already a prefix of it)."""
         return cls(
             received_ms,
             clean_text(topic),
@@ -66,7 +76,7 @@ class Reject:
             reason,
             clean_text(detail),
             body[:REJECT_PAYLOAD_LIMIT],
-            len(body),
+            len(body) if size is None else size,
         )
 
 
@@ -147,6 +157,19 @@ class Decoder:
         except Exception as e:  # anything else on one message is its reject
             detail = f"decoding failed unexpectedly: {type(e).__name__}: {shown(str(e))}"
             self.reject(batch, Reject.of(received_ms, topic, uid, Reason.INTERNAL, detail, payload))
+
+    def rate_limited(
+        self, topic: str, prefix: bytes, size: int, received_ms: int, batch: Batch, detail: str
+    ) -> None:
+        """A message beyond its sender's rate limit (``ingest/flood.py``), of which ``prefix``
+        was kept: not decoded, a ``rate_limited`` reject (counted beyond the reject limit)."""
+        batch.messages += 1
+        parts = topic.split("/")
+        uid = parts[3] if len(parts) == 5 else None
+        self.reject(
+            batch,
+            Reject.of(received_ms, topic, uid, Reason.RATE_LIMITED, detail, prefix, size),
+        )
 
     def reject(self, batch: Batch, r: Reject) -> None:
         """Keep ``r``, or count it once its device has had its share of rejects this minute."""

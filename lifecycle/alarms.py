@@ -4,8 +4,10 @@ cleared alarms (pure).
 One open alarm per (device, event code). A condition that holds again while its alarm is open
 re-triggers it (counted, never duplicated); an alarm clears only once the condition has held
 normal for the list's hold time, so flapping stays one alarm; severity is raised when the
-condition persists past the list's ``severity_raise``. Acknowledgement is recorded in the
-database by people; the lifecycle never undoes it.
+condition persists past the list's ``severity_raise``. Observations may come late (an event
+handled after later readings, a backlog replayed after a restart): one older than what its
+alarm already knows changes nothing, so an alarm is never cleared before it opened.
+Acknowledgement is recorded in the database by people; the lifecycle never undoes it.
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ class Lifecycle:
     def observe(self, obs: Observation) -> list[Transition]:
         key = (obs.device_id, obs.code)
         alarm = self.open.get(key)
+        if alarm is not None and _stale(alarm, obs):
+            return []
         if obs.active:
             if alarm is None:
                 pol = self.policy(obs.device_id, obs.code)
@@ -154,9 +158,14 @@ class Lifecycle:
         alarm = self.open[key]
         pol = self.policy(*key)
         hold = pol.hold_seconds if pol is not None else 0.0
-        if alarm.normal_since is not None and now - alarm.normal_since >= hold:
+        if alarm.normal_since is None:
+            return []
+        # Normal from no earlier than the opening, whatever normal_since says (an alarm adopted
+        # from the database): a clear is never recorded before the alarm opened.
+        normal = max(alarm.normal_since, alarm.opened_at)
+        if now - normal >= hold:
             del self.open[key]
-            return [Transition(Kind.CLEAR, alarm, max(now, alarm.normal_since + hold))]
+            return [Transition(Kind.CLEAR, alarm, max(now, normal + hold))]
         return []
 
     def _maybe_raise(self, alarm: Alarm, now: float) -> list[Transition]:
@@ -172,3 +181,14 @@ class Lifecycle:
             return []
         alarm.severity = str(pol.raise_to)
         return [Transition(Kind.RAISE, alarm, now)]
+
+
+def _stale(alarm: Alarm, obs: Observation) -> bool:
+    """Whether ``obs`` is older than what ``alarm`` already knows, and so says nothing of now:
+    normal before the condition was last seen holding (a reading replayed after a restart, an
+    event handled after later readings), or holding before it was seen normal. Acting on it
+    would record a clear earlier than the alarm's opening, or re-trigger a recovered alarm on
+    old news."""
+    if not obs.active:
+        return obs.t < alarm.last_triggered_at
+    return alarm.normal_since is not None and obs.t < alarm.normal_since

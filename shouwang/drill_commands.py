@@ -1,9 +1,12 @@
 """The command line: ``shouwang drill``: outage drills (``bench/drills``). Each runs the
 platform's real processes on loopback (a private Mosquitto, ``shouwang ingest``, for the
-database drill ``analytics`` and ``notify`` too, and the simulator) against the configured
-database and its registry, injects one outage mid-stream and prints what was published,
-acknowledged, stored, duplicated and lost, each process's peak RSS and the recovery time. The
-exit status is 1 when anything was lost outside the documented window (or a stage died).
+database drill ``analytics`` and ``notify`` too, for the broker restart and the ingest stop
+``analytics``, and the simulator) against the configured database and its registry, injects one
+outage mid-stream and prints what was published, acknowledged, stored, duplicated and lost, each
+process's peak RSS and the recovery time; with analytics watching, the OFFLINE and platform
+alarms the outage caused and whether a device gone silent during it was detected; with notify,
+the notifications that arrived at the drill's own webhook receiver. The exit status is 1 when
+anything was lost outside the documented window, a stage died, or a check failed.
 
 They need the registry's devices and their credentials: run ``shouwang seed`` first."""
 
@@ -19,10 +22,34 @@ app = typer.Typer(no_args_is_help=True, help="Outage drills on the real processe
 
 Communities = Annotated[int, typer.Option(help="communities streamed (the registry's first N)")]
 Seconds = Annotated[
-    float | None, typer.Option(help="wall seconds of streaming (default: warm-up + outage + 30)")
+    float | None,
+    typer.Option(
+        help="wall seconds of streaming (default: warm-up + outage + 30, and with a silent device"
+        " until it is detected)"
+    ),
 ]
 Speed = Annotated[float, typer.Option(help="simulated seconds per wall second")]
 Warmup = Annotated[float, typer.Option(help="seconds of storing before the outage")]
+Analytics = Annotated[
+    bool,
+    typer.Option(
+        help="run analytics too: no device may be blamed for the outage, one device goes silent"
+        " during it and must be detected after it"
+    ),
+]
+Victim = Annotated[
+    bool, typer.Option(help="with analytics: one device goes silent a third into the outage")
+]
+Grace = Annotated[
+    float, typer.Option(help="with analytics: its offline grace for the drill (seconds)")
+]
+FeedSilent = Annotated[
+    float,
+    typer.Option(help="with analytics: its feed_silent_s (the offline silence floors it)"),
+]
+MassWindow = Annotated[
+    float, typer.Option(help="with analytics: its mass-silence window for the drill (seconds)")
+]
 
 
 def _run(kind: str, **options: object) -> None:
@@ -42,8 +69,13 @@ def broker_restart(
     outage_s: Annotated[float, typer.Option(help="seconds the broker is down")] = 5.0,
     speed: Speed = 1.0,
     warmup: Warmup = 10.0,
+    analytics: Analytics = True,
+    victim: Victim = True,
+    grace_s: Grace = 20.0,
+    feed_silent_s: FeedSilent = 30.0,
+    mass_window_s: MassWindow = 10.0,
 ) -> None:
-    """Stop the broker cleanly (SIGTERM) mid-stream and start it again: nothing may be lost."""
+    """Stop the broker cleanly (SIGTERM) mid-stream: nothing lost, no device blamed for it."""
     _run(
         "broker-restart",
         communities=communities,
@@ -51,6 +83,42 @@ def broker_restart(
         outage_s=outage_s,
         speed=speed,
         warmup_s=warmup,
+        stages=("ingest", "analytics") if analytics else ("ingest",),
+        victim=victim,
+        grace_s=grace_s,
+        feed_silent_s=feed_silent_s,
+        mass_window_s=mass_window_s,
+    )
+
+
+@app.command("ingest-stop")
+def ingest_stop(
+    communities: Communities = 1,
+    seconds: Seconds = None,
+    outage_s: Annotated[
+        float, typer.Option(help="seconds ingest is stopped (its broker session kept)")
+    ] = 65.0,
+    speed: Speed = 1.0,
+    warmup: Warmup = 10.0,
+    analytics: Analytics = True,
+    victim: Victim = True,
+    grace_s: Grace = 20.0,
+    feed_silent_s: FeedSilent = 30.0,
+    mass_window_s: MassWindow = 10.0,
+) -> None:
+    """Stop ingest mid-stream: nothing lost, no device blamed, a silent one still found."""
+    _run(
+        "ingest-stop",
+        communities=communities,
+        seconds=seconds,
+        outage_s=outage_s,
+        speed=speed,
+        warmup_s=warmup,
+        stages=("ingest", "analytics") if analytics else ("ingest",),
+        victim=victim,
+        grace_s=grace_s,
+        feed_silent_s=feed_silent_s,
+        mass_window_s=mass_window_s,
     )
 
 
@@ -99,10 +167,21 @@ def db_outage(
         int, typer.Option(help="elevators pressing their alarm button in mid-outage")
     ] = 3,
     notify: Annotated[
-        bool, typer.Option(help="run notify too (refused if people on duty are off-machine)")
+        bool,
+        typer.Option(
+            help="run notify too, with a person of the drill's own on duty and a webhook"
+            " receiver (refused if people on duty are off-machine)"
+        ),
     ] = True,
+    kill: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="SIGKILL this stage (analytics, notify, ingest) at three quarters of the cut"
+            " and start it again after it (repeatable)"
+        ),
+    ] = None,
 ) -> None:
-    """Cut the database under load: the stages stay up, every reading is stored once."""
+    """Cut the database under load: stages up, every reading once, every notification once."""
     _run(
         "db-outage",
         communities=communities,
@@ -112,6 +191,7 @@ def db_outage(
         warmup_s=warmup,
         faults=faults,
         stages=("ingest", "analytics", "notify") if notify else ("ingest", "analytics"),
+        kill=tuple(kill or ()),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -20,6 +21,7 @@ class Snapshot:
     rejects_last_hour: dict[str, int]
     open_alarms: int = 0
     open_work_orders: int = 0
+    open_platform_alarms: int = 0  # the platform's own trouble (lifecycle.platform)
 
 
 def snapshot(conn: Conn) -> Snapshot:
@@ -39,8 +41,9 @@ def snapshot(conn: Conn) -> Snapshot:
     )
     open_ = conn.execute(
         "SELECT (SELECT count(*) FROM alarms WHERE state <> 'cleared'),"
-        " (SELECT count(*) FROM work_orders WHERE closed_at IS NULL)"
-    ).fetchone() or (0, 0)
+        " (SELECT count(*) FROM work_orders WHERE closed_at IS NULL),"
+        " (SELECT count(*) FROM platform_alarms WHERE state <> 'cleared')"
+    ).fetchone() or (0, 0, 0)
     return Snapshot(
         int(row[0]),
         int(row[1]),
@@ -50,6 +53,22 @@ def snapshot(conn: Conn) -> Snapshot:
         rejects,
         int(open_[0]),
         int(open_[1]),
+        int(open_[2]),
+    )
+
+
+def status_line(s: Snapshot, *, clock: str, notes: Iterable[str] = ()) -> str:
+    """The main job's status line (Rich markup): the figures, then a red ``! …`` marker for each
+    of ``notes`` and for open platform alarms."""
+    n = s.open_platform_alarms
+    markers = [*notes, *([f"{n} platform alarm{'' if n == 1 else 's'} open"] if n else [])]
+    return (
+        f"{clock}  readings/min {s.readings_last_minute:>8,}"
+        f"  devices heard {s.devices_heard_last_minute:>5,}/{s.devices:,}"
+        f"  stored {s.readings_approx:>12,}"
+        f"  rejects/h {sum(s.rejects_last_hour.values()):,}"
+        f"  open alarms {s.open_alarms:,}  open work orders {s.open_work_orders:,}"
+        + "".join(f"  [bold red]! {m}[/]" for m in markers)
     )
 
 
@@ -62,6 +81,8 @@ def print_status(conn: Conn, console: Console) -> None:
     t.add_row("readings stored (approx.)", f"{s.readings_approx:,}")
     t.add_row("readings in the last minute", f"{s.readings_last_minute:,}")
     t.add_row("open alarms / open work orders", f"{s.open_alarms:,} / {s.open_work_orders:,}")
+    n = s.open_platform_alarms
+    t.add_row("open platform alarms", f"{n:,}" + (" (shouwang platform alarms)" if n else ""))
     t.add_row(
         "rejects in the last hour",
         ", ".join(f"{k}: {v}" for k, v in s.rejects_last_hour.items()) or "none",

@@ -18,7 +18,7 @@ from core.holiday_store import calendar_in_force
 from core.settings import Settings
 from core.severity import Severity
 from lifecycle.platform import PlatformKind, raise_alarm
-from shouwang.status import snapshot
+from shouwang.status import snapshot, status_line
 from shouwang.supervisor import Supervisor
 from simulators.stream import main as simulate
 
@@ -92,15 +92,9 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
                 snap = snapshot(conn)
                 calendar = calendar_in_force(conn, calendar)
                 notes = [w.short for w in calendar.warnings(datetime.now(calendar.tz).date())]
-                console.print(
-                    f"{time.strftime('%H:%M:%S')}  readings/min {snap.readings_last_minute:>8,}"
-                    f"  devices heard {snap.devices_heard_last_minute:>5,}/{snap.devices:,}"
-                    f"  stored {snap.readings_approx:>12,}"
-                    f"  rejects/h {sum(snap.rejects_last_hour.values()):,}"
-                    f"  open alarms {snap.open_alarms:,}  open work orders {snap.open_work_orders:,}"
-                    + "".join(f"  [bold red]! {n}[/]" for n in notes)
-                    + (f"  [bold red]! {trouble}[/]" if (trouble := services.summary()) else "")
-                )
+                if trouble := services.summary():
+                    notes.append(trouble)
+                console.print(status_line(snap, clock=time.strftime("%H:%M:%S"), notes=notes))
     finally:
         stop.set()
         sim.join(30)

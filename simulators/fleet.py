@@ -17,6 +17,7 @@ import logging
 import random
 import selectors
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -24,7 +25,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from core.errors import ServiceUnavailable
-from core.mqtt import new_client
+from core.mqtt import Tls, new_client, process_tls
 from core.wire import Channel, device_topic, encode_status, gateway_topic
 
 log = logging.getLogger("shouwang.simulator")
@@ -52,8 +53,20 @@ class Link:
 
 
 class Fleet:
-    def __init__(self, host: str, port: int, *, qos: int = 1, client_prefix: str = "sim") -> None:
+    """Connections to the broker at ``host``:``port``, over TLS when ``tls`` says how to check
+    it (default: as the process's settings say, ``SHOUWANG_MQTT_TLS``)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        qos: int = 1,
+        client_prefix: str = "sim",
+        tls: Tls | None = None,
+    ) -> None:
         self.host, self.port, self.qos, self.client_prefix = host, port, qos, client_prefix
+        self.tls = tls if tls is not None else process_tls()
         self.links: dict[str, Link] = {}
         self.sel = selectors.DefaultSelector()
         self.acked = 0
@@ -64,7 +77,7 @@ class Fleet:
         self._rng = random.Random(f"{client_prefix}:{host}:{port}")
 
     def add(self, uid: str, password: str, *, is_gateway: bool = False) -> None:
-        client, props = new_client(f"{self.client_prefix}-{uid}", uid, password)
+        client, props = new_client(f"{self.client_prefix}-{uid}", uid, password, tls=self.tls)
         status = (
             gateway_topic(uid, Channel.STATUS) if is_gateway else device_topic(uid, Channel.STATUS)
         )
@@ -168,6 +181,10 @@ class Fleet:
         for key, _ in self.sel.select(timeout) if self.sel.get_map() else ():
             link: Link = key.data
             link.client.loop_read()
+        if self.tls is not None:  # what TLS has already decrypted is not seen by select
+            for link in self.links.values():
+                if isinstance(link.sock, ssl.SSLSocket) and link.sock.pending():
+                    link.client.loop_read()
         for link in self.links.values():
             if link.sock is not None and link.client.want_write():
                 link.client.loop_write()

@@ -1,11 +1,13 @@
 """Simulators: streaming. Loads devices from the registry and their credentials, connects each,
-and streams until the duration ends or Ctrl-C."""
+and streams until the duration ends or Ctrl-C. Named devices can be made to go silent from a
+simulated time on (``silence``): a device that really went offline, for drills."""
 
 from __future__ import annotations
 
 import csv
 import json
 import logging
+import math
 import signal
 import threading
 import time
@@ -15,8 +17,9 @@ from typing import Any
 from core.db import connect
 from core.errors import ConfigError
 from core.settings import Settings
+from simulators.faults import Fault
 from simulators.fleet import Fleet
-from simulators.run import SimClock, build_devices, run
+from simulators.run import SimClock, SimDevice, build_devices, run
 
 log = logging.getLogger("shouwang.simulate")
 
@@ -36,6 +39,19 @@ def load_rows(
     return [(str(u), str(c), int(i), g, dict(a)) for u, c, i, g, a in rows]
 
 
+def silence(devices: list[SimDevice], uids: list[str], at: float) -> list[Fault]:
+    """The devices ``uids`` publish nothing from simulated time ``at`` on (they stay connected:
+    a terminal whose sensor side died), as ``device_offline`` faults that never end."""
+    known = {d.uid for d in devices}
+    unknown = sorted(set(uids) - known)
+    if unknown:
+        raise ConfigError(
+            "--silence",
+            f"{', '.join(unknown)}: not among the simulated devices (check --community)",
+        )
+    return [Fault("device_offline", u, at, math.inf, None, transport="offline") for u in uids]
+
+
 def main(
     s: Settings,
     *,
@@ -46,8 +62,12 @@ def main(
     limit: int | None,
     record: Path | None,
     seed: int,
+    silent: list[str] | None = None,
+    silent_after: float = 0.0,
     stop_event: threading.Event | None = None,
 ) -> None:
+    if silent_after < 0 or not math.isfinite(silent_after):
+        raise ConfigError("--silence-after", "give simulated seconds, 0 or more")
     secrets_file = s.state_dir / "device-secrets.json"
     if not secrets_file.exists():
         raise ConfigError(str(secrets_file), "no device credentials; run 'shouwang seed' first")
@@ -58,6 +78,7 @@ def main(
             "registry", "no devices to simulate; run 'shouwang seed' or check --community"
         )
     devices = build_devices(rows, seed)
+    silence(devices, silent or [], 0.0)  # unknown devices refused before anything connects
     fleet = Fleet(s.mqtt_host, s.mqtt_port)
     gateways = {d.gateway for d in devices if d.gateway}
     for uid in sorted({d.uid for d in devices if d.gateway is None} | gateways):
@@ -80,6 +101,12 @@ def main(
         start_ago = duration if speed != 1.0 and duration else 0.0
     clock = SimClock(start=now - start_ago, speed=speed)
     until = clock.start + duration if duration is not None else float("inf")
+    simulated = {d.uid for d in devices}  # a device the broker refused is silent anyway
+    faults = silence(
+        devices, [u for u in silent or [] if u in simulated], clock.start + silent_after
+    )
+    if faults:
+        log.info("%s publish nothing after %.0f simulated s", ", ".join(silent or []), silent_after)
     stop = stop_event or threading.Event()
     if stop_event is None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -100,7 +127,9 @@ def main(
                 for k, v in values.items():
                     w.writerow((uid, k, ts_ms, repr(v)))
 
-        stats = run(fleet, devices, clock, until=until, stop=stop.is_set, record=recorder)
+        stats = run(
+            fleet, devices, clock, until=until, stop=stop.is_set, record=recorder, faults=faults
+        )
         fleet.drain()
     finally:
         if writer_file is not None:

@@ -1,10 +1,12 @@
 """Drills: one outage mid-stream, on the platform's real processes, and its figures.
 
-Every drill starts a private Mosquitto (``bench.drills.stack.PrivateBroker``), ``shouwang
-ingest`` (and for ``db-outage`` also ``shouwang analytics`` and ``shouwang notify``) as
-subprocesses, and ``shouwang simulate --record`` streaming one or more of the registry's
-communities; the stages' database URL goes through a TCP proxy (``bench.drills.proxy``) the drill
-can cut. Then, once readings are being stored and after a warm-up:
+Every drill starts a private Mosquitto (``bench.drills.stack.PrivateBroker``), the stages it
+runs (``shouwang ingest``; for ``db-outage`` also ``shouwang analytics`` and ``shouwang notify``,
+for ``ingest-stop`` and ``broker-restart`` also ``shouwang analytics``) as subprocesses, and
+``shouwang simulate --record`` streaming one or more of the registry's communities; the stages'
+database URL goes through a TCP proxy (``bench.drills.proxy``) the drill can cut. Analytics runs
+on the wall clock at speed 1 and on the data clock otherwise. Then, once readings are being
+stored and after a warm-up:
 
 - ``broker-restart``: the broker stops cleanly (SIGTERM) and starts again after ``outage_s``;
   nothing may be lost.
@@ -14,20 +16,38 @@ can cut. Then, once readings are being stored and after a warm-up:
   acknowledged since its last save and not delivered is lost: every lost reading must lie in that
   window (``autosave_s`` + 1 s of Mosquitto's rounding, + 1 s of slack, before the kill).
 - ``db-outage``: the database is cut behind the proxy for ``outage_s``; elevators raise faults in
-  the middle of it; the stages must stay up and, once it returns, every reading be stored once
-  and the faults alarmed.
+  the middle of it; the stages in ``kill`` are SIGKILLed at three quarters of it and started
+  again once it is back. The stages must stay up and, once it returns, every reading be stored
+  once and the faults alarmed.
+- ``ingest-stop``: ingest stops (SIGTERM; its session stays on the broker) for ``outage_s`` and
+  starts again; nothing may be lost.
+
+While analytics watches a broker restart or an ingest stop (``Options.watch``), the platform's
+outage must not be the devices' fault (``bench.drills.offline``): one device of the first
+community goes silent a third into the outage (``shouwang simulate --silence``); no other device
+may get an OFFLINE alarm or work order, a feed silence longer than analytics' threshold must be
+one ``feed_silent`` platform alarm, and the silent device must be detected once data flows again
+(the stream ends a few seconds after it is). Analytics' grace, feed-silence and mass-silence
+times are shortened for the drill (``grace_s``, ``feed_silent_s``, ``mass_window_s``): the
+offline rule's own silence (one minute for the demo county's 10 s devices) is not.
+
+When notify runs, a person of the drill's own is on duty for its communities with a webhook to a
+receiver the drill runs (``bench.drills.duty``): every notification the outbox holds for the
+drill's communities must arrive once, signed. Notify's group wait and interval are shortened and
+its quiet hours off for the drill, so that what it holds back is out before the drill ends.
 
 The published readings are what the simulator recorded; stored ones are read from the
 database (readings of the drill's devices that were not there before it started). The figures
-say what was published, acknowledged, stored, duplicated and lost, each stage's peak RSS, and
-the recovery time from the end of the outage to the first reading stored after it and to every
-reading published before it stored.
+(``bench.drills.figures``) say what was published, acknowledged, stored, duplicated and lost,
+each stage's peak RSS, and the recovery time from the end of the outage to the first reading
+stored after it and to every reading published before it stored.
 """
 
 from __future__ import annotations
 
 import bisect
 import csv
+import itertools
 import json
 import re
 import shutil
@@ -36,7 +56,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
@@ -44,8 +64,10 @@ from urllib.parse import urlparse
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from rich.console import Console
-from rich.table import Table
 
+from bench.drills.duty import Duty, expected_rows, pending_rows, tally
+from bench.drills.figures import Figures, report
+from bench.drills.offline import Watch, expectation, filed, pick_victim, victim_alarm_at, watch
 from bench.drills.proxy import Proxy
 from bench.drills.stack import (
     Observer,
@@ -61,12 +83,20 @@ from core.settings import Settings
 from core.wire import Channel, device_topic, encode_event
 from simulators.fleet import Fleet
 
-KINDS = ("broker-restart", "broker-kill", "db-outage")
+KINDS = ("broker-restart", "broker-kill", "db-outage", "ingest-stop")
+STAGES = ("ingest", "analytics", "notify")
+WATCHING = (
+    "broker-restart",
+    "ingest-stop",
+)  # kinds whose outage analytics must not blame on devices
 GATEWAY_FLUSH_S = 5.0  # data seconds a gateway's batch gathers (simulators.run)
 POLL_S = 0.25
 FAR_FUTURE_MS = 4_102_444_800_000  # 2100-01-01
 FAULT_CODE, FAULT_EVENT = "90", "EL.ALARM_BUTTON"  # an elevator's alarm button (P1)
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+BACKDATED = "opened before their button was pressed"
+LEAD_SLACK_S = 5.0  # with a victim: the first reading's time to be stored, planned for
+PAHO_MAX_BACKOFF_S = 120.0  # the stages' reconnection backoff doubles up to this
 
 Key = tuple[str, str, int]  # device uid, metric, data time (ms)
 
@@ -76,28 +106,79 @@ class Options:
     kind: str
     communities: int = 1
     seconds: float | None = None  # wall seconds of streaming (default: long enough)
-    outage_s: float | None = None  # default: 60 for the database, 5 for the broker
+    outage_s: float | None = None  # default: 60 database, 65 ingest, 5 broker
     speed: float = 1.0  # simulated seconds per wall second
     warmup_s: float = 10.0  # of storing, before the outage
     backlog_s: float = 15.0  # broker-kill: ingest stopped this long before the kill
     autosave_s: int = AUTOSAVE_INTERVAL_S  # the drill's broker
-    stages: tuple[str, ...] = ("ingest", "analytics", "notify")  # db-outage
+    stages: tuple[str, ...] | None = None  # default: ``running``
+    kill: tuple[str, ...] = ()  # db-outage: SIGKILLed at 3/4 of the outage, started after it
     faults: int = 3  # db-outage: elevators raising their alarm button mid-outage
     community_codes: tuple[str, ...] = ()  # instead of the first ``communities``
     settle_s: float = 60.0  # after the stream: how long to wait for the rest to be stored
+    victim: bool = True  # watching: one device goes silent a third into the outage
+    grace_s: float = 20.0  # watching: analytics_offline_grace_s for the drill
+    feed_silent_s: float = 30.0  # watching: analytics_feed_silent_s (the offline silence floors it)
+    mass_window_s: float = 10.0  # watching: analytics_mass_silence_window_s
+    group_wait_s: float = 2.0  # notify: notify_group_wait_s for the drill
+    group_interval_s: float = 5.0  # notify: notify_group_interval_s for the drill
+    notify_settle_s: float = 60.0  # after the readings: how long to wait for the notifications
 
     @property
     def outage(self) -> float:
         if self.outage_s is not None:
             return self.outage_s
-        return 60.0 if self.kind == "db-outage" else 5.0
+        return {"db-outage": 60.0, "ingest-stop": 65.0}.get(self.kind, 5.0)
+
+    @property
+    def running(self) -> tuple[str, ...]:
+        """The stages the drill runs."""
+        if self.stages is not None:
+            return self.stages
+        if self.kind == "db-outage":
+            return STAGES
+        return ("ingest",) if self.kind == "broker-kill" else ("ingest", "analytics")
+
+    @property
+    def watch(self) -> bool:
+        """Whether analytics watches the outage for OFFLINE alarms it must not file."""
+        return self.kind in WATCHING and "analytics" in self.running
+
+    @property
+    def notify(self) -> bool:
+        return "notify" in self.running
+
+    @property
+    def with_victim(self) -> bool:
+        return self.watch and self.victim
+
+    @property
+    def clock(self) -> str:
+        return "wall" if self.speed == 1.0 else "data"
+
+    @property
+    def lead_s(self) -> float:
+        """From the stream's start to the outage, at least (with a victim, planned to the
+        second: the victim's silence is set before the stream starts)."""
+        lead = self.warmup_s + (self.backlog_s if self.kind == "broker-kill" else 0.0)
+        return lead + (LEAD_SLACK_S if self.with_victim else 0.0)
+
+    def stream_for(self, silence_s: float | None) -> float:
+        """Wall seconds of streaming: ``seconds``, or the lead, the outage and a tail long
+        enough to store the rest and, with a victim of offline silence ``silence_s``, to
+        detect it (the stream then ends early, once it is)."""
+        if self.seconds is not None:
+            return self.seconds
+        tail = 30.0
+        if self.with_victim:
+            tail += (max(silence_s or 0.0, self.grace_s) + self.mass_window_s) / self.speed
+            if self.kind == "broker-restart":  # the stages come back within their backoff
+                tail += min(PAHO_MAX_BACKOFF_S, self.outage)
+        return self.lead_s + self.outage + tail
 
     @property
     def stream_s(self) -> float:
-        if self.seconds is not None:
-            return self.seconds
-        lead = self.warmup_s + (self.backlog_s if self.kind == "broker-kill" else 0.0)
-        return lead + self.outage + 30.0
+        return self.stream_for(None)
 
     @property
     def window_s(self) -> float:
@@ -105,45 +186,31 @@ class Options:
         autosave_s + 1 s, plus a second of slack for the message's way through."""
         return self.autosave_s + 2.0 if self.kind == "broker-kill" else 0.0
 
-
-@dataclass
-class Figures:
-    kind: str
-    communities: list[str]
-    devices: int
-    speed: float
-    stream_s: float
-    outage_s: float
-    messages_published: int = 0
-    readings_published: int = 0
-    messages_acknowledged: int | None = None
-    messages_routed: int = 0  # seen by the drill's observer
-    ingest_messages: int = 0  # committed and acknowledged by ingest (all its runs)
-    readings_stored: int = 0  # published readings found stored
-    readings_extra: int = 0  # new readings of the drill's devices nobody published
-    duplicates: int = 0
-    lost: int = 0
-    lost_outside_window: int = 0
-    lost_span_s: float | None = None  # data span of the lost readings, in wall seconds
-    window_s: float = 0.0
-    autosave_s: int = AUTOSAVE_INTERVAL_S
-    held_at_kill: int | None = None  # messages routed while ingest was away, at the kill
-    readings_in_window: int = 0  # published within the window before the kill (may be lost)
-    backlog_saved: int = 0  # published while ingest was away, before the window (saved)
-    backlog_saved_stored: int = 0  # of them, stored
-    first_stored_after_s: float | None = None
-    all_stored_after_s: float | None = None
-    peak_rss_mb: dict[str, float] = field(default_factory=dict)
-    alive_after: dict[str, bool] = field(default_factory=dict)
-    log_counts: dict[str, int] = field(default_factory=dict)
-    alarms: dict[str, int] = field(default_factory=dict)
-    platform_alarms: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    directory: Path | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
+    def check(self) -> None:
+        """Refuse what the drill cannot do, saying what to change."""
+        if self.kind not in KINDS:
+            raise SystemExit(f"no drill {self.kind!r}; one of {', '.join(KINDS)}")
+        if self.speed <= 0:
+            raise SystemExit("--speed must be above 0 (the drill maps data time to wall time)")
+        if self.outage <= 0 or self.warmup_s < 0:
+            raise SystemExit("--outage-s must be above 0 and --warmup 0 or more")
+        unknown = sorted(set(self.running) - set(STAGES))
+        if unknown or "ingest" not in self.running:
+            raise SystemExit(
+                f"stages {', '.join(unknown) or '(none)'}: a drill runs ingest and any of"
+                f" {', '.join(STAGES[1:])}"
+            )
+        if self.kind == "broker-kill" and self.running != ("ingest",):
+            raise SystemExit("broker-kill runs ingest alone")
+        if self.kill and self.kind != "db-outage":
+            raise SystemExit("--kill is for db-outage: the stages SIGKILLed during the cut")
+        if bad := sorted(set(self.kill) - set(self.running)):
+            raise SystemExit(
+                f"--kill {', '.join(bad)}: not running in this drill (it runs"
+                f" {', '.join(self.running)})"
+            )
+        if self.with_victim and self.outage * self.speed < 3:
+            raise SystemExit("the outage is too short for a device to go silent within it")
 
 
 @dataclass
@@ -205,15 +272,13 @@ class Poller:
 
 class Drill:
     def __init__(self, s: Settings, opts: Options, console: Console) -> None:
-        if opts.kind not in KINDS:
-            raise SystemExit(f"no drill {opts.kind!r}; one of {', '.join(KINDS)}")
-        if opts.speed <= 0:
-            raise SystemExit("--speed must be above 0 (the drill maps data time to wall time)")
+        opts.check()
         self.s, self.o, self.console = s, opts, console
         self.dir = Path()  # the drill's files: made once the registry has what it needs
         self.procs: list[Proc] = []
         self.events: dict[str, float] = {}  # monotonic
         self.wall: dict[str, float] = {}  # time.time() of the same events
+        self.stream_s = opts.stream_s  # once the registry is read: ``Options.stream_for``
         self.f = Figures(
             opts.kind, [], 0, opts.speed, opts.stream_s, opts.outage, autosave_s=opts.autosave_s
         )
@@ -221,6 +286,9 @@ class Drill:
         self._map: tuple[float, int] | None = None  # (monotonic, data ms) when the fault began
         self.raised: tuple[list[str], int] = ([], 0)  # elevators that raised one, data time
         self.poller: Poller | None = None
+        self.watch: Watch | None = None
+        self.victim: tuple[int, str] | None = None  # device id, uid
+        self.duty: Duty | None = None
 
     # --- set-up --------------------------------------------------------------------------
 
@@ -251,6 +319,8 @@ class Drill:
             " WHERE d.active AND c.code = ANY(%s)",
             (codes,),
         ).fetchall()
+        if not rows:
+            raise SystemExit(f"{', '.join(codes)}: no active device to stream")
         missing = sorted({link for _i, _u, link in rows if link not in secrets})
         if missing:
             raise SystemExit(
@@ -277,7 +347,7 @@ class Drill:
             raise SystemExit(
                 f"{len(outside)} contact channels of active people lead off this machine; the"
                 " drill's alarms would reach them. Run it on a registry without a real roster,"
-                " or with --no-notify"
+                " or without notify"
             )
 
     # --- the run -------------------------------------------------------------------------
@@ -286,9 +356,15 @@ class Drill:
         o, f = self.o, self.f
         with connect(self.s.database_url, autocommit=True) as conn:
             codes, devices, secrets = self._registry(conn)
-            if o.kind == "db-outage" and "notify" in o.stages:
+            if o.notify:
                 self._check_notify_reaches_nobody_outside(conn)
             f.communities, f.devices = codes, len(devices)
+            if o.watch:
+                self.watch = watch(self.s, conn, list(devices))
+                if o.with_victim:
+                    self.victim = pick_victim(conn, codes[0], self.watch)
+                    f.victim = self.victim[1]
+            self.stream_s = f.stream_s = o.stream_for(self.watch.shortest_s if self.watch else None)
             lo = datetime.fromtimestamp(time.time() - self.start_ago - 60, UTC)
             baseline = conn.execute(
                 "SELECT device_id, metric_id, (extract(epoch FROM ts) * 1000)::bigint"
@@ -298,6 +374,30 @@ class Drill:
             self.dir = Path(tempfile.mkdtemp(prefix=f"shouwang-drill-{o.kind}-"))
             f.directory = self.dir
             broker = PrivateBroker(self.dir / "broker", conn, self.s, o.autosave_s)
+            if o.notify:
+                self.duty = Duty.seed(conn, codes, hours=(self.stream_s + 600) / 3600)
+        try:
+            self._run(codes, devices, secrets, baseline, lo, broker)
+        finally:
+            if self.duty is not None:
+                with connect(self.s.database_url, autocommit=True) as conn:
+                    self.duty.remove(conn)
+                self.duty.close()
+        if f.ok:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            f.directory = None
+        return f
+
+    def _run(
+        self,
+        codes: list[str],
+        devices: dict[int, str],
+        secrets: dict[str, str],
+        baseline: list[tuple[int, int, int]],
+        lo: datetime,
+        broker: PrivateBroker,
+    ) -> None:
+        o, f = self.o, self.f
         base_keys = {(int(d), int(m), int(t)) for d, m, t in baseline}
         poller = self.poller = Poller(self.s.database_url, list(devices), lo, self.procs)
         poller.broker = broker
@@ -307,7 +407,7 @@ class Drill:
         try:
             broker.start()
             proxy, env, direct_env = self._environments(broker)
-            for name in o.stages if o.kind == "db-outage" else ("ingest",):
+            for name in o.running:
                 self._start(name, env)
             if not wait_for_log(self.procs[0], "connected as", 60):
                 raise SystemExit(
@@ -324,14 +424,22 @@ class Drill:
             sim = self._simulate(codes, direct_env)
             self.console.print(
                 f"drill {o.kind}: {len(devices)} devices of {', '.join(codes)} at speed"
-                f" {o.speed:g} for {o.stream_s:.0f} s, outage {o.outage:.0f} s; broker on"
-                f" 127.0.0.1:{broker.port}, files in {self.dir}"
+                f" {o.speed:g} for at most {self.stream_s:.0f} s, outage {o.outage:.0f} s;"
+                f" broker on 127.0.0.1:{broker.port}, files in {self.dir}"
             )
             self._wait_first_stored(poller, len(base_keys), sim)
-            time.sleep(o.warmup_s)
+            if o.with_victim:  # the outage starts when the victim's silence was planned for
+                at = max(self.events["stream"] + o.lead_s, time.monotonic() + 1.0)
+                time.sleep(at - time.monotonic())
+            else:
+                time.sleep(o.warmup_s)
             self._fault(broker, observer, proxy, poller, env, secrets, codes)
+            if self.victim is not None:
+                self._await_victim(sim)
             published = self._end_of_stream(sim)
             self._settle(poller, len(base_keys), len(published))
+            if self.duty is not None:
+                self._settle_notifications(codes)
             f.messages_routed = observer.mark()[0]
             self._check_alive()
         finally:
@@ -346,15 +454,11 @@ class Drill:
                 proxy.close()
         self._figures(published, devices, base_keys, poller, codes)
         self._from_processes(broker)
-        if f.ok:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            f.directory = None
-        return f
 
     @property
     def start_ago(self) -> float:
         """How far back the data clock starts: a fast-forwarded stream ends at the present."""
-        return self.o.speed * self.o.stream_s if self.o.speed != 1.0 else 0.0
+        return self.o.speed * self.stream_s if self.o.speed != 1.0 else 0.0
 
     def _environments(
         self, broker: PrivateBroker
@@ -382,10 +486,13 @@ class Drill:
 
     def _simulate(self, codes: list[str], env: dict[str, str]) -> Proc:
         o = self.o
-        args = ["simulate", "--speed", f"{o.speed:g}", "--duration", f"{o.speed * o.stream_s:g}"]
+        args = ["simulate", "--speed", f"{o.speed:g}", "--duration", f"{o.speed * self.stream_s:g}"]
         args += ["--start-ago", f"{self.start_ago:g}", "--record", str(self.dir / "published.csv")]
         for c in codes:
             args += ["--community", c]
+        if self.victim is not None:  # silent a third into the outage, planned from the start
+            after = (o.lead_s + o.outage / 3) * o.speed
+            args += ["--silence", self.victim[1], "--silence-after", f"{after:g}"]
         sim = start_stage("simulate", args, env, self.dir)
         self.procs.append(sim)
         self._mark("stream")
@@ -393,7 +500,7 @@ class Drill:
 
     def _end_of_stream(self, sim: Proc) -> set[Key]:
         f = self.f
-        remaining = self.events["stream"] + self.o.stream_s - time.monotonic()
+        remaining = self.events["stream"] + self.stream_s - time.monotonic()
         try:
             sim.popen.wait(max(0.0, remaining) + 120)
         except subprocess.TimeoutExpired:
@@ -416,7 +523,7 @@ class Drill:
                     )
 
     def _from_processes(self, broker: PrivateBroker) -> None:
-        """Peak RSS of every process, and what ingest's logs say."""
+        """Peak RSS of every process, and what the logs say."""
         f = self.f
         for p in self.procs:
             f.peak_rss_mb[p.name] = p.peak_mb
@@ -433,17 +540,53 @@ class Drill:
         f.log_counts["ingest: paused reading at its byte limit"] = sum(
             p.log_count("not reading from the broker") for p in ingest_logs
         )
+        if self.o.watch:
+            f.log_counts["analytics: feed silent (log lines)"] = sum(
+                p.log_count("no reading from the feed")
+                for p in self.procs
+                if p.name.startswith("analytics")
+            )
+        if self.o.kind.startswith("broker"):
+            f.log_counts["simulator: links that lost their connection"] = sum(
+                p.log_count("lost its connection") for p in self.procs if p.name == "simulate"
+            )
 
     def _start(self, name: str, env: dict[str, str]) -> Proc:
-        clock = "wall" if self.o.speed == 1.0 else "data"
+        o = self.o
         args = {
             "ingest": ["ingest", "--client-id", "drill-ingest"],
-            "analytics": ["analytics", "--clock", clock],
+            "analytics": ["analytics", "--clock", o.clock],
             "notify": ["notify", "--name", "drill-notify"],
         }[name]
-        p = start_stage(name, args, env, self.dir, log_name=f"{name}.{len(self.procs)}")
+        extra: dict[str, str] = {}
+        if name == "analytics" and o.watch:
+            extra = {
+                "SHOUWANG_ANALYTICS_OFFLINE_GRACE_S": f"{o.grace_s:g}",
+                "SHOUWANG_ANALYTICS_FEED_SILENT_S": f"{o.feed_silent_s:g}",
+                "SHOUWANG_ANALYTICS_MASS_SILENCE_WINDOW_S": f"{o.mass_window_s:g}",
+            }
+            self.f.analytics_settings = {
+                "clock": o.clock,
+                "offline grace": f"{o.grace_s:g} s",
+                "feed_silent_s": f"{o.feed_silent_s:g} s",
+                "mass-silence window": f"{o.mass_window_s:g} s",
+            }
+        if name == "notify":  # what notify holds back goes out before the drill ends
+            extra = {
+                "SHOUWANG_NOTIFY_GROUP_WAIT_S": f"{o.group_wait_s:g}",
+                "SHOUWANG_NOTIFY_GROUP_INTERVAL_S": f"{o.group_interval_s:g}",
+                "SHOUWANG_NOTIFY_QUIET_HOURS": "",
+            }
+        log_name = f"{name}.{len(self.procs)}"
+        p = start_stage(name, args, {**env, **extra}, self.dir, log_name=log_name)
         self.procs.insert(len([q for q in self.procs if q.name != "simulate"]), p)
         return p
+
+    def _retire(self, name: str, sig: int, why: str) -> None:
+        """Stop the running stage ``name`` (``sig``: SIGTERM, or SIGKILL as a crash would)."""
+        p = next(q for q in self.procs if q.name == name and not q.retired)
+        p.stop(sig)
+        p.name, p.retired = f"{name} ({why})", True
 
     def _mark(self, name: str) -> None:
         self.events[name] = time.monotonic()
@@ -481,55 +624,103 @@ class Drill:
         codes: list[str],
     ) -> None:
         o = self.o
-        routed, latest = observer.mark()
-        self._map = (time.monotonic(), latest)
+        self._map = (time.monotonic(), observer.mark()[1])
         if o.kind == "db-outage":
             assert proxy is not None
-            proxy.cut()
+            self._cut_database(proxy, broker, poller, env, secrets, codes)
+        elif o.kind == "ingest-stop":
             self._mark("down")
-            self.console.print(f"  database cut behind the proxy for {o.outage:.0f} s")
-            half = self.events["down"] + o.outage / 2
-            time.sleep(max(0.0, half - time.monotonic()))
-            if o.faults:
-                self._raise_faults(broker, secrets, codes)
-            time.sleep(max(0.0, self.events["down"] + o.outage - time.monotonic()))
-            proxy.restore()
+            self._retire("ingest", signal.SIGTERM, "stopped for the outage")
+            self.console.print(f"  ingest stopped (its session stays) for {o.outage:.0f} s")
+            self._sleep_into_outage(1.0)
             self._restored(poller)
+            self._start("ingest", env)
         elif o.kind == "broker-restart":
             self._mark("down")
             broker.stop(signal.SIGTERM)
             self.console.print(f"  broker stopped (SIGTERM) for {o.outage:.0f} s")
-            time.sleep(max(0.0, self.events["down"] + o.outage - time.monotonic()))
+            self._sleep_into_outage(1.0)
             broker.start()
             self._restored(poller)
-        else:  # broker-kill
-            ingest = self.procs[0]
-            if o.backlog_s > 0:
-                ingest.stop(signal.SIGTERM)  # its session stays: the broker holds a backlog
-                ingest.name, ingest.retired = "ingest (stopped before the kill)", True
-                self._mark("ingest_stopped")
-                routed = observer.mark()[0]
-                self.console.print(
-                    f"  ingest stopped; the broker holds its messages for {o.backlog_s:.0f} s"
-                )
-                time.sleep(o.backlog_s)
-            at_kill, latest = observer.mark()
-            self._map = (time.monotonic(), latest)
-            broker.stop(signal.SIGKILL)
-            self._mark("down")
-            self.f.held_at_kill = at_kill - routed if o.backlog_s > 0 else None
-            self.console.print(f"  broker killed (SIGKILL) for {o.outage:.0f} s")
-            time.sleep(max(0.0, self.events["down"] + o.outage - time.monotonic()))
-            broker.start()
-            self._restored(poller)
-            if o.backlog_s > 0:
-                self._start("ingest", env)
+        else:
+            self._kill_broker(broker, observer, poller, env)
         self.console.print("  back; waiting for the stream to end and everything to be stored")
+
+    def _cut_database(
+        self,
+        proxy: Proxy,
+        broker: PrivateBroker,
+        poller: Poller,
+        env: dict[str, str],
+        secrets: dict[str, str],
+        codes: list[str],
+    ) -> None:
+        o = self.o
+        proxy.cut()
+        self._mark("down")
+        self.console.print(f"  database cut behind the proxy for {o.outage:.0f} s")
+        self._sleep_into_outage(0.5)
+        if o.faults:
+            self._raise_faults(broker, secrets, codes)
+        if o.kill:
+            self._sleep_into_outage(0.75)
+            for name in o.kill:
+                self._retire(name, signal.SIGKILL, "SIGKILLed mid-outage")
+            self.f.killed = list(o.kill)
+            self.console.print(f"  {', '.join(o.kill)} SIGKILLed")
+        self._sleep_into_outage(1.0)
+        proxy.restore()
+        self._restored(poller)
+        for name in o.kill:
+            self._start(name, env)
+
+    def _kill_broker(
+        self, broker: PrivateBroker, observer: Observer, poller: Poller, env: dict[str, str]
+    ) -> None:
+        o = self.o
+        routed = 0
+        if o.backlog_s > 0:
+            self._retire("ingest", signal.SIGTERM, "stopped before the kill")
+            self._mark("ingest_stopped")
+            routed = observer.mark()[0]
+            self.console.print(
+                f"  ingest stopped; the broker holds its messages for {o.backlog_s:.0f} s"
+            )
+            time.sleep(o.backlog_s)
+        at_kill, latest = observer.mark()
+        self._map = (time.monotonic(), latest)
+        broker.stop(signal.SIGKILL)
+        self._mark("down")
+        self.f.held_at_kill = at_kill - routed if o.backlog_s > 0 else None
+        self.console.print(f"  broker killed (SIGKILL) for {o.outage:.0f} s")
+        self._sleep_into_outage(1.0)
+        broker.start()
+        self._restored(poller)
+        if o.backlog_s > 0:
+            self._start("ingest", env)
+
+    def _sleep_into_outage(self, share: float) -> None:
+        time.sleep(max(0.0, self.events["down"] + self.o.outage * share - time.monotonic()))
 
     def _restored(self, poller: Poller) -> None:
         """The outage ends now: from here on the poller also counts what was published before."""
         self._mark("restore")
         poller.t_end_ms = self.data_ms_at(self.events["restore"])
+
+    def _await_victim(self, sim: Proc) -> None:
+        """Until the victim's OFFLINE alarm is committed (then the stream ends a few seconds
+        later) or the stream ends."""
+        assert self.watch is not None and self.victim is not None
+        since = datetime.fromtimestamp(self.wall["stream"], UTC)
+        end = self.events["stream"] + self.stream_s
+        with connect(self.s.database_url, autocommit=True) as conn:
+            while time.monotonic() < end and sim.alive():
+                if victim_alarm_at(conn, self.victim[0], self.watch, since) is not None:
+                    self.console.print(f"  {self.victim[1]} detected offline; ending the stream")
+                    time.sleep(3.0)
+                    sim.stop(signal.SIGTERM)  # it drains what it published, then exits
+                    return
+                time.sleep(1.0)
 
     def _raise_faults(
         self, broker: PrivateBroker, secrets: dict[str, str], codes: list[str]
@@ -589,6 +780,23 @@ class Drill:
                 return
             time.sleep(POLL_S)
 
+    def _settle_notifications(self, codes: list[str]) -> None:
+        """Wait until every notification the outbox holds for the drill's communities has been
+        delivered and arrived, and nothing new for 2 s, within ``notify_settle_s``."""
+        assert self.duty is not None
+        since = datetime.fromtimestamp(self.wall["stream"], UTC)
+        deadline = time.monotonic() + self.o.notify_settle_s
+        steady = 0
+        with connect(self.s.database_url, autocommit=True) as conn:
+            while time.monotonic() < deadline:
+                expected = expected_rows(conn, codes, since)
+                t = tally(conn, self.duty, expected)
+                done = not t.missing and not pending_rows(conn, list(expected))
+                steady = steady + 1 if done else 0
+                if steady >= 4:
+                    return
+                time.sleep(0.5)
+
     # --- figures -------------------------------------------------------------------------
 
     def _figures(
@@ -614,8 +822,12 @@ class Drill:
                 " WHERE device_id = ANY(%s) AND ts >= %s",
                 (list(devices), poller.lo),
             ).fetchone()
-            if o.kind == "db-outage":
+            if "analytics" in o.running and "down" in self.events:
                 self._alarms(conn, codes)
+            if self.watch is not None and "restore" in self.events:
+                self._offline(conn, list(devices), published, poller)
+            if self.duty is not None:
+                self._notifications(conn, codes)
         new = {(int(d), int(m), int(t)) for d, m, t in rows} - base_keys
         stored = {(devices[d], str(metrics[m]), t) for d, m, t in new}
         f.readings_stored = len(published & stored)
@@ -677,6 +889,113 @@ class Drill:
         lo = kill - (self.o.window_s * self.o.speed + GATEWAY_FLUSH_S) * 1000
         return lo, kill + 2 * self.o.speed * 1000
 
+    def _feed_gap(self, poller: Poller) -> float | None:
+        """From the last reading stored before the outage to the first stored after it (wall
+        seconds): how long nothing reached analytics."""
+        restore = self.events["restore"]
+        before = [s for s in poller.samples if s.at < restore]
+        last = None
+        for prev, s in itertools.pairwise(before):
+            if s.total > prev.total:
+                last = s.at
+        at_restore = next((s.total for s in reversed(poller.samples) if s.at < restore), None)
+        first = next(
+            (s.at for s in poller.samples if s.at >= restore and s.total > (at_restore or 0)),
+            None,
+        )
+        return None if last is None or first is None else first - last
+
+    def _offline(
+        self, conn: Conn, device_ids: list[int], published: set[Key], poller: Poller
+    ) -> None:
+        """The outage is not the devices' fault: OFFLINE alarms, the platform alarm, the
+        victim."""
+        f, o, w = self.f, self.o, self.watch
+        assert w is not None
+        since = datetime.fromtimestamp(self.wall["stream"], UTC)
+        victim_id = self.victim[0] if self.victim else None
+        got = filed(conn, device_ids, w, since, victim_id)
+        f.offline_alarms_others, f.offline_work_orders_others = got.others, got.others_work_orders
+        if got.others or got.others_work_orders:
+            f.problems.append(
+                f"{got.others} OFFLINE alarms and {got.others_work_orders} work orders filed for"
+                " devices that kept reporting"
+            )
+        f.feed_gap_s = self._feed_gap(poller)
+        threshold = max(o.feed_silent_s, w.shortest_s or 0.0)
+        f.feed_silent_after_s = threshold
+        words, fewest, most = expectation(f.feed_gap_s, threshold, wall_clock=o.clock == "wall")
+        f.platform_expected = words
+        # On the wall clock a platform alarm's time is the wall's; on the data clock the data's.
+        opened_since = since if o.clock == "wall" else poller.lo
+        kinds: dict[str, int] = dict(
+            conn.execute(
+                "SELECT kind, count(*) FROM platform_alarms WHERE opened_at >= %s GROUP BY kind",
+                (opened_since,),
+            ).fetchall()
+        )
+        silent = int(kinds.pop("feed_silent", 0))
+        if not fewest <= silent <= most:
+            f.problems.append(f"{silent} feed_silent platform alarms opened; expected {words}")
+        if kinds:
+            f.problems.append(f"other platform alarms opened: {kinds}")
+        if self.victim is None:
+            return
+        uid = self.victim[1]
+        ts = [t for u, _m, t in published if u == uid]
+        down_ms = self.data_ms_at(self.events["down"])
+        if ts:
+            f.victim_silent_at_s = (max(ts) - down_ms) / 1000 / o.speed
+        if f.victim_silent_at_s is None or not 0 < f.victim_silent_at_s < o.outage:
+            f.problems.append(
+                f"{uid} did not go silent during the outage (its last reading"
+                f" {_s(f.victim_silent_at_s)} into it): the drill proves nothing about it"
+            )
+        if got.victim_at is None:
+            f.problems.append(f"{uid}, silent since the outage, was not detected offline after it")
+        else:
+            f.victim_detected_after_s = got.victim_at.timestamp() - self.wall["restore"]
+            f.victim_work_order = got.victim_work_order
+
+    def _notifications(self, conn: Conn, codes: list[str]) -> None:
+        f, o = self.f, self.o
+        assert self.duty is not None
+        since = datetime.fromtimestamp(self.wall["stream"], UTC)
+        expected = expected_rows(conn, codes, since)
+        t = tally(conn, self.duty, expected)
+        n = f.notifications
+        n["notifications expected (outbox rows for the drill's duty staff)"] = t.expected
+        n["  arrived (once each, signature checked)"] = t.covered
+        n["  missing"] = len(t.missing)
+        n["  duplicates (an alarm's news in two deliveries)"] = len(t.duplicates)
+        n["deliveries received"] = t.received
+        n["  sent again with the same delivery id (dropped)"] = t.repeats
+        n["  for other rows (e.g. pending from before the drill)"] = t.unexpected
+        n["  bad signatures / unreadable"] = t.bad_signatures + t.malformed
+        n["  accepted in the delivery log"] = t.logged_accepted
+        uids, _ts = self.raised
+        if uids:
+            notified = sum(1 for u in uids if t.codes[(u, FAULT_EVENT)])
+            n["faults raised mid-outage notified"] = notified
+            if "analytics" in o.running and notified < len(uids):
+                f.problems.append(
+                    f"{len(uids) - notified} of {len(uids)} faults raised mid-outage were not"
+                    " notified"
+                )
+        if t.missing:
+            f.problems.append(
+                f"{len(t.missing)} of {t.expected} notifications never arrived (outbox rows"
+                f" {', '.join(map(str, t.missing[:10]))})"
+            )
+        if t.duplicates:
+            f.problems.append(
+                f"{len(t.duplicates)} notifications arrived twice: {'; '.join(t.duplicates[:5])}"
+            )
+        if t.bad_signatures or t.malformed:
+            f.problems.append(
+                f"{t.bad_signatures} webhooks with a bad signature, {t.malformed} unreadable"
+            )
+
     def _alarms(self, conn: Conn, codes: list[str]) -> None:
         f = self.f
         start = datetime.fromtimestamp(self.wall["stream"], UTC)
@@ -700,24 +1019,39 @@ class Drill:
                 "start": start,
             },
         ).fetchone() or (0, 0, 0, 0)
-        f.alarms["alarms filed before the cut"] = int(row[0])
-        f.alarms["alarms filed after the cut (none can commit during it)"] = int(row[1])
+        cut = " (none can commit during the cut)" if self.o.kind == "db-outage" else ""
+        f.alarms["alarms filed before the outage"] = int(row[0])
+        f.alarms[f"alarms filed since it began{cut}"] = int(row[1])
         f.alarms["  of them for data of the outage"] = int(row[2])
-        f.alarms["work orders filed after the cut"] = int(row[3])
+        f.alarms["work orders filed since it began"] = int(row[3])
         uids, ts = self.raised
         if uids:
+            press = datetime.fromtimestamp(ts / 1000, UTC)
             fault = conn.execute(
-                "SELECT count(DISTINCT a.id), count(DISTINCT w.id) FROM alarms a"
-                " JOIN devices d ON d.id = a.device_id LEFT JOIN work_orders w ON w.alarm_id = a.id"
-                " WHERE d.uid = ANY(%s) AND a.event_code = %s AND a.opened_at >= %s",
-                (uids, FAULT_EVENT, datetime.fromtimestamp(ts / 1000 - 1, UTC)),
-            ).fetchone() or (0, 0)
+                "SELECT count(DISTINCT a.id), count(DISTINCT w.id), count(DISTINCT a.id) FILTER"
+                " (WHERE a.opened_at < %s - interval '1 second'), extract(epoch FROM %s"
+                " - min(a.opened_at)) FROM alarms a JOIN devices d ON d.id = a.device_id"
+                " LEFT JOIN work_orders w ON w.alarm_id = a.id"
+                " WHERE d.uid = ANY(%s) AND a.event_code = %s AND a.committed_at >= %s",
+                (press, press, uids, FAULT_EVENT, down),
+            ).fetchone() or (0, 0, 0, None)
             f.alarms["faults raised mid-outage"] = len(uids)
             f.alarms["  alarmed"] = int(fault[0])
             f.alarms["  with a work order"] = int(fault[1])
-            if "analytics" in self.o.stages and int(fault[0]) < len(uids):
+            f.alarms[f"  {BACKDATED}"] = int(fault[2])
+            if int(fault[0]) < len(uids):
                 f.problems.append(
                     f"{len(uids) - int(fault[0])} faults raised mid-outage were not alarmed"
+                )
+            elif int(fault[0]) > len(uids):
+                f.problems.append(
+                    f"{len(uids)} faults raised mid-outage became {fault[0]} alarms: one press,"
+                    " one alarm"
+                )
+            if fault[2]:
+                f.problems.append(
+                    f"{fault[2]} fault alarms {BACKDATED}, by up to {float(fault[3]):.0f} s of"
+                    " data time"
                 )
         out = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE o.done_at IS NULL) FROM outbox o"
@@ -727,14 +1061,23 @@ class Drill:
         ).fetchone() or (0, 0)
         f.alarms["outbox rows written"] = int(out[0])
         f.alarms["outbox rows still pending"] = int(out[1])
+        since = (
+            start
+            if self.o.clock == "wall"
+            else datetime.fromtimestamp(self.wall["stream"] - self.start_ago, UTC)
+        )
         f.platform_alarms = [
             f"{k}{'/' + s if s else ''} ({state})"
             for k, s, state in conn.execute(
                 "SELECT kind, subject, state FROM platform_alarms WHERE opened_at >= %s"
                 " OR (last_triggered_at >= %s AND state <> 'cleared') ORDER BY id",
-                (start, start),
+                (since, since),
             ).fetchall()
         ]
+
+
+def _s(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1f} s"
 
 
 def run(s: Settings, opts: Options, console: Console | None = None) -> Figures:
@@ -742,58 +1085,3 @@ def run(s: Settings, opts: Options, console: Console | None = None) -> Figures:
     f = Drill(s, opts, console).run()
     report(console, f)
     return f
-
-
-def _fmt(x: float | None, unit: str = " s") -> str:
-    return "—" if x is None else f"{x:,.1f}{unit}"
-
-
-def report(console: Console, f: Figures) -> None:
-    t = Table(title=f"shouwang drill {f.kind}: {', '.join(f.communities)}, {f.devices} devices")
-    t.add_column("figure")
-    t.add_column("value", justify="right")
-    t.add_row("stream", f"{f.stream_s:.0f} s at speed {f.speed:g}; outage {f.outage_s:.0f} s")
-    t.add_row("messages published", f"{f.messages_published:,}")
-    t.add_row(
-        "  acknowledged by the broker",
-        "—" if f.messages_acknowledged is None else f"{f.messages_acknowledged:,}",
-    )
-    t.add_row("  routed (seen by the drill's observer)", f"{f.messages_routed:,}")
-    t.add_row("  committed by ingest (with redeliveries, statuses)", f"{f.ingest_messages:,}")
-    t.add_row("readings published", f"{f.readings_published:,}")
-    t.add_row("  stored", f"{f.readings_stored:,}")
-    t.add_row("  duplicates", f"{f.duplicates:,}")
-    t.add_row("  lost (published − stored)", f"{f.lost:,}")
-    if f.kind == "broker-kill":
-        t.add_row(
-            "  autosave / documented window",
-            f"autosave_interval {f.autosave_s} s / {f.window_s:g} s before the kill",
-        )
-        t.add_row("  lost outside the window", f"{f.lost_outside_window:,}")
-        t.add_row("  span of the lost readings", _fmt(f.lost_span_s))
-        t.add_row("  readings published in the window", f"{f.readings_in_window:,}")
-        if f.held_at_kill is not None:
-            t.add_row("  messages held for ingest at the kill", f"{f.held_at_kill:,}")
-            t.add_row(
-                "  backlog before the window (saved): stored",
-                f"{f.backlog_saved_stored:,} of {f.backlog_saved:,}",
-            )
-    if f.readings_extra:
-        t.add_row("  stored, not published by the drill", f"{f.readings_extra:,}")
-    t.add_row("first reading stored after the outage", _fmt(f.first_stored_after_s))
-    t.add_row("everything before the outage's end stored", _fmt(f.all_stored_after_s))
-    for name, mb in f.peak_rss_mb.items():
-        t.add_row(f"peak RSS {name}", f"{mb:,.0f} MB")
-    for name, alive in f.alive_after.items():
-        t.add_row(f"{name} running after", "yes" if alive else "[red]NO[/]")
-    for k, v in {**f.log_counts, **f.alarms}.items():
-        t.add_row(k, f"{v:,}")
-    if f.kind == "db-outage":
-        t.add_row("platform alarms opened", ", ".join(f.platform_alarms) or "none")
-    console.print(t)
-    for p in f.problems:
-        console.print(f"[bold red]FAILED:[/] {p}")
-    if f.directory is not None:
-        console.print(f"logs kept in {f.directory}")
-    if f.ok:
-        console.print("[green]drill passed[/]")

@@ -8,6 +8,7 @@ the alarm from the feed the broker kept for it."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import socket
@@ -25,13 +26,13 @@ from psycopg.conninfo import conninfo_to_dict
 import analytics.service as service_module
 from analytics.__main__ import build
 from core.db import Conn
-from core.feed import READINGS_TOPIC
+from core.feed import EVENTS_TOPIC, READINGS_TOPIC, pack_events
 from core.outlasting_db import Database, backoff
 from core.settings import Settings
 from ingest.__main__ import config_from as ingest_config
 from ingest.consumer import retire_session
 from lifecycle.alarms import Transition
-from tests.analytics.feed_helpers import Feed, clean
+from tests.analytics.feed_helpers import Feed, clean, service, stream
 from tests.background import running
 from tests.conftest import settings_env, shouwang
 from tests.mqtt_helpers import Peer, peer
@@ -329,6 +330,53 @@ def test_started_during_an_outage_it_waits_and_killed_during_one_it_loses_nothin
     log = first_log.read_text(errors="replace")
     assert "DATABASE UNAVAILABLE at start" in log, log[-3000:]
     assert fire_rows(db, fire) == (1, 1, 1)
+
+
+def test_a_press_stored_while_analytics_was_down_is_one_alarm_after_its_restart(
+    settings: Settings, db: Conn, feed: Feed
+) -> None:
+    """The drill's sequence. Ingest stored alarm-button presses during the outage that
+    analytics, killed meanwhile, never saw; started again, it reads the codes back with their
+    time, then takes the backlog the broker kept, as ingest published it after the outage: the
+    batch's readings (older and newer than the presses) before its events. One press is one
+    alarm, opened at the first reading after it, and neither cleared when the press itself is
+    handled (the drill found it cleared at the press's time, before it opened) nor filed again
+    with the readings that follow (a second alarm, the drill's 2 presses became 4 alarms)."""
+    t0 = float(math.floor(time.time()) - 86400)  # data time: yesterday
+    pressed = t0 + 600.25
+    elevators = feed.devices("elevator")[:2]
+    for d in elevators:
+        db.execute(
+            "INSERT INTO events (ts, device_id, code, active)"
+            " VALUES (to_timestamp(%s), %s, '90', true)",
+            (pressed, d),
+        )
+    svc = service(settings)
+    try:
+        for d in elevators:
+            assert svc.engine.views[d].active_codes == {"90": pytest.approx(pressed)}
+        # One step: ingest's batch of the outage, its readings then its events.
+        backlog = [
+            (READINGS_TOPIC, feed.readings(t0 + 5.0 * i, elevators), 0, 0) for i in range(300)
+        ]
+        presses = [(int(pressed * 1000), d, "90", True, {}) for d in elevators]
+        backlog.append((EVENTS_TOPIC, pack_events(presses, []), 0, 0))
+        with svc._lock:
+            svc._buffer.extend(backlog)
+        svc.step()
+        stream(svc, feed, t0 + 1500.0, t0 + 1800.0, elevators, every=5.0)  # past the grace
+        assert (svc.stats.events, svc.stats.opened, svc.stats.transitions) == (2, 2, 2)
+    finally:
+        svc.conn.close()
+    rows = db.execute(
+        "SELECT device_id, extract(epoch FROM opened_at)::float8, state, cleared_at,"
+        " (SELECT count(*) FROM work_orders w WHERE w.alarm_id = a.id),"
+        " (SELECT array_agg(o.kind ORDER BY o.id) FROM outbox o WHERE o.alarm_id = a.id)"
+        " FROM alarms a WHERE event_code = 'EL.ALARM_BUTTON' ORDER BY device_id, id"
+    ).fetchall()
+    assert rows == [
+        (d, pytest.approx(t0 + 605.0), "active", None, 1, ["alarm_opened"]) for d in elevators
+    ]
 
 
 def test_the_backoff_doubles_to_fifteen_seconds() -> None:

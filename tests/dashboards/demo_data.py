@@ -5,7 +5,9 @@ fault scenarios injected (``simulators.faults``); they are stored through ingest
 (``ingest.store.write_batch``). The analytics rule engine and alarm lifecycle run in-process over
 the same samples for the devices that carry a fault (the others behave normally and raise
 nothing) and analytics' store writes the alarms and work orders. Duty staff then answer: work
-orders get response and arrival times, and some are completed, a few of them late.
+orders get response and arrival times, and some are completed, a few of them late. The platform
+had its own trouble too (``lifecycle.platform``): a feed silence that is over, a stage restarted
+and acknowledged, a device's detector set aside and still open.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from analytics.engine import Engine, compile_rules
 from analytics.store import apply, load_devices, load_open_alarms, record_breaches
 from core.catalogue import METRICS
 from core.db import Conn
+from core.severity import Severity
 from core.workcalendar import WorkCalendar
 from ingest.rows import Batch
 from ingest.store import write_batch
 from lifecycle.alarms import Lifecycle, Transition, policy_of
+from lifecycle.platform import PlatformKind, acknowledge, clear_alarm, raise_alarm
 from responsibility.loader import ResponsibilityList
 from simulators.faults import Fault, apply_values, plan_faults, scenarios
 from simulators.run import build_devices
@@ -163,6 +167,7 @@ def backfill(
         list_version=str(lst.version),
     )
     _people_answer(conn, start, now, random.Random(seed))
+    _platform_trouble(conn, start, now, next(iter(faults_of), "none"))
     record_breaches(conn, now)
     conn.execute("ANALYZE")
     alarms = sum(1 for t in transitions if t.kind == "open")
@@ -229,3 +234,25 @@ def _people_answer(conn: Conn, start: float, now: float, rng: random.Random) -> 
                     (wo_id, at, previous, status),
                 )
                 previous = status
+
+
+def _platform_trouble(conn: Conn, start: float, now: float, device_uid: str) -> None:
+    """The platform's own alarms over the window, as analytics and the main job raise them."""
+
+    def at(s: float) -> datetime:
+        return datetime.fromtimestamp(s, UTC)
+
+    raise_alarm(conn, PlatformKind.FEED_SILENT, severity=Severity.P1, at=at(start + 900))
+    clear_alarm(conn, PlatformKind.FEED_SILENT, reason="feed_resumed", at=at(start + 1500))
+    restarted = raise_alarm(
+        conn, PlatformKind.STAGE_RESTARTED, "notify", severity=Severity.P2, at=at(now - 3600)
+    )
+    acknowledge(conn, restarted.id, "县信息中心 demo", at(now - 3300))
+    raise_alarm(
+        conn,
+        PlatformKind.DETECTOR_QUARANTINED,
+        device_uid,
+        severity=Severity.P3,
+        at=at(now - 1200),
+        detail={"error": "ValueError: demo"},
+    )

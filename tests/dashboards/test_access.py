@@ -39,6 +39,7 @@ VIEWS = (
     "device_status",
     "alarms",
     "work_orders",
+    "platform_alarms",
 )
 
 
@@ -278,3 +279,21 @@ def test_a_township_role_reads_the_communities_under_its_township_only(
         grant_township(owner, "DEMO", role=role)
     with pytest.raises(RegistryError, match="no region"):
         grant_township(owner, "T99", role=role)
+
+
+def test_only_the_regulator_reads_platform_alarms(
+    demo: tuple[str, float, Summary], f01: Credentials, owner: Conn, as_regulator: Conn
+) -> None:
+    """Nobody's community: a firm's or a township's login sees none of them."""
+    seen = _rows(as_regulator, "SELECT kind FROM dash.platform_alarms")
+    assert {"feed_silent", "stage_restarted", "detector_quarantined"} <= seen
+    role = f"dash_test_town_p_{PID}"
+    township = grant_township(owner, "T01", role=role)
+    try:
+        for creds in (f01, township):
+            with connect(login_url(demo[0], creds), autocommit=True) as conn:
+                assert conn.execute("SELECT count(*) FROM dash.platform_alarms").fetchone() == (0,)
+                with pytest.raises(errors.InsufficientPrivilege):
+                    conn.execute("SELECT * FROM platform_alarms")
+    finally:
+        revoke(owner, role)
