@@ -15,10 +15,11 @@ from typing import Any
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from api import errors
+from api import errors, limits
 from api.deps import TokenCache
 from api.routes import (
     alarms,
+    audit,
     buildings,
     calendar,
     communities,
@@ -28,6 +29,7 @@ from api.routes import (
     devices,
     firms,
     people,
+    platform,
     regions,
     responsibility,
     shifts,
@@ -41,7 +43,8 @@ from core.settings import Settings
 
 DESCRIPTION = """\
 The platform's HTTP API: the registry, telemetry, alarms, work orders, the responsibility list,
-the duty roster, the notification log and a live stream of changes.
+the duty roster, the notification log, the platform's own alarms, the audit log and a live
+stream of changes.
 
 Every call needs `Authorization: Bearer <token>` (tokens come from `shouwang api token issue`).
 Each token has a role and a scope; anything outside the scope answers 404, as if it did not
@@ -84,7 +87,9 @@ def create_app(settings: Settings) -> FastAPI:
             sync_pool.open(wait=True, timeout=10)
             app.state.pool = pool
             app.state.sync_pool = sync_pool
-            app.state.hub = Hub(settings.database_url)
+            app.state.hub = Hub(
+                settings.database_url, settings.api_stream_max, settings.api_stream_max_per_token
+            )
             app.state.settings = settings
             app.state.token_cache = TokenCache(settings.api_token_cache_s)
             try:
@@ -104,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
         servers=servers,
     )
     errors.install(app)
+    limits.install(app, settings)
 
     for module in (
         regions,
@@ -122,6 +128,8 @@ def create_app(settings: Settings) -> FastAPI:
         people,
         shifts,
         deliveries,
+        platform,
+        audit,
         stream,
     ):
         app.include_router(module.router, prefix="/v1")

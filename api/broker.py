@@ -1,8 +1,7 @@
 """API: the broker follows credential changes, as ``shouwang broker sync`` makes it.
 
 Runs on a synchronous connection (in a worker thread). Concurrent syncs, from this API or from
-the command line, are serialised by an advisory lock, so the password file and ACL are written
-by one writer at a time.
+the command line, are serialised by ``broker.sync``'s advisory lock.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from core.errors import ConfigError
 from core.settings import Settings
 
 log = logging.getLogger("shouwang.api")
-_LOCK_KEY = 0x5357_4252  # "SWBR"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +30,8 @@ def sync_broker(conn: Conn, s: Settings) -> BrokerSync:
     registry change stands, and the next sync brings the broker in line.
     """
     passwd, acl, pid = s.broker_files()
-    conn.commit()
-    conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
     try:
-        n, changed = sync(
+        done = sync(
             conn,
             platform_services(s),
             passwd=passwd,
@@ -46,7 +42,9 @@ def sync_broker(conn: Conn, s: Settings) -> BrokerSync:
     except ConfigError as e:
         log.warning("broker not brought in line: %s", e)
         return BrokerSync(False, f"{e}; run 'shouwang broker sync' once the broker runs")
-    finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
-        conn.commit()
-    return BrokerSync(True, f"{n} broker accounts; files {'updated' if changed else 'unchanged'}")
+    for line in done.skipped:
+        log.warning("broker sync: %s", line)
+    detail = f"{done.accounts} broker accounts; files {'updated' if done.changed else 'unchanged'}"
+    if done.skipped:
+        detail += f"; {len(done.skipped)} registry account(s) left out (see the API's log)"
+    return BrokerSync(True, detail)

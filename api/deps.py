@@ -6,6 +6,10 @@ or a changed scope (a community created, moved or handed to another firm elsewhe
 within that time. A change made through this API process takes effect in it at once: any
 request other than GET, HEAD or OPTIONS empties the cache when it is done. Its ``community_ids``
 are fixed for the request and every query filters by them in SQL.
+
+Such a request also names its caller on its database connections for the audit log
+(``core.audit``): for the session on the pooled autocommit connection, until the request ends;
+for the transaction on the synchronous one (:func:`blocking`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api.errors import ApiError
+from api.limits import throttle
 from api.tokens import digest
+from core.audit import FORGET_SQL, Actor, naming
 from core.db import Conn
 
 T = TypeVar("T")
@@ -152,15 +158,50 @@ _READS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 async def principal(request: Request, db: Db, credentials: Credentials) -> AsyncIterator[Principal]:
-    """The caller of this request, from its bearer token. After a request that may change
-    something (any method but GET, HEAD and OPTIONS) the token cache is emptied, so what it
-    changed (a community's firm or region, say) is in force for the next request at once."""
+    """The caller of this request, from its bearer token. A request that may change something
+    (any method but GET, HEAD and OPTIONS) takes one from the token's write allowance
+    (``api.limits.throttle``: 429 when it is used up), names the caller on the request's
+    connections for the audit log (``core.audit``), and the token cache is emptied after it,
+    so what it changed (a community's firm or region, say) is in force for the next request at
+    once."""
     cache: TokenCache | None = getattr(request.app.state, "token_cache", None)
+    write = request.method not in _READS
+    p = await resolve(db, credentials, cache)
+    if write:
+        throttle(request, p.token_id)
+        await _name(request, db, Actor(p.actor, "api", p.token_id))
     try:
-        yield await resolve(db, credentials, cache)
+        yield p
     finally:
-        if cache is not None and request.method not in _READS:
+        if write:
+            await _forget(db)
+        if cache is not None and write:
             cache.clear()
+
+
+def act(request: Request, actor: Actor) -> None:
+    """Who this request's changes are by in the audit log, for its :func:`blocking` calls (a
+    request with a token names its caller itself)."""
+    request.state.audit_actor = actor
+
+
+async def _name(request: Request, db: AsyncConn, actor: Actor) -> None:
+    """Name the caller on the request's connection, for the session (it is autocommit: a
+    transaction's setting would end with the statement), and for :func:`blocking`."""
+    act(request, actor)
+    query, params = naming(actor, local=False)
+    await db.execute(query, params)
+
+
+async def _forget(db: AsyncConn) -> None:
+    """Name nobody again before the connection goes back to the pool, even when the request was
+    cancelled; a connection that cannot be told is closed (the pool discards it), so no name
+    outlives its request."""
+    with anyio.CancelScope(shield=True):
+        try:
+            await db.execute(FORGET_SQL)
+        except psycopg.Error:
+            await db.close()
 
 
 # scope="function": the cache is emptied when the route returns, before its answer goes out.
@@ -170,11 +211,16 @@ Caller = Annotated[Principal, Depends(principal, scope="function")]
 async def blocking(request: Request, fn: Callable[[Conn], T]) -> T:
     """Run ``fn`` in a worker thread on a pooled synchronous connection, in one transaction
     (committed when ``fn`` returns). For the platform's shared synchronous functions:
-    work-order transitions, acknowledgements, device credentials."""
+    work-order transitions, acknowledgements, device credentials. The request's actor
+    (:func:`act`) is named for that transaction only: what ``fn`` changes after committing
+    part-way is recorded as the API's database role."""
     pool: ConnectionPool[Conn] = request.app.state.sync_pool
+    actor: Actor | None = getattr(request.state, "audit_actor", None)
 
     def run() -> T:
         with pool.connection() as c:
+            if actor is not None:
+                c.execute(*naming(actor, local=True))
             return fn(c)
 
     return await anyio.to_thread.run_sync(run)

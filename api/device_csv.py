@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
 
 from core.catalogue import DeviceClass
+from core.namespaces import uid_problem
 
 COLUMNS: Final = (
     "uid",
@@ -33,7 +33,6 @@ COLUMNS: Final = (
 )
 REQUIRED: Final = ("uid", "device_class", "community")
 MAX_ROWS: Final = 10_000
-UID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +106,8 @@ Bad = Callable[[str, str], None]
 
 def _uid(r: dict[str, str], line: int, known: Known, seen: dict[str, int], bad: Bad) -> str:
     uid = r.get("uid", "")
-    if not UID.fullmatch(uid):
-        bad("uid", "1-64 letters, digits, '_', '.', '-', starting with a letter or digit")
+    if (problem := uid_problem(uid)) is not None:
+        bad("uid", problem)
     elif uid in seen:
         bad("uid", f"also on row {seen[uid]}")
     elif uid in known.taken:

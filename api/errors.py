@@ -9,7 +9,7 @@ paths and the database's integrity errors are mapped here, nowhere else.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -47,13 +47,19 @@ class ApiError(Exception):
     """An error the caller can act on; ``status`` is the HTTP status, ``code`` a stable word."""
 
     def __init__(
-        self, status: int, code: str, message: str, fields: Sequence[FieldError] = ()
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: Sequence[FieldError] = (),
+        headers: Mapping[str, str] | None = None,  # e.g. Retry-After
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.fields = list(fields)
+        self.headers = dict(headers or {})
 
 
 def not_found(what: str) -> ApiError:
@@ -76,19 +82,28 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorBody, "description": HTTPStatus(s).phrase} for s in statuses}
 
 
-# Every route documents these, so schema checks accept them; routes reading a raw body add
+# Every route documents these, so schema checks accept them (413: a body above the limit, 429:
+# a token's writes or streams above its limit; api/limits.py); routes reading a raw body add
 # RAW_BODY_RESPONSES.
-ERROR_RESPONSES: Final = documented(400, 401, 403, 404, 409, 422)
+ERROR_RESPONSES: Final = documented(400, 401, 403, 404, 409, 413, 422, 429)
 RAW_BODY_RESPONSES: Final = documented(413, 415)
 
 
-def body(status: int, code: str, message: str, fields: Sequence[FieldError] = ()) -> JSONResponse:
+def body(
+    status: int,
+    code: str,
+    message: str,
+    fields: Sequence[FieldError] = (),
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     detail = ErrorDetail(code=code, message=message, fields=list(fields))
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    extra = dict(headers or {})
+    if status == 401:
+        extra["WWW-Authenticate"] = "Bearer"
     return JSONResponse(
         ErrorBody(error=detail).model_dump(mode="json", exclude_none=True),
         status_code=status,
-        headers=headers,
+        headers=extra or None,
     )
 
 
@@ -101,13 +116,13 @@ def _loc(loc: Sequence[str | int]) -> str:
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
 _CODES |= {405: "method_not_allowed", 406: "not_acceptable", 409: "conflict"}
-_CODES |= {413: "too_large", 415: "unsupported_media_type", 422: "invalid"}
+_CODES |= {413: "too_large", 415: "unsupported_media_type", 422: "invalid", 429: "rate_limited"}
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, e: ApiError) -> JSONResponse:
-        return body(e.status, e.code, e.message, e.fields)
+        return body(e.status, e.code, e.message, e.fields, e.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, e: RequestValidationError) -> JSONResponse:

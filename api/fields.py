@@ -6,16 +6,30 @@ from datetime import datetime
 from typing import Annotated, Final
 
 from fastapi import Path, Query
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from api.errors import invalid
+from core.namespaces import UID_PATTERN, uid_problem
 
 INT4: Final = 2_147_483_647
 INT8: Final = 9_223_372_036_854_775_807
 
 # Registry codes and device uids: what MQTT usernames and topics accept.
-CODE_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+CODE_PATTERN: Final = UID_PATTERN
 Code = Annotated[str, Field(pattern=CODE_PATTERN, max_length=64, examples=["C01"])]
+
+
+def _free_uid(uid: str) -> str:
+    problem = uid_problem(uid)
+    if problem is not None:
+        raise ValueError(problem)
+    return uid
+
+
+# A new device's or gateway's uid: a code outside the broker's reserved namespaces.
+DeviceUid = Annotated[
+    str, Field(pattern=CODE_PATTERN, max_length=64, examples=["E0001"]), AfterValidator(_free_uid)
+]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Text = Annotated[str, Field(max_length=2000)]
 RefId = Annotated[int, Field(ge=1, le=INT4)]

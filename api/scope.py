@@ -37,6 +37,10 @@ class Action(StrEnum):
     READ_ROSTER = "read the duty roster and its people"
     WRITE_ROSTER = "change the duty roster or its people"
     READ_DELIVERIES = "read the notification delivery log"
+    READ_PLATFORM = "read platform alarms and the platform operators' roster"
+    ACK_PLATFORM_ALARMS = "acknowledge platform alarms"
+    WRITE_PLATFORM_ROSTER = "change the platform operators' roster or its people"
+    READ_AUDIT = "read the audit log"
 
 
 _SUPERVISORS: Final = frozenset(
@@ -60,6 +64,9 @@ PERMISSIONS: Final[dict[str, frozenset[Action]]] = {
         Action.PUBLISH_LIST,
         Action.LOAD_CALENDAR,
         Action.WRITE_ROSTER,
+        Action.READ_PLATFORM,
+        Action.WRITE_PLATFORM_ROSTER,
+        Action.READ_AUDIT,
     },
     "township": _SUPERVISORS | {Action.WRITE_COMMUNITIES, Action.WRITE_DEVICES},
     "firm_admin": _SUPERVISORS
@@ -70,6 +77,7 @@ PERMISSIONS: Final[dict[str, frozenset[Action]]] = {
         Action.ASSIGN_WORK_ORDERS,
         Action.MOVE_WORK_ORDERS,
         Action.WRITE_ROSTER,
+        Action.READ_AUDIT,  # its own firm's part (api/routes/audit.py)
     },
     "duty_staff": _SUPERVISORS
     | {Action.ACT_ON_ALARMS, Action.ASSIGN_WORK_ORDERS, Action.MOVE_WORK_ORDERS},
@@ -83,6 +91,11 @@ PERMISSIONS: Final[dict[str, frozenset[Action]]] = {
             Action.WRITE_ROSTER,
         }
     ),
+    # The county's IT contact or the vendor's on-call: the platform's own alarms and its roster,
+    # no community.
+    "platform_operator": frozenset(
+        {Action.READ_PLATFORM, Action.ACK_PLATFORM_ALARMS, Action.WRITE_PLATFORM_ROSTER}
+    ),
 }
 
 
@@ -90,8 +103,9 @@ def may(p: Principal, action: Action) -> bool:
     return action in PERMISSIONS.get(p.role, frozenset())
 
 
-def require(p: Principal, action: Action) -> None:
-    if not may(p, action):
+def require(p: Principal, action: Action, *alternatives: Action) -> None:
+    """403 unless the caller may do ``action`` or one of ``alternatives``."""
+    if not any(may(p, a) for a in (action, *alternatives)):
         raise forbidden(action.value)
 
 
@@ -170,10 +184,12 @@ def firms(w: Where, p: Principal, column: str = "f.id") -> Where:
 
 def people(w: Where, p: Principal, alias: str = "pe") -> Where:
     """People the caller sees: the staff of the firms running its communities and of the units
-    maintaining their devices, a township's supervisors, a unit its own staff; the regulator
-    everyone."""
+    maintaining their devices, a township's supervisors, a unit its own staff, a platform
+    operator the platform operators; the regulator everyone."""
     if p.community_ids is None:
         return w
+    if p.role == "platform_operator":
+        return w.add("{}.role = 'platform_operator'", alias)
     if p.role == "maintenance_unit":
         return w.add("{}.unit_id = %(scope_unit)s", alias, scope_unit=p.maintenance_unit_id)
     clause = (
@@ -193,9 +209,12 @@ def people(w: Where, p: Principal, alias: str = "pe") -> Where:
 
 
 def people_writable(w: Where, p: Principal, alias: str = "pe") -> Where:
-    """People the caller may change: a firm admin its firm's, a unit its own; the regulator all."""
+    """People the caller may change: a firm admin its firm's, a unit its own, a platform operator
+    the platform operators; the regulator all."""
     if p.role == "county_regulator":
         return w
+    if p.role == "platform_operator":
+        return w.add("{}.role = 'platform_operator'", alias)
     if p.role == "maintenance_unit":
         return w.add("{}.unit_id = %(scope_unit)s", alias, scope_unit=p.maintenance_unit_id)
     return w.add("{}.firm_id = %(scope_firm)s", alias, scope_firm=p.firm_id)

@@ -2,7 +2,8 @@
 migration 0011 announce every committed alarm and work-order change there) and fans each change
 out to the subscribers; each subscriber keeps what its caller's scope covers.
 
-A subscriber's queue is bounded: one that falls behind by ``QUEUE_SIZE`` changes is ended
+Streams are capped per API process and per token (:class:`StreamsFull`). A subscriber's queue
+is bounded: one that falls behind by ``QUEUE_SIZE`` changes is ended
 (``None`` in its queue) rather than slowing the others; its client reconnects with the last
 event id it saw and is sent what it missed from ``change_log`` (``missed``), kept for
 ``KEEP_DAYS`` days.
@@ -104,9 +105,20 @@ def visible(change: Change, p: Principal) -> bool:
 
 @dataclass(eq=False)
 class Subscription:
+    token_id: int = 0  # whose stream: the per-token cap counts it
     queue: asyncio.Queue[Change | None] = field(
         default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE)
     )
+    released: bool = False  # its place under the caps is given back
+
+
+class StreamsFull(Exception):
+    """No stream for this caller now: ``per_token`` its token's cap, else the process's."""
+
+    def __init__(self, per_token: bool, cap: int) -> None:
+        super().__init__(f"at most {cap} live streams {'per token' if per_token else 'in all'}")
+        self.per_token = per_token
+        self.cap = cap
 
 
 def _log_end(task: asyncio.Task[None]) -> None:
@@ -115,17 +127,29 @@ def _log_end(task: asyncio.Task[None]) -> None:
 
 
 class Hub:
-    def __init__(self, database_url: str) -> None:
+    """The subscribers of one API process, at most ``max_streams`` of them and
+    ``max_per_token`` per token (a subscription holds its place until it is unsubscribed)."""
+
+    def __init__(self, database_url: str, max_streams: int = 500, max_per_token: int = 5) -> None:
         self._url = database_url
+        self.max_streams = max_streams
+        self.max_per_token = max_per_token
+        self._held: dict[int, int] = {}  # token id -> streams open
+        self._open = 0
         self._subs: set[Subscription] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Event | None = None
         self._lock = asyncio.Lock()
         self._forgotten_at = -1e9  # monotonic time the log was last trimmed
 
-    async def subscribe(self) -> Subscription:
-        """A new subscription; changes committed after this returns reach it."""
+    async def subscribe(self, token_id: int = 0) -> Subscription:
+        """A new subscription for a stream of ``token_id``'s; changes committed after this
+        returns reach it. :class:`StreamsFull` when a cap is reached."""
         async with self._lock:
+            if self._held.get(token_id, 0) >= self.max_per_token:
+                raise StreamsFull(per_token=True, cap=self.max_per_token)
+            if self._open >= self.max_streams:
+                raise StreamsFull(per_token=False, cap=self.max_streams)
             if self._task is None or self._task.done():
                 self._ready = asyncio.Event()
                 self._task = asyncio.create_task(self._listen(self._ready))
@@ -136,8 +160,10 @@ class Hub:
                 )
                 if self._task.done():
                     self._task.result()  # the listener could not start: raise why
-            sub = Subscription()
+            sub = Subscription(token_id)
             self._subs.add(sub)
+            self._held[token_id] = self._held.get(token_id, 0) + 1
+            self._open += 1
             return sub
 
     async def forget_old(self, db: psycopg.AsyncConnection[Any]) -> None:
@@ -150,7 +176,17 @@ class Hub:
         )
 
     def unsubscribe(self, sub: Subscription) -> None:
+        """Stop delivering to ``sub`` and give its place back (again: nothing)."""
         self._subs.discard(sub)
+        if sub.released:
+            return
+        sub.released = True
+        self._open -= 1
+        left = self._held.get(sub.token_id, 0) - 1
+        if left > 0:
+            self._held[sub.token_id] = left
+        else:
+            self._held.pop(sub.token_id, None)
 
     async def _listen(self, ready: asyncio.Event) -> None:
         conn = await psycopg.AsyncConnection.connect(

@@ -15,7 +15,14 @@ from typing import Final, Literal, get_args
 from core.db import Conn
 from core.errors import RegistryError
 
-Role = Literal["county_regulator", "township", "firm_admin", "duty_staff", "maintenance_unit"]
+Role = Literal[
+    "county_regulator",
+    "township",
+    "firm_admin",
+    "duty_staff",
+    "maintenance_unit",
+    "platform_operator",
+]
 ROLES: Final[tuple[str, ...]] = get_args(Role)
 
 # Which scope option each role takes; the database's CHECK says the same.
@@ -25,6 +32,7 @@ SCOPES: Final[dict[str, tuple[str, ...]]] = {
     "firm_admin": ("firm",),
     "duty_staff": ("firm", "community"),
     "maintenance_unit": ("unit",),
+    "platform_operator": (),  # the platform itself, no community
 }
 
 
@@ -66,9 +74,14 @@ def check_scope(role: str, scope: dict[str, str]) -> None:
         raise RegistryError(f"unknown role {role!r}; use one of: {', '.join(ROLES)}")
     allowed = SCOPES[role]
     extra = sorted(set(scope) - set(allowed))
+    if extra and not allowed:
+        raise RegistryError(
+            f"a {role} token takes no scope (it covers the platform, not a community);"
+            f" leave out --{extra[0]}"
+        )
     if extra:
         raise RegistryError(f"a {role} token takes {' or '.join(allowed)}, not {extra[0]}")
-    if role != "county_regulator" and len(scope) != 1:
+    if allowed and role != "county_regulator" and len(scope) != 1:
         raise RegistryError(f"a {role} token needs exactly one of: --{', --'.join(allowed)}")
 
 

@@ -5,7 +5,30 @@ from __future__ import annotations
 from broker.acl import Account
 from broker.credentials import hash_password, new_password
 from core.db import Conn
-from core.errors import RegistryError
+from core.errors import AccountConflict, RegistryError
+from core.namespaces import PERSON_PREFIX, uid_problem
+
+# Issue or rotate: username, kind, device id, gateway id, person id, hash. An existing account
+# is updated only when it is the same kind's and the same owner's: a credential never takes over
+# another account (the ON CONFLICT ... WHERE updates nothing then, and nothing is returned).
+_UPSERT = (
+    "INSERT INTO mqtt_accounts (username, kind, device_id, gateway_id, person_id, password_hash)"
+    " VALUES (%s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash,"
+    " issued_at = now(), revoked_at = NULL"
+    " WHERE mqtt_accounts.kind = excluded.kind"
+    " AND mqtt_accounts.device_id IS NOT DISTINCT FROM excluded.device_id"
+    " AND mqtt_accounts.gateway_id IS NOT DISTINCT FROM excluded.gateway_id"
+    " AND mqtt_accounts.person_id IS NOT DISTINCT FROM excluded.person_id"
+    " RETURNING username"
+)
+
+
+def _conflict(username: str, kind: str) -> AccountConflict:
+    return AccountConflict(
+        f"the broker username {username!r} already belongs to another account; a {kind}'s"
+        " credential cannot take it over"
+    )
 
 
 def issue(conn: Conn, uid: str, *, password: str | None = None) -> str:
@@ -23,13 +46,11 @@ def issue(conn: Conn, uid: str, *, password: str | None = None) -> str:
         if row is None:
             raise RegistryError(f"no device or gateway with uid {uid!r}; register it first")
         kind, dev_id, gw_id = "gateway", None, row[0]
-    conn.execute(
-        "INSERT INTO mqtt_accounts (username, kind, device_id, gateway_id, password_hash)"
-        " VALUES (%s, %s, %s, %s, %s)"
-        " ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash,"
-        " issued_at = now(), revoked_at = NULL",
-        (uid, kind, dev_id, gw_id, hashed),
-    )
+    if (problem := uid_problem(uid)) is not None:
+        raise AccountConflict(f"{kind} {uid!r} cannot have a broker credential: {problem}")
+    done = conn.execute(_UPSERT, (uid, kind, dev_id, gw_id, None, hashed)).fetchone()
+    if done is None:
+        raise _conflict(uid, kind)
     return password
 
 
@@ -43,21 +64,26 @@ def issue_many(conn: Conn, uids: list[str]) -> dict[str, str]:
     for uid in uids:
         if uid not in ids:
             raise RegistryError(f"no device with uid {uid!r}")
+        if (problem := uid_problem(uid)) is not None:
+            raise AccountConflict(f"device {uid!r} cannot have a broker credential: {problem}")
+    taken = conn.execute(
+        "SELECT a.username FROM mqtt_accounts a JOIN unnest(%s::text[], %s::int[]) AS w (u, d)"
+        " ON a.username = w.u WHERE a.kind <> 'device' OR a.device_id IS DISTINCT FROM w.d"
+        " ORDER BY 1 LIMIT 5",
+        (uids, [ids[u] for u in uids]),
+    ).fetchall()
+    if taken:
+        raise _conflict(", ".join(str(t[0]) for t in taken), "device")
+    for uid in uids:
         out[uid] = new_password()
-        rows.append((uid, ids[uid], hash_password(out[uid])))
+        rows.append((uid, "device", ids[uid], None, None, hash_password(out[uid])))
     with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO mqtt_accounts (username, kind, device_id, password_hash)"
-            " VALUES (%s, 'device', %s, %s)"
-            " ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash,"
-            " issued_at = now(), revoked_at = NULL",
-            rows,
-        )
+        cur.executemany(_UPSERT, rows)
     return out
 
 
 def person_username(person_id: int) -> str:
-    return f"duty-{person_id}"
+    return f"{PERSON_PREFIX}{person_id}"
 
 
 def issue_person(conn: Conn, person_id: int, *, password: str | None = None) -> tuple[str, str]:
@@ -67,19 +93,18 @@ def issue_person(conn: Conn, person_id: int, *, password: str | None = None) -> 
         raise RegistryError(f"no person with id {person_id}")
     password = password or new_password()
     username = person_username(person_id)
-    conn.execute(
-        "INSERT INTO mqtt_accounts (username, kind, person_id, password_hash)"
-        " VALUES (%s, 'person', %s, %s)"
-        " ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash,"
-        " issued_at = now(), revoked_at = NULL",
-        (username, person_id, hash_password(password)),
-    )
+    hashed = hash_password(password)
+    done = conn.execute(_UPSERT, (username, "person", None, None, person_id, hashed)).fetchone()
+    if done is None:
+        raise _conflict(username, "person")
     return username, password
 
 
 def revoke(conn: Conn, uid: str) -> None:
+    """Revoke the credential of device or gateway ``uid`` (never another kind's account)."""
     cur = conn.execute(
-        "UPDATE mqtt_accounts SET revoked_at = now() WHERE username = %s AND revoked_at IS NULL",
+        "UPDATE mqtt_accounts SET revoked_at = now() WHERE username = %s AND revoked_at IS NULL"
+        " AND kind IN ('device', 'gateway')",
         (uid,),
     )
     if cur.rowcount == 0:

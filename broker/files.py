@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 from broker.acl import Account, render_acl, render_passwd
@@ -76,6 +77,36 @@ MAX_QUEUED_MESSAGES = 2_000_000
 AUTOSAVE_INTERVAL_S = 5
 
 
+@dataclass(frozen=True, slots=True)
+class TlsListener:
+    """The broker's TLS listener: where it listens, and the PEM files of its certificate
+    (``certfile``, with the chain up to the CA), private key and CA."""
+
+    host: str
+    port: int
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+
+    @classmethod
+    def in_directory(cls, host: str, port: int, directory: Path) -> TlsListener:
+        """The listener with ``ca.crt``, ``server.crt`` and ``server.key`` of ``directory``,
+        each checked readable now: a broker that cannot read them would not start, and say
+        so only in its own log."""
+        files = [directory / n for n in ("ca.crt", "server.crt", "server.key")]
+        for f in files:
+            try:
+                f.open("rb").close()
+            except OSError as e:
+                raise ConfigError(
+                    str(f),
+                    f"cannot read it ({e.strerror}); put the broker's CA certificate, certificate "
+                    "and key in this directory as ca.crt, server.crt and server.key, readable by "
+                    "the broker's user (docs/operations.md, 'MQTT over TLS')",
+                ) from None
+        return cls(host, port, *files)
+
+
 def broker_config(
     *,
     host: str,
@@ -83,14 +114,29 @@ def broker_config(
     directory: Path,
     persistence: bool = True,
     autosave_s: int = AUTOSAVE_INTERVAL_S,
+    tls: TlsListener | None = None,
 ) -> str:
     """Mosquitto configuration for a platform broker whose files live in ``directory``
-    (``autosave_s``: seconds between saves of its state, for drills that measure the window)."""
+    (``autosave_s``: seconds between saves of its state, for drills that measure the window).
+
+    ``host``:``port`` is the plain listener: give it a loopback address (the platform's own
+    services on the same host) and let everything else connect to ``tls``, TLS 1.2 or later.
+    Accounts and ACL are the same on both (per_listener_settings false).
+    """
+    listeners = [f"listener {port} {host}"]
+    if tls is not None:
+        listeners += [
+            f"listener {tls.port} {tls.host}",
+            f"cafile {tls.cafile}",
+            f"certfile {tls.certfile}",
+            f"keyfile {tls.keyfile}",
+            "tls_version tlsv1.2",
+        ]
     lines = [
         "# shouwang broker: no anonymous access; per-device credentials and ACL are written by",
         "# 'shouwang broker sync' from the registry and re-read on SIGHUP.",
         "per_listener_settings false",
-        f"listener {port} {host}",
+        *listeners,
         "allow_anonymous false",
         f"password_file {directory / 'passwd'}",
         f"acl_file {directory / 'acl'}",

@@ -1,4 +1,11 @@
-"""Gateway: brings the broker's credentials in line with the registry."""
+"""Broker: brings the broker's credentials in line with the registry.
+
+One bad row never stops the sync: an account whose username breaks its namespace
+(``core.namespaces``) or collides with a service account is left out of the broker's files and
+reported, and everyone else's credentials still follow the registry (a revoked credential must
+stop working even while some other row is wrong). Concurrent syncs (the API's, the command
+line's) take one advisory lock, so the files have one writer at a time.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,10 @@ from broker.credentials import hash_password, verify_password
 from broker.files import reload, write_files
 from core.db import Conn
 from core.errors import ConfigError
+from core.namespaces import account_problem, service_username_problem
 from core.settings import Settings
+
+_LOCK_KEY = 0x5357_4252  # "SWBR": one writer of the broker's files at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +37,8 @@ def service_accounts(accounts: list[ServiceAccount], existing: dict[str, str]) -
     same, so that an unchanged configuration rewrites nothing and signals nobody."""
     out = []
     for a in accounts:
+        if (problem := service_username_problem(a.username)) is not None:
+            raise ConfigError(a.setting.replace("PASSWORD", "USERNAME"), problem)
         if not a.password:
             raise ConfigError(
                 a.setting, f"the {a.kind} account {a.username!r} needs a password; set {a.setting}"
@@ -35,6 +47,31 @@ def service_accounts(accounts: list[ServiceAccount], existing: dict[str, str]) -
         hashed = old if old and verify_password(a.password, old) else hash_password(a.password)
         out.append(Account(a.username, a.kind, hashed))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Synced:
+    accounts: int  # in the broker's files
+    changed: bool  # the files changed (and the broker was signalled, when asked to)
+    skipped: tuple[str, ...] = ()  # registry accounts left out, each with what is wrong
+
+
+def screen(
+    accounts: list[Account], services: list[ServiceAccount]
+) -> tuple[list[Account], list[str]]:
+    """The registry's accounts that may go into the broker's files, and a line for each that
+    may not (pure): a username outside its kind's namespace, or a service account's name."""
+    taken = {s.username for s in services}
+    good, skipped = [], []
+    for a in accounts:
+        problem = account_problem(a.username, a.kind)
+        if problem is None and a.username in taken:
+            problem = f"{a.username!r} is a service account's username"
+        if problem is None:
+            good.append(a)
+        else:
+            skipped.append(f"{a.kind} account {a.username[:80]!r} left out: {problem}")
+    return good, skipped
 
 
 def sync(
@@ -46,21 +83,22 @@ def sync(
     pid_file: Path,
     share_group: str,
     signal_broker: bool = True,
-) -> tuple[int, bool]:
-    """Write the password file and ACL; SIGHUP the broker if they changed. Return (accounts, changed)."""
-    accounts = active_accounts(conn)
+) -> Synced:
+    """Write the password file and ACL; SIGHUP the broker if they changed. Accounts that cannot
+    be written are left out and reported (``Synced.skipped``), never the whole sync refused; a
+    wrong service account (settings) is a ``ConfigError``."""
     conn.commit()
-    names = {a.username for a in accounts}
-    for s in services:
-        if s.username in names:
-            raise ConfigError(
-                s.setting, f"service account {s.username!r} collides with a device or gateway uid"
-            )
-    everyone = accounts + service_accounts(services, _existing_hashes(passwd))
-    changed = write_files(everyone, passwd, acl, share_group)
-    if changed and signal_broker:
-        reload(pid_file)
-    return len(everyone), changed
+    conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    try:
+        accounts, skipped = screen(active_accounts(conn), services)
+        everyone = accounts + service_accounts(services, _existing_hashes(passwd))
+        changed = write_files(everyone, passwd, acl, share_group)
+        if changed and signal_broker:
+            reload(pid_file)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+        conn.commit()
+    return Synced(len(everyone), changed, tuple(skipped))
 
 
 def _existing_hashes(passwd: Path) -> dict[str, str]:

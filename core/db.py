@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import TupleRow
 
+from core.audit import Actor, act_as
 from core.catalogue import EVENT_CODES, METRICS, DeviceClass
 from core.errors import ServiceUnavailable
 
@@ -42,14 +43,28 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return out
 
 
-def connect(url: str, *, autocommit: bool = False, application_name: str = "shouwang") -> Conn:
+def connect(
+    url: str,
+    *,
+    autocommit: bool = False,
+    application_name: str = "shouwang",
+    actor: Actor | None = None,
+) -> Conn:
+    """A connection; ``actor``: who its changes are by, in the audit log (``core.audit``)."""
     try:
-        return psycopg.connect(url, autocommit=autocommit, application_name=application_name)
+        conn = psycopg.connect(url, autocommit=autocommit, application_name=application_name)
     except psycopg.OperationalError as e:
         raise ServiceUnavailable(
             f"cannot reach the database ({e}). Start the local stack with 'scripts/stack.sh up' "
             "or set SHOUWANG_DATABASE_URL."
         ) from e
+    if actor is not None:
+        try:
+            act_as(conn, actor)
+        except BaseException:
+            conn.close()
+            raise
+    return conn
 
 
 def migrate(conn: Conn) -> list[Migration]:

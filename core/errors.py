@@ -3,6 +3,7 @@
 ShouwangError
  ├── ConfigError          a setting or file is wrong; says which and what to fix
  ├── RegistryError        a registry operation refers to something that is not there
+ │    └── AccountConflict a broker username already belongs to another account
  ├── ServiceUnavailable   the database or broker cannot be reached
  └── InvalidMessage       a device message breaks the wire contract (reason, detail)
 """
@@ -23,6 +24,10 @@ class ConfigError(ShouwangError):
 
 class RegistryError(ShouwangError):
     pass
+
+
+class AccountConflict(RegistryError):
+    """A credential would take over a broker account of another kind or owner."""
 
 
 class ServiceUnavailable(ShouwangError):

@@ -6,15 +6,20 @@ reports every problem at once as ``file:line: path: what to fix`` (:class:`Probl
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import yaml
 
 from core.errors import ConfigError
 
 Loc = tuple[str | int, ...]
+
+MAX_PROBLEMS: Final = 100
+"""The most problems a refused file lists: enough to fix a real file in one go, and a file made
+of thousands of mistakes costs no more to check than one with a hundred."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +28,7 @@ class Problem:
     line: int
     path: str
     message: str
+    more: int = 0  # > 0: this line stands for that many problems not listed one by one
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.path}: {self.message}"
@@ -35,9 +41,16 @@ class ProblemsError(ConfigError):
 
     def __init__(self, errors: Sequence[Problem]) -> None:
         order = {f: i for i, f in enumerate(dict.fromkeys(p.file for p in errors))}
-        self.errors = sorted(dict.fromkeys(errors), key=lambda p: (order[p.file], p.line))
+        found = sorted(dict.fromkeys(errors), key=lambda p: (order[p.file], p.line))
+        total = sum(p.more or 1 for p in found)
+        self.errors = [p for p in found if not p.more][:MAX_PROBLEMS]
+        if total > len(self.errors):
+            last = self.errors[-1] if self.errors else found[-1]
+            n = total - len(self.errors)
+            msg = f"{n} more problem(s) not listed; fix these and check again"
+            self.errors.append(Problem(last.file, last.line, "(document)", msg, more=n))
         files = ", ".join(order)
-        super().__init__(files, f"{len(self.errors)} problem(s) in {self.what}")
+        super().__init__(files, f"{total} problem(s) in {self.what}")
 
     def __str__(self) -> str:
         return "\n".join(str(p) for p in self.errors)
@@ -131,6 +144,25 @@ def duplicate_keys(node: yaml.Node | None, source: str) -> list[Problem]:
     return out
 
 
+_KEYS: weakref.WeakKeyDictionary[yaml.MappingNode, dict[str, tuple[int, yaml.Node]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _keys(node: yaml.MappingNode) -> dict[str, tuple[int, yaml.Node]]:
+    """A mapping's keys with their lines and values (the last of a repeated key), indexed once
+    per node: looking up many problems in one wide mapping stays linear."""
+    index = _KEYS.get(node)
+    if index is None:
+        index = {
+            str(k.value): (k.start_mark.line + 1, v)
+            for k, v in node.value
+            if isinstance(k, yaml.ScalarNode)
+        }
+        _KEYS[node] = index
+    return index
+
+
 def line_of(node: yaml.Node | None, loc: Loc) -> int:
     """The line of the node at ``loc``, or of its nearest ancestor present in the file."""
     if node is None:
@@ -139,9 +171,9 @@ def line_of(node: yaml.Node | None, loc: Loc) -> int:
     for part in loc:
         child: yaml.Node | None = None
         if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if isinstance(k, yaml.ScalarNode) and k.value == str(part):
-                    line, child = k.start_mark.line + 1, v
+            found = _keys(node).get(str(part))
+            if found is not None:
+                line, child = found
         elif (
             isinstance(node, yaml.SequenceNode)
             and isinstance(part, int)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +34,10 @@ class Settings(BaseSettings):
     # Broker.
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 18883
+    # Connect to the broker over TLS (mqtt_port is then its TLS listener), checking its
+    # certificate against mqtt_ca_file (empty: the system's trust store) and mqtt_host.
+    mqtt_tls: bool = False
+    mqtt_ca_file: Path | None = None
     mqtt_ingest_username: str = "svc-ingest"
     mqtt_ingest_password: SecretStr = SecretStr("")
     mqtt_analytics_username: str = "svc-analytics"
@@ -57,6 +63,22 @@ class Settings(BaseSettings):
     # Payload bytes an ingest worker holds (received, not yet committed) before it stops reading
     # from the broker, which then keeps the backlog in the worker's session.
     ingest_max_buffer_bytes: int = 64 * 1024 * 1024
+    # Messages a minute (sustained) and at once (burst) one device, and one site gateway, may
+    # send; beyond that a message is not stored but rejected as rate_limited (counted beyond the
+    # reject limit), so one sender cannot fill the disk or load analytics. A message counts once
+    # per started KiB of payload. Defaults: 5 times the fastest device the registry allows (one
+    # report a second) and 50 times the demo's (every 10 s); the burst is 10 minutes of the
+    # fastest device, far above a device's in-flight messages sent again after a reconnect.
+    # A gateway's batches carry its devices' readings: 10 times a device's allowance. Each
+    # ingest worker keeps its own count (docs/operations.md section 14).
+    ingest_device_messages_per_minute: float = Field(default=300.0, gt=0)
+    ingest_device_burst_messages: float = Field(default=600.0, ge=1)
+    ingest_gateway_messages_per_minute: float = Field(default=3000.0, gt=0)
+    ingest_gateway_burst_messages: float = Field(default=6000.0, ge=1)
+    # After ingest was not reading from the broker (its start, a lost connection, a full buffer)
+    # for some time, each sender may send that much more of its rate, up to this many seconds'
+    # worth, for as long again: the backlog the broker held (0: none).
+    ingest_catch_up_seconds: float = Field(default=3600.0, ge=0)
     retention_days: float = 400.0
 
     # Analytics.
@@ -67,6 +89,10 @@ class Settings(BaseSettings):
     responsibility_overrides: Path | None = None
     work_calendar: Path | None = None
     rejects_retention_days: float = 30.0
+    # The audit log (who changed the registry, credentials, roster, tokens, lists, alarm and
+    # work-order state): kept this many days, at least 180 (network logs: six months at least);
+    # ingest's hourly retention pass deletes what is older.
+    audit_retention_days: int = Field(default=1095, ge=180)
     # Analytics' failure behaviour (docs/operations.md §12); times on analytics' clock (the
     # wall clock, or the data's own time with clock=data).
     # After analytics starts and after the feed resumes from a feed silence, no device is judged
@@ -100,6 +126,17 @@ class Settings(BaseSettings):
     api_public_url: str = ""
     api_pool_size: int = 10
     api_token_cache_s: float = 5.0
+    # Request limits (docs/api.md, Limits). A request body above api_max_body_bytes is refused
+    # with 413 before anything reads it (an upload route: the CSV device import, the responsibility
+    # list and holiday schedule YAML: api_max_upload_bytes); each token may make
+    # api_write_burst writes at once, refilled at api_write_rate_per_s (beyond: 429); at most
+    # api_stream_max live streams per API process, api_stream_max_per_token of them per token.
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    api_max_upload_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    api_write_rate_per_s: float = Field(default=5.0, gt=0)
+    api_write_burst: int = Field(default=50, ge=1)
+    api_stream_max: int = Field(default=500, ge=1)
+    api_stream_max_per_token: int = Field(default=5, ge=1)
 
     # Notifications (the dispatcher). Severities not listed in notify_grouped_severities go out
     # at once to everyone on duty; grouped ones wait notify_group_wait_s for companions, then go
@@ -161,4 +198,13 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """The settings of a command: environment variables, then ``<state_dir>/shouwang.env``."""
     state_dir = Path(os.environ.get("SHOUWANG_STATE_DIR") or default_state_dir())
-    return Settings(_env_file=state_dir / "shouwang.env")
+    env_file = state_dir / "shouwang.env"
+    try:
+        return Settings(_env_file=env_file)
+    except ValidationError as e:  # one line per setting, naming the variable, not a traceback
+        wrong = "; ".join(
+            f"SHOUWANG_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            f" (got {str(err.get('input'))[:60]!r})"
+            for err in e.errors(include_url=False)
+        )
+        raise ConfigError(f"settings (environment, {env_file})", wrong) from None

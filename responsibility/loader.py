@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from core.catalogue import DeviceClass
 from core.located_yaml import (
+    MAX_PROBLEMS,
     Document,
     Loc,
     Problem,
@@ -171,11 +172,16 @@ def _from_validation(
     err: ValidationError, doc: _Doc, prefix: Loc, note: str = ""
 ) -> list[ListProblem]:
     out = []
-    for e in err.errors(include_url=False):
+    errors = err.errors(include_url=False)
+    for e in errors[:MAX_PROBLEMS]:  # describing suggests spellings: not for thousands
         loc = prefix + _clean_loc(e["loc"], e["type"])
         out.append(
             ListProblem(doc.source, _line(doc.node, loc), _path(loc), _describe(e, loc) + note)
         )
+    if len(errors) > MAX_PROBLEMS:
+        n = len(errors) - MAX_PROBLEMS
+        more = f"{n} more problem(s) here not listed; fix these first"
+        out.append(ListProblem(doc.source, _line(doc.node, prefix), _path(prefix), more, more=n))
     return out
 
 
@@ -441,7 +447,11 @@ def parse_override(text: str, source: str) -> Override:
         for key in raw:
             if key not in ENTRY_FIELDS:
                 loc = (*at, str(key))
-                msg = _describe({"type": "extra_forbidden", "msg": ""}, loc)
+                msg = (  # a spelling suggestion for those listed, not for thousands
+                    _describe({"type": "extra_forbidden", "msg": ""}, loc)
+                    if len(problems) < MAX_PROBLEMS
+                    else f"unknown field '{key}'; remove it"
+                )
                 problems.append(ListProblem(source, _line(doc.node, loc), _path(loc), msg))
     if problems or head is None:
         raise ListError(problems)

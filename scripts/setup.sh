@@ -2,7 +2,8 @@
 # Installs what shouwang needs on a fresh Debian machine, and nothing twice:
 #   Debian packages (mosquitto, PostgreSQL + server headers, cmake),
 #   TimescaleDB (Apache edition) built from Debian's source package when absent,
-#   a virtualenv at .venv with the project and its development tools.
+#   a virtualenv at .venv with the project and its development tools,
+#   the local CA and the broker's TLS certificate under .state/tls/ (scripts/certs.sh).
 # Safe to run again: every step checks before it acts.
 set -euo pipefail
 
@@ -37,7 +38,7 @@ fi
 echo "$pg_major" > "$state/pg_major"
 
 apt_install mosquitto mosquitto-clients "postgresql-$pg_major" "postgresql-client-$pg_major" \
-  ca-certificates python3-venv
+  ca-certificates openssl python3-venv
 pg_bin="/usr/lib/postgresql/$pg_major/bin"
 pkglib=$("$pg_bin/pg_config" --pkglibdir 2>/dev/null || echo "/usr/lib/postgresql/$pg_major/lib")
 
@@ -80,4 +81,6 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
     > "$state/pip.log" 2>&1 || { grep -v "is ignored: it is neither" "$state/pip.log" | tail -n 30; exit 1; }
   touch "$stamp"
 fi
-log "ready: PostgreSQL $pg_major with TimescaleDB, mosquitto, $venv"
+tls_dir="${SHOUWANG_STATE_DIR:-$state}/tls"  # where scripts/stack.sh looks for them
+bash "$root/scripts/certs.sh" "$tls_dir" localhost 127.0.0.1
+log "ready: PostgreSQL $pg_major with TimescaleDB, mosquitto, $venv, the local CA in $tls_dir"

@@ -5,6 +5,7 @@
 #   scripts/stack.sh up      start both (initialising on first use), migrate, write broker ACLs
 #   scripts/stack.sh down    stop both
 #   scripts/stack.sh status  say what runs
+#   scripts/stack.sh certs   make the local CA and the broker's certificate if missing (up does too)
 # Set SHOUWANG_DATABASE_URL / SHOUWANG_MQTT_HOST to use external services instead: `up` then
 # starts nothing of its own and only migrates.
 set -euo pipefail
@@ -28,6 +29,8 @@ fi
 pg_port=${SHOUWANG_LOCAL_PG_PORT:-54329}
 mq_dir="$state/mosquitto"
 mq_port=${SHOUWANG_LOCAL_MQTT_PORT:-18883}
+mq_tls_port=${SHOUWANG_LOCAL_MQTT_TLS_PORT:-18884}
+tls_dir="$state/tls"
 envfile="$state/shouwang.env"
 shouwang="$root/.venv/bin/shouwang"
 log() { printf '\033[1;34m[stack]\033[0m %s\n' "$*"; }
@@ -41,6 +44,7 @@ write_env() {
     for key in SHOUWANG_MQTT_ANALYTICS_PASSWORD SHOUWANG_NOTIFY_MQTT_PASSWORD SHOUWANG_NOTIFY_ACK_SECRET; do
       grep -q "^$key=" "$envfile" || echo "$key=$(secret)" >> "$envfile"
     done
+    grep -q "^SHOUWANG_MQTT_CA_FILE=" "$envfile" || echo "SHOUWANG_MQTT_CA_FILE=$tls_dir/ca.crt" >> "$envfile"
     return 0
   fi
   mkdir -p "$state"
@@ -58,8 +62,16 @@ SHOUWANG_MQTT_ADMIN_PASSWORD=$(secret)
 SHOUWANG_MQTT_ANALYTICS_PASSWORD=$(secret)
 SHOUWANG_NOTIFY_MQTT_PASSWORD=$(secret)
 SHOUWANG_NOTIFY_ACK_SECRET=$(secret)
+# The broker's TLS listener is 127.0.0.1:${mq_tls_port}, its certificate signed by this CA. The
+# platform's own services use the plain loopback listener above; a client over TLS sets
+# SHOUWANG_MQTT_TLS=true SHOUWANG_MQTT_PORT=${mq_tls_port}.
+SHOUWANG_MQTT_CA_FILE=${tls_dir}/ca.crt
 ENV
 }
+
+# The local CA and the broker's certificate (localhost, 127.0.0.1), made once; never committed
+# (.state/ is ignored).
+tls_up() { bash "$root/scripts/certs.sh" "$tls_dir" localhost 127.0.0.1; }
 
 env_value() { sed -n "s/^$1=//p" "$envfile"; }
 
@@ -108,21 +120,37 @@ CONF
       "$pg_bin/psql" -h 127.0.0.1 -p $pg_port -U shouwang -d postgres -qc "CREATE DATABASE shouwang" >/dev/null
 }
 
+mq_running() { [ -f "$mq_dir/mosquitto.pid" ] && kill -0 "$(cat "$mq_dir/mosquitto.pid")" 2>/dev/null; }
+
+mq_stop() {
+  local pid; pid=$(cat "$mq_dir/mosquitto.pid")
+  kill "$pid"
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+}
+
 mq_up() {
   mkdir -p "$mq_dir/data"
-  "$shouwang" broker broker-config --port "$mq_port" --dir "$mq_dir" > "$mq_dir/mosquitto.conf"
-  if [ -f "$mq_dir/mosquitto.pid" ] && kill -0 "$(cat "$mq_dir/mosquitto.pid")" 2>/dev/null; then
+  "$shouwang" broker broker-config --port "$mq_port" --dir "$mq_dir" \
+    --tls-dir "$tls_dir" --tls-port "$mq_tls_port" > "$mq_dir/mosquitto.conf.new"
+  if mq_running && ! cmp -s "$mq_dir/mosquitto.conf.new" "$mq_dir/mosquitto.conf"; then
+    log "Mosquitto's configuration changed: restarting it (listeners change only on a restart)"
+    mq_stop
+  fi
+  mv "$mq_dir/mosquitto.conf.new" "$mq_dir/mosquitto.conf"
+  if mq_running; then
     kill -HUP "$(cat "$mq_dir/mosquitto.pid")"
-    log "Mosquitto already running on 127.0.0.1:$mq_port (credentials reloaded)"
+    log "Mosquitto already running on 127.0.0.1:$mq_port, TLS 127.0.0.1:$mq_tls_port (credentials reloaded)"
   else
     rm -f "$mq_dir/mosquitto.pid"
     ulimit -n 65536 2>/dev/null || true
     mosquitto -c "$mq_dir/mosquitto.conf" -d 2>>"$mq_dir/mosquitto.log"
     for _ in $(seq 50); do
-      (exec 3<>/dev/tcp/127.0.0.1/$mq_port) 2>/dev/null && break; sleep 0.1
+      (exec 3<>/dev/tcp/127.0.0.1/$mq_tls_port) 2>/dev/null && break; sleep 0.1
     done
-    (exec 3<>/dev/tcp/127.0.0.1/$mq_port) 2>/dev/null || { tail "$mq_dir/mosquitto.log"; exit 1; }
-    log "Mosquitto started on 127.0.0.1:$mq_port"
+    for port in "$mq_port" "$mq_tls_port"; do
+      (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null || { tail "$mq_dir/mosquitto.log"; exit 1; }
+    done
+    log "Mosquitto started on 127.0.0.1:$mq_port, TLS 127.0.0.1:$mq_tls_port (CA $tls_dir/ca.crt)"
   fi
 }
 
@@ -134,10 +162,14 @@ case "${1:-}" in
       exit 0
     fi
     write_env
+    tls_up
     pg_up
     "$shouwang" migrate
     "$shouwang" broker sync --no-reload
     mq_up
+    ;;
+  certs)
+    tls_up
     ;;
   down)
     if [ -f "$mq_dir/mosquitto.pid" ] && kill -0 "$(cat "$mq_dir/mosquitto.pid")" 2>/dev/null; then
@@ -149,7 +181,7 @@ case "${1:-}" in
     ;;
   status)
     as_postgres "$pg_bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1 && log "PostgreSQL: running (127.0.0.1:$pg_port)" || log "PostgreSQL: stopped"
-    { [ -f "$mq_dir/mosquitto.pid" ] && kill -0 "$(cat "$mq_dir/mosquitto.pid")" 2>/dev/null && log "Mosquitto: running (127.0.0.1:$mq_port)"; } || log "Mosquitto: stopped"
+    { [ -f "$mq_dir/mosquitto.pid" ] && kill -0 "$(cat "$mq_dir/mosquitto.pid")" 2>/dev/null && log "Mosquitto: running (127.0.0.1:$mq_port, TLS 127.0.0.1:$mq_tls_port)"; } || log "Mosquitto: stopped"
     ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|certs" >&2; exit 2 ;;
 esac

@@ -40,7 +40,13 @@ def api_serve(
 
 @token_app.command("issue")
 def api_token_issue(
-    role: Annotated[str, typer.Option(help="county_regulator, township, firm_admin, ...")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="county_regulator, township, firm_admin, duty_staff, maintenance_unit or"
+            " platform_operator (no scope option)"
+        ),
+    ],
     name: Annotated[str, typer.Option(help="who holds the token")],
     firm: Annotated[str | None, typer.Option(help="firm code (firm_admin, duty_staff)")] = None,
     region: Annotated[str | None, typer.Option(help="region code (township)")] = None,
@@ -49,10 +55,11 @@ def api_token_issue(
 ) -> None:
     """Issue an API token; prints it once (only its hash is kept)."""
     from api.tokens import issue
+    from core.audit import cli_actor
     from core.db import connect
 
     given = {"firm": firm, "region": region, "community": community, "unit": unit}
-    with connect(load_settings().database_url) as conn:
+    with connect(load_settings().database_url, actor=cli_actor()) as conn:
         issued = issue(conn, role, name, {k: v for k, v in given.items() if v is not None})
         conn.commit()
     console.print(f"token {issued.id} for {name} ({role}); it is shown only now:")
@@ -63,9 +70,10 @@ def api_token_issue(
 def api_token_revoke(token_id: Annotated[int, typer.Argument(help="the token's id")]) -> None:
     """Revoke an API token; it stops working within SHOUWANG_API_TOKEN_CACHE_S (5 s)."""
     from api.tokens import revoke
+    from core.audit import cli_actor
     from core.db import connect
 
-    with connect(load_settings().database_url) as conn:
+    with connect(load_settings().database_url, actor=cli_actor()) as conn:
         revoke(conn, token_id)
         conn.commit()
     console.print(f"token {token_id} revoked")
@@ -81,4 +89,5 @@ def api_token_list() -> None:
         for t in list_tokens(conn):
             revoked = f"\trevoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else ""
             created = f"{t.created_at:%Y-%m-%d}"
-            print(f"{t.id}\t{t.role}\t{t.scope or 'county'}\t{t.name}\t{created}{revoked}")
+            scope = t.scope or ("platform" if t.role == "platform_operator" else "county")
+            print(f"{t.id}\t{t.role}\t{scope}\t{t.name}\t{created}{revoked}")

@@ -39,12 +39,13 @@ def calendar_load(
 ) -> None:
     """Load a year's holiday schedule (checked first); a changed schedule becomes a new version.
     Analytics takes it within 30 s, for work orders filed from then on."""
+    from core.audit import cli_actor
     from core.db import connect
     from core.holiday_schedule import read_schedule
     from core.holiday_store import store
 
     text, schedule = read_schedule(file)
-    with connect(load_settings().database_url) as conn:
+    with connect(load_settings().database_url, actor=cli_actor()) as conn:
         stored = store(conn, schedule, text, file.name, by)
     if stored.created:
         console.print(f"{stored.year} holiday schedule loaded as version {stored.version}")

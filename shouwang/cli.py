@@ -17,8 +17,10 @@ from shouwang import (
     broker_commands,
     calendar_commands,
     dashboards_commands,
+    db_commands,
     drill_commands,
     operations,
+    platform_commands,
     stages,
 )
 from shouwang.console import console
@@ -36,6 +38,17 @@ app.add_typer(drill_commands.app, name="drill")
 app.add_typer(dashboards_commands.app, name="dashboards")
 app.add_typer(api_commands.app, name="api")
 app.add_typer(calendar_commands.app, name="calendar")
+app.add_typer(platform_commands.app, name="platform")
+app.add_typer(db_commands.app, name="db")
+
+
+@app.callback()
+def _connect_as_configured() -> None:
+    """Every MQTT client of this command connects as the settings say (plain or TLS)."""
+    from core.mqtt import tls_of, use_tls
+    from core.settings import load_settings
+
+    use_tls(tls_of(load_settings()))
 
 
 def main() -> None:

@@ -18,11 +18,12 @@ app = typer.Typer()
 @app.command()
 def migrate() -> None:
     """Apply pending schema migrations and sync the metric catalogue."""
+    from core.audit import cli_actor
     from core.db import connect
     from core.db import migrate as run_migrations
 
     s = load_settings()
-    with connect(s.database_url) as conn:
+    with connect(s.database_url, actor=cli_actor()) as conn:
         applied = run_migrations(conn)
     console.print(f"schema up to date ({len(applied)} migration(s) applied)")
 
@@ -33,8 +34,12 @@ def seed(
     buildings: int = 17,
     random_seed: Annotated[int, typer.Option("--seed")] = 7,
     report_interval: Annotated[int, typer.Option(help="seconds between a device's reports")] = 10,
+    no_reload: Annotated[
+        bool, typer.Option("--no-reload", help="write the broker's files, do not signal it")
+    ] = False,
 ) -> None:
     """Load the demo county into the registry and issue its credentials (idempotent)."""
+    from core.audit import cli_actor
     from core.db import connect
     from simulators.county import demo_county
     from simulators.seed import seed as run_seed
@@ -46,9 +51,9 @@ def seed(
         seed=random_seed,
         report_interval_s=report_interval,
     )
-    with connect(s.database_url) as conn:
+    with connect(s.database_url, actor=cli_actor()) as conn:
         secrets = run_seed(conn, county, s.state_dir / "device-secrets.json")
-    broker_sync(no_reload=False)
+    broker_sync(no_reload=no_reload)
     console.print(
         f"demo county: {len(county.communities)} communities, {len(county.devices())} devices, "
         f"{len(secrets)} credentials in {s.state_dir / 'device-secrets.json'}"
@@ -72,6 +77,13 @@ def simulate(
         Path | None, typer.Option(help="append every published reading to this CSV")
     ] = None,
     random_seed: Annotated[int, typer.Option("--seed")] = 7,
+    silence: Annotated[
+        list[str] | None,
+        typer.Option(help="this device publishes nothing from --silence-after on (repeatable)"),
+    ] = None,
+    silence_after: Annotated[
+        float, typer.Option(help="simulated seconds into the stream when --silence devices stop")
+    ] = 0.0,
 ) -> None:
     """Stream simulated devices to the broker with their own credentials."""
     from simulators.stream import main as sim_main
@@ -85,6 +97,8 @@ def simulate(
         limit=limit,
         record=record,
         seed=random_seed,
+        silent=silence or [],
+        silent_after=silence_after,
     )
 
 

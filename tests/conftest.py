@@ -23,7 +23,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
-from broker.files import broker_config
+from broker.files import TlsListener, broker_config
 from broker.sync import ServiceAccount, sync
 from core.db import Conn, connect, migrate
 from core.settings import Settings, load_settings
@@ -81,12 +81,25 @@ def db(database_url: str) -> Iterator[Conn]:
         yield conn
 
 
+def make_certificates(directory: Path, *names: str) -> Path:
+    """A CA and a broker certificate for ``names`` (default localhost, 127.0.0.1) in
+    ``directory``, made by scripts/certs.sh as the local stack makes its own."""
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / "certs.sh"), str(directory), *names],
+        check=True,
+        capture_output=True,
+    )
+    return directory
+
+
 @dataclass
 class Broker:
     host: str
     port: int
     directory: Path
     proc: subprocess.Popen[bytes]
+    tls_port: int | None = None  # the TLS listener, with certificates
+    certificates: Path | None = None  # ... from this directory (ca.crt: clients' trust)
 
     @property
     def passwd(self) -> Path:
@@ -101,17 +114,31 @@ class Broker:
         return self.directory / "mosquitto.pid"
 
 
-def start_broker(directory: Path, *, persistence: bool = False, port: int | None = None) -> Broker:
+def start_broker(
+    directory: Path,
+    *,
+    persistence: bool = False,
+    port: int | None = None,
+    tls: Path | None = None,
+) -> Broker:
     """A Mosquitto of the platform's configuration in ``directory`` (files kept if present),
-    listening on loopback; fails the test if it does not come up."""
+    listening on loopback, and over TLS too with the certificates in ``tls``
+    (:func:`make_certificates`); fails the test if it does not come up."""
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     for name in ("passwd", "acl"):
         if not (directory / name).exists():
             (directory / name).write_text("")
+    listener = None if tls is None else TlsListener.in_directory("127.0.0.1", free_port(), tls)
     conf = directory / "mosquitto.conf"
     conf.write_text(
-        broker_config(host="127.0.0.1", port=port, directory=directory, persistence=persistence)
+        broker_config(
+            host="127.0.0.1",
+            port=port,
+            directory=directory,
+            persistence=persistence,
+            tls=listener,
+        )
     )
     try:
         proc = subprocess.Popen(
@@ -123,6 +150,8 @@ def start_broker(directory: Path, *, persistence: bool = False, port: int | None
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            if listener is not None:
+                socket.create_connection(("127.0.0.1", listener.port), timeout=0.2).close()
             break
         except OSError:
             if proc.poll() is not None:
@@ -133,7 +162,9 @@ def start_broker(directory: Path, *, persistence: bool = False, port: int | None
             time.sleep(0.05)
     else:
         pytest.fail("mosquitto did not start listening within 10 s")
-    return Broker("127.0.0.1", port, directory, proc)
+    if listener is None:
+        return Broker("127.0.0.1", port, directory, proc)
+    return Broker("127.0.0.1", port, directory, proc, listener.port, listener.cafile.parent)
 
 
 @pytest.fixture(scope="session")
@@ -199,14 +230,20 @@ def settings(
     )
 
 
-def settings_for(database_url: str, broker: Broker, state_dir: Path, **more: Any) -> Settings:
-    """Settings for this database and test broker, with the test services' passwords."""
+def settings_for(
+    database_url: str, broker: Broker, state_dir: Path, *, tls: bool = False, **more: Any
+) -> Settings:
+    """Settings for this database and test broker, with the test services' passwords (``tls``:
+    connecting to its TLS listener)."""
+    if tls:
+        assert broker.tls_port and broker.certificates, "start the broker with tls="
+        more |= {"mqtt_tls": True, "mqtt_ca_file": broker.certificates / "ca.crt"}
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         state_dir=state_dir,
         database_url=database_url,
         mqtt_host=broker.host,
-        mqtt_port=broker.port,
+        mqtt_port=broker.tls_port if tls else broker.port,
         mqtt_ingest_password=SecretStr(INGEST_PASSWORD),
         mqtt_admin_password=SecretStr(ADMIN_PASSWORD),
         mqtt_analytics_password=SecretStr(ANALYTICS_PASSWORD),
@@ -227,6 +264,7 @@ def settings_env(s: Settings) -> dict[str, str]:
             "SHOUWANG_DATABASE_URL": s.database_url,
             "SHOUWANG_MQTT_HOST": s.mqtt_host,
             "SHOUWANG_MQTT_PORT": str(s.mqtt_port),
+            "SHOUWANG_MQTT_TLS": str(s.mqtt_tls).lower(),
             "SHOUWANG_MQTT_INGEST_PASSWORD": s.mqtt_ingest_password.get_secret_value(),
             "SHOUWANG_MQTT_ADMIN_PASSWORD": s.mqtt_admin_password.get_secret_value(),
             "SHOUWANG_MQTT_ANALYTICS_PASSWORD": s.mqtt_analytics_password.get_secret_value(),
@@ -237,6 +275,8 @@ def settings_env(s: Settings) -> dict[str, str]:
             "SHOUWANG_BROKER_PID_FILE": str(s.broker_pid_file),
         }
     )
+    if s.mqtt_ca_file is not None:
+        env["SHOUWANG_MQTT_CA_FILE"] = str(s.mqtt_ca_file)
     return env
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from core.mqtt import new_client
+from core.mqtt import Tls, new_client
 
 
 @dataclass
@@ -48,9 +48,10 @@ def peer(
     client_id: str = "",
     subscribe: str | None = None,
     wait: bool = True,
+    tls: Tls | None = None,
 ) -> Peer:
     client, props = new_client(
-        client_id or f"test-{username}-{time.monotonic_ns()}", username, password
+        client_id or f"test-{username}-{time.monotonic_ns()}", username, password, tls=tls
     )
     p = Peer(client)
 

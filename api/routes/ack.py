@@ -16,8 +16,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from api.deps import Db, blocking
+from api.deps import Db, act, blocking
 from api.errors import ERROR_RESPONSES, ApiError
+from core.audit import Actor
 from core.db import Conn
 from lifecycle.acknowledge import AckError, AckToken, acknowledge, read_token
 
@@ -107,6 +108,7 @@ async def use(request: Request, token: str, db: Db) -> Response:
     def ack(conn: Conn) -> None:
         acknowledge(conn, t.alarm_id, actor=t.person, at=datetime.now(UTC), token_id=t.token_id)
 
+    act(request, Actor(f"{t.person} (acknowledgement link)", "api"))
     try:
         await blocking(request, ack)
     except AckError as e:

@@ -5,6 +5,7 @@ State Council's yearly holiday schedules (a county regulator loads them; kept in
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import partial
 from typing import Final
 
 from fastapi import APIRouter, Request, Response
@@ -14,7 +15,7 @@ from api.deps import Caller, Db, blocking
 from api.errors import ERROR_RESPONSES, RAW_BODY_RESPONSES, not_found
 from api.queries import fetch_all
 from api.scope import Action, require
-from api.yaml_body import BODY, DocumentProblem, problems, refused, yaml_text
+from api.yaml_body import BODY, DocumentProblem, in_thread, problems, refused, yaml_text
 from core.holiday_schedule import ScheduleError, YearSchedule, parse_schedule
 from core.holiday_store import VERSIONS_SQL, Stored, calendar_in_force, store
 from core.workcalendar import Source, WorkCalendar
@@ -150,7 +151,7 @@ def _check(text: str) -> tuple[YearSchedule | None, list[DocumentProblem]]:
 @router.post("/calendar/schedules/validate", openapi_extra=BODY, responses=RAW_BODY_RESPONSES)
 async def validate(p: Caller, request: Request) -> Check:
     """Check a schedule; every problem is reported with its line. Nothing is stored."""
-    parsed, found = _check(await yaml_text(request, WHAT))
+    parsed, found = await in_thread(_check, await yaml_text(request, WHAT))
     return Check(
         valid=parsed is not None,
         year=parsed.year if parsed else None,
@@ -169,7 +170,7 @@ async def load(p: Caller, request: Request, response: Response) -> Loaded:
     require(p, Action.LOAD_CALENDAR)
     text = await yaml_text(request, WHAT)
     try:
-        parsed = parse_schedule(text, SOURCE)
+        parsed = await in_thread(partial(parse_schedule, source=SOURCE), text)
     except ScheduleError as e:
         raise refused("invalid_schedule", "the schedule", e.errors) from None
     stored: Stored = await blocking(request, lambda conn: store(conn, parsed, text, "api", p.actor))

@@ -22,7 +22,7 @@ from api.routes.devices import find
 from api.scope import Action, Where, require
 from broker import accounts
 from core.db import Conn
-from core.errors import RegistryError
+from core.errors import AccountConflict, RegistryError
 
 router = APIRouter(tags=["devices"], responses=ERROR_RESPONSES)
 
@@ -88,7 +88,10 @@ async def issue_credential(request: Request, p: Caller, uid: Uid) -> IssuedCrede
 
     def run(c: Conn) -> tuple[str, datetime, BrokerSync]:
         _lock_device(c, p, uid)
-        password = accounts.issue(c, uid)
+        try:
+            password = accounts.issue(c, uid)
+        except AccountConflict as e:
+            raise ApiError(409, "account_conflict", str(e)) from None
         row = c.execute(
             "SELECT issued_at FROM mqtt_accounts WHERE username = %s", (uid,)
         ).fetchone()

@@ -14,7 +14,7 @@ from api import scope
 from api.broker import sync_broker
 from api.deps import Caller, Db, Principal, blocking
 from api.errors import ERROR_RESPONSES, invalid
-from api.fields import Code, Label, OptId, RefId, Uid
+from api.fields import DeviceUid, Label, OptId, RefId, Uid
 from api.pagination import Page, Paging, page
 from api.queries import assignments, fetch_all, fetch_found, scalar
 from api.scope import Action, Where, require
@@ -44,7 +44,7 @@ class Device(BaseModel):
 
 
 class DeviceIn(BaseModel):
-    uid: Code
+    uid: DeviceUid
     device_class: DeviceClass
     model: Label = ""
     community_id: RefId

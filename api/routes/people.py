@@ -1,4 +1,5 @@
-"""API: the people of the duty roster and how to reach them (contact channels)."""
+"""API: the people of the duty roster and of the platform operators' roster, and how to reach them
+(contact channels)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,13 @@ PersonRole = Literal[
     "township_supervisor",
     "county_supervisor",
 ]
+# Who runs the platform itself (the county's IT contact, the vendor's on-call): no firm, unit or
+# region; only the county regulator and platform operators add them (api/routes/platform.py).
+AnyPersonRole = Literal[PersonRole, "platform_operator"]
 Language = Literal["zh", "en"]
 ChannelKind = Literal["webhook", "wecom", "dingtalk", "email", "mqtt"]
 _FIRM_ROLES = ("duty_staff", "project_manager", "firm_manager")
+_PLATFORM = "platform_operator"
 
 
 class Channel(BaseModel):
@@ -62,7 +67,7 @@ class PersonDetail(Person):
 
 class PersonIn(BaseModel):
     name: Name
-    role: PersonRole
+    role: AnyPersonRole
     firm_id: RefId | None = None
     unit_id: RefId | None = None
     region_id: RefId | None = None
@@ -71,7 +76,7 @@ class PersonIn(BaseModel):
 
 class PersonPatch(BaseModel):
     name: Name | None = None
-    role: PersonRole | None = None
+    role: AnyPersonRole | None = None
     language: Language | None = None
     active: bool | None = None
 
@@ -87,11 +92,11 @@ async def list_people(
     db: Db,
     p: Caller,
     paging: Paging,
-    role: Annotated[PersonRole | None, Query()] = None,
+    role: Annotated[AnyPersonRole | None, Query()] = None,
     firm_id: OptId = None,
     active: Annotated[bool | None, Query()] = None,
 ) -> Page[Person]:
-    require(p, Action.READ_ROSTER)
+    require(p, Action.READ_ROSTER, Action.READ_PLATFORM)
     w = scope.people(Where(), p)
     w.add_if(role, "pe.role = %(role)s", "role")
     w.add_if(firm_id, "pe.firm_id = %(firm)s", "firm")
@@ -110,7 +115,7 @@ async def _one(db: Db, p: Principal, person_id: int, *, write: bool = False) -> 
 
 @router.get("/people/{person_id}")
 async def get_person(db: Db, p: Caller, person_id: Id) -> PersonDetail:
-    require(p, Action.READ_ROSTER)
+    require(p, Action.READ_ROSTER, Action.READ_PLATFORM)
     person = await _one(db, p, person_id)
     channels = await fetch_all(
         db,
@@ -123,7 +128,10 @@ async def get_person(db: Db, p: Caller, person_id: Id) -> PersonDetail:
 
 
 def _own_scope(p: Principal, body: PersonIn) -> PersonIn:
-    """A firm admin adds its firm's staff, a unit its own; the regulator anyone."""
+    """A firm admin adds its firm's staff, a unit its own, a platform operator platform operators;
+    the regulator anyone."""
+    if _PLATFORM in (body.role, p.role):
+        return _platform_operator(p, body)
     if p.role == "county_regulator":
         return body
     if p.role == "maintenance_unit":
@@ -135,9 +143,25 @@ def _own_scope(p: Principal, body: PersonIn) -> PersonIn:
     return body.model_copy(update={"firm_id": p.firm_id, "unit_id": None, "region_id": None})
 
 
+def _platform_operator(p: Principal, body: PersonIn) -> PersonIn:
+    if p.role not in ("county_regulator", _PLATFORM):
+        raise invalid(
+            "body.role", "only the county regulator or a platform operator adds platform_operator"
+        )
+    if body.role != _PLATFORM:
+        raise invalid("body.role", "a platform operator adds platform_operator people only")
+    for field in ("firm_id", "unit_id", "region_id"):
+        if getattr(body, field) is not None:
+            raise invalid(
+                f"body.{field}",
+                "a platform_operator belongs to no firm, unit or region: leave it out",
+            )
+    return body
+
+
 @router.post("/people", status_code=201)
 async def create_person(db: Db, p: Caller, body: PersonIn) -> PersonDetail:
-    require(p, Action.WRITE_ROSTER)
+    require(p, Action.WRITE_ROSTER, Action.WRITE_PLATFORM_ROSTER)
     body = _own_scope(p, body)
     for field, table in (("firm_id", "firms"), ("unit_id", "maintenance_units")):
         value = getattr(body, field)
@@ -161,10 +185,16 @@ async def create_person(db: Db, p: Caller, body: PersonIn) -> PersonDetail:
 @router.patch("/people/{person_id}")
 async def update_person(db: Db, p: Caller, person_id: Id, body: PersonPatch) -> PersonDetail:
     """Change a person; ``active: false`` takes them off every notification."""
-    require(p, Action.WRITE_ROSTER)
-    await _one(db, p, person_id, write=True)
+    require(p, Action.WRITE_ROSTER, Action.WRITE_PLATFORM_ROSTER)
+    person = await _one(db, p, person_id, write=True)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    if "role" in changes and p.role != "county_regulator":
+    if "role" in changes and (changes["role"] == _PLATFORM) != (person.role == _PLATFORM):
+        raise invalid(
+            "body.role",
+            "no one becomes or stops being a platform_operator by a change: add a new person"
+            " (and set this one inactive)",
+        )
+    if "role" in changes and p.role not in ("county_regulator", _PLATFORM):
         allowed = ("maintenance_staff",) if p.role == "maintenance_unit" else _FIRM_ROLES
         if changes["role"] not in allowed:
             raise invalid("body.role", f"one of: {', '.join(allowed)}")
@@ -178,7 +208,7 @@ async def update_person(db: Db, p: Caller, person_id: Id, body: PersonPatch) -> 
 
 @router.post("/people/{person_id}/channels", status_code=201)
 async def add_channel(db: Db, p: Caller, person_id: Id, body: ChannelIn) -> Channel:
-    require(p, Action.WRITE_ROSTER)
+    require(p, Action.WRITE_ROSTER, Action.WRITE_PLATFORM_ROSTER)
     await _one(db, p, person_id, write=True)
     return await fetch_found(
         db,
@@ -193,7 +223,7 @@ async def add_channel(db: Db, p: Caller, person_id: Id, body: ChannelIn) -> Chan
 @router.delete("/people/{person_id}/channels/{channel_id}", status_code=204)
 async def remove_channel(db: Db, p: Caller, person_id: Id, channel_id: Id) -> Response:
     """Only a channel no delivery was logged on; otherwise deactivate the person."""
-    require(p, Action.WRITE_ROSTER)
+    require(p, Action.WRITE_ROSTER, Action.WRITE_PLATFORM_ROSTER)
     await _one(db, p, person_id, write=True)
     cur = await db.execute(
         "DELETE FROM contact_channels WHERE id = %s AND person_id = %s", (channel_id, person_id)

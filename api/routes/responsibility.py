@@ -15,7 +15,7 @@ from api.errors import ERROR_RESPONSES, RAW_BODY_RESPONSES, ApiError
 from api.pagination import Page, Paging, page
 from api.queries import fetch_all, fetch_one
 from api.scope import Action, require
-from api.yaml_body import BODY, DocumentProblem, problems, refused, yaml_text
+from api.yaml_body import BODY, DocumentProblem, in_thread, problems, refused, yaml_text
 from core.located_yaml import Problem
 from core.settings import Settings
 from responsibility.in_force import InForce, list_in_force
@@ -116,7 +116,7 @@ async def list_versions(db: Db, p: Caller, paging: Paging) -> Page[Version]:
 async def validate(p: Caller, request: Request) -> Check:
     """Check a candidate list against the format and the device catalogue; every problem is
     reported with its line. Nothing is stored."""
-    parsed, found = _check(await yaml_text(request, WHAT))
+    parsed, found = await in_thread(_check, await yaml_text(request, WHAT))
     return Check(
         valid=parsed is not None,
         version=parsed.version if parsed else None,
@@ -134,7 +134,7 @@ async def publish(db: Db, p: Caller, request: Request, response: Response) -> Ve
     them; publishing the same version with the same content again changes nothing."""
     require(p, Action.PUBLISH_LIST)
     text = await yaml_text(request, WHAT)
-    parsed, found = _check(text)
+    parsed, found = await in_thread(_check, text)
     if parsed is None:
         raise refused("invalid_list", "the list", found)
     existing = await fetch_one(

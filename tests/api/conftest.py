@@ -144,6 +144,8 @@ TOKENS: dict[str, tuple[str, dict[str, str]]] = {
     "duty_f01": ("duty_staff", {"firm": "F01"}),
     "unit_el1": ("maintenance_unit", {"unit": "MU-EL1"}),
     "unit_el2": ("maintenance_unit", {"unit": "MU-EL2"}),
+    "platform": ("platform_operator", {}),
+    "platform_2": ("platform_operator", {}),
 }
 
 
@@ -157,12 +159,21 @@ def tokens(api_database: str) -> dict[str, str]:
         }
 
 
+# The suites write as fast as they can with a few shared tokens: no write limit in their way
+# (tests/api/test_limits.py runs apps with small ones).
+UNLIMITED_WRITES: dict[str, Any] = {"api_write_rate_per_s": 1e6, "api_write_burst": 1_000_000}
+
+
 @pytest.fixture(scope="session")
 def api_settings(
     tmp_path_factory: pytest.TempPathFactory, api_database: str, api_broker: Broker
 ) -> Settings:
     return settings_for(
-        api_database, api_broker, tmp_path_factory.mktemp("api-state"), api_pool_size=4
+        api_database,
+        api_broker,
+        tmp_path_factory.mktemp("api-state"),
+        api_pool_size=4,
+        **UNLIMITED_WRITES,
     )
 
 

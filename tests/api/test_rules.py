@@ -54,3 +54,18 @@ def test_a_change_is_read_from_the_triggers_json() -> None:
         "responded",
     )
     assert c.as_dict()["community_id"] == 1
+
+
+def test_platform_alarms_are_the_platform_operators_and_the_regulators_only() -> None:
+    def holders(action: Action) -> set[str]:
+        return {r for r, acts in PERMISSIONS.items() if action in acts}
+
+    assert holders(Action.ACK_PLATFORM_ALARMS) == {"platform_operator"}
+    assert holders(Action.READ_PLATFORM) == {"county_regulator", "platform_operator"}
+    assert holders(Action.WRITE_PLATFORM_ROSTER) == {"county_regulator", "platform_operator"}
+    operator = principal("platform_operator", frozenset())
+    assert not any(
+        may(operator, a)
+        for a in Action
+        if a not in {Action.READ_PLATFORM, Action.ACK_PLATFORM_ALARMS, Action.WRITE_PLATFORM_ROSTER}
+    )

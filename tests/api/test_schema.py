@@ -26,7 +26,7 @@ from api.app import create_app
 from api.tokens import issue
 from core.db import connect
 from core.settings import Settings
-from tests.api.conftest import InProcess, in_process, seeded_database
+from tests.api.conftest import UNLIMITED_WRITES, InProcess, in_process, seeded_database
 from tests.conftest import Broker, settings_for
 
 CHECKS = [
@@ -59,7 +59,8 @@ def fuzzed(
         with connect(url, autocommit=True) as db:
             token = issue(db, "county_regulator", "schemathesis", {}).token
         files = Broker(api_broker.host, api_broker.port, state, api_broker.proc)
-        with in_process(settings_for(url, files, state, api_pool_size=4)) as client:
+        settings = settings_for(url, files, state, api_pool_size=4, **UNLIMITED_WRITES)
+        with in_process(settings) as client:
             yield client, token
 
 

@@ -284,6 +284,24 @@ def test_every_error_is_reported_at_once() -> None:
     assert err.errors[4].line == line_of(text, "fortnights")
 
 
+def test_thousands_of_mistakes_list_the_first_hundred_and_count_the_rest() -> None:
+    """A file of thousands of unknown keys (a hostile upload, or a broken export) is refused
+    with the first hundred problems and the count of the rest, at the cost of a hundred: no
+    spelling suggestion or line search per problem beyond those (it used to take minutes)."""
+    unknown = "".join(f"    zz_{i}: 1\n" for i in range(5000))
+    err = problems(make_list(make_entry("EL.A", extra=unknown)))
+    assert len(err) == 101
+    assert all(p.path.startswith("entries[0].zz_") for p in err[:100])
+    assert err[100].message == "4900 more problem(s) not listed; fix these and check again"
+    assert err[100].more == 4900
+    with pytest.raises(ListError) as info:
+        parse_override(
+            f"scope: community:C01\nversion: o1\nentries:\n  - code: EL.A\n{unknown}", "o"
+        )
+    assert "5000 problem(s)" in info.value.reason
+    assert len(info.value.errors) == 101 and info.value.errors[-1].more == 4900
+
+
 def test_load_list_reports_the_file_and_refuses_bad_encoding(tmp_path: Path) -> None:
     good = tmp_path / "list.yaml"
     good.write_text(make_list(make_entry()), encoding="utf-8")
