@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from core.db import Conn
@@ -40,12 +40,15 @@ def elevators_without_open(conn: Conn, event_code: str, limit: int) -> list[str]
 
 
 @contextmanager
-def platform(commands: Sequence[Sequence[str]]) -> Iterator[None]:
-    """Run ``shouwang`` subcommands (with this environment) for the duration of the block."""
+def platform(
+    commands: Sequence[Sequence[str]], env: Mapping[str, str] | None = None
+) -> Iterator[None]:
+    """Run ``shouwang`` subcommands (with this environment, and ``env``) for the duration of
+    the block."""
     procs = [
         subprocess.Popen(
             command(*args),
-            env=dict(os.environ),
+            env={**os.environ, **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

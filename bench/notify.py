@@ -86,7 +86,12 @@ def main(
         ["simulate", "--speed", "1"],
     ]
     try:
-        with platform(commands):
+        # The benchmark's receiver is plain http on loopback.
+        local = {
+            "SHOUWANG_NOTIFY_ALLOW_HTTP": "true",
+            "SHOUWANG_NOTIFY_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+        }
+        with platform(commands, local):
             console.print(f"nominal load from the simulator; warming up {warmup_s:.0f} s")
             time.sleep(warmup_s)
             sent = raise_faults(s, secrets, elevators, "11", interval_s)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -170,6 +170,13 @@ class Settings(BaseSettings):
     notify_send_timeout_s: float = Field(default=5.0, gt=0)
     notify_concurrency: int = Field(default=32, ge=1)
     notify_concurrency_per_firm: int = Field(default=4, ge=1)
+    # Where notify may send (docs/operations.md section 10, Addresses): webhooks and robots over
+    # https only, unless notify_allow_http (local testing); never to a loopback, private,
+    # link-local, multicast, unspecified or reserved address (IPv4 or IPv6, after the one DNS
+    # lookup of a send) unless a network of notify_allowed_networks holds it (CIDRs, a JSON
+    # list: ["10.20.0.0/16"]).
+    notify_allow_http: bool = False
+    notify_allowed_networks: list[IPvAnyNetwork] = []
 
     # Dashboards (`shouwang dashboards publish`): Grafana's URL and credentials (a service
     # account token, or a user and password) and the organisation to publish into (empty: the

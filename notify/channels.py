@@ -1,7 +1,8 @@
 """Notify: the channels a person is reached on, behind one interface. Each sends one
 notification to one recipient and says whether the channel accepted it (``Sent``):
 
-    webhook    the JSON body, signed (``notify.webhook``); accepted on HTTP 2xx
+    webhook    the JSON body, signed by Standard Webhooks (``notify.webhook``); accepted on
+               HTTP 2xx
     wecom      WeCom / DingTalk group robot, rendered in the person's language
     dingtalk   (``notify.robots``); accepted on HTTP 200 with ``errcode`` 0
     email      over SMTP; accepted once the server took it
@@ -10,6 +11,11 @@ notification to one recipient and says whether the channel accepted it (``Sent``
 Each delivery has an id, ``<outbox id>.<channel id>`` (``p<notice id>.<channel id>`` for a
 platform notice), the same on every retry, so a receiver that already has it can drop the
 repeat.
+
+Every HTTP send goes to the address ``core.channel_addresses.target`` checked, following no
+redirect, and what is stored of a failure is a short category (``HTTP 500``, ``ReadTimeout: no
+answer in time``, ``refused: private address``), never the remote answer nor a robot's URL (its
+key is a credential).
 
 ``attempt`` is the one place a send can fail: whatever goes wrong while building or sending one
 delivery, of whatever type, comes back as a failed ``Attempt`` with its error text, never as an
@@ -33,12 +39,25 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
+from core.channel_addresses import (
+    STRICT,
+    AddressPolicy,
+    BadAddress,
+    BadSecret,
+    Refused,
+    Target,
+    check_address,
+    shown,
+    target,
+)
 from core.wire import duty_topic
 from notify.duty_app import DutyApps
 from notify.messages import render
 from notify.recipients import Recipient
 from notify.robots import dingtalk_body, dingtalk_url, robot_accepted, wecom_body
 from notify.webhook import headers
+
+__all__ = ["BadAddress", "Refused", "check_address"]  # where callers have long found them
 
 log = logging.getLogger("shouwang.notify")
 
@@ -47,12 +66,6 @@ Sent = tuple[bool, int | None, str]
 
 MAX_ANSWER = 64 * 1024
 """The most of an HTTP answer read: the status and an error text are all that is needed."""
-
-HTTP_KINDS = frozenset({"webhook", "wecom", "dingtalk"})
-
-
-class BadAddress(ValueError):
-    """The channel's address can never work: a permanent failure, not retried."""
 
 
 class Channel(Protocol):
@@ -66,40 +79,19 @@ class Smtp:
     sender: str
 
 
-def _printable(address: str) -> bool:
-    return bool(address) and all(ch.isprintable() and not ch.isspace() for ch in address)
-
-
-def check_address(kind: str, address: str) -> None:
-    """Raise ``BadAddress`` unless ``address`` is a well-formed address for the channel kind
-    (pure; whether anyone answers there is for the send to find out)."""
-    if not _printable(address):
-        raise BadAddress(f"{kind} address {address!r} is empty or has spaces or control characters")
-    if kind in HTTP_KINDS:
-        try:
-            url = httpx.URL(address)
-        except (httpx.InvalidURL, ValueError, TypeError) as e:
-            raise BadAddress(f"{kind} address {address!r} is not a URL: {e}") from None
-        if url.scheme not in ("http", "https"):
-            raise BadAddress(f"{kind} address {address!r} is not an http(s) URL")
-        if not url.host:
-            raise BadAddress(f"{kind} address {address!r} has no host")
-    elif kind == "email":
-        local, at, domain = address.rpartition("@")
-        if not at or not local or not domain or "@" in local or "." in (domain[0], domain[-1]):
-            raise BadAddress(f"e-mail address {address!r} is not local@domain")
-        if any(ch in address for ch in ',;<>()[]\\"'):
-            raise BadAddress(f"e-mail address {address!r} is not one plain address")
-    elif kind == "mqtt" and any(ch in address for ch in "/+#"):
-        raise BadAddress(f"duty-app account {address!r} cannot name an MQTT topic level")
-
-
 def _post(
-    http: httpx.Client, url: str, body: bytes, hdrs: dict[str, str], timeout_s: float
+    http: httpx.Client, to: Target, body: bytes, hdrs: dict[str, str], timeout_s: float
 ) -> tuple[int, bytes]:
-    """POST and read at most ``MAX_ANSWER`` bytes of the answer: (status, answer)."""
+    """POST to the checked address, following no redirect, and read at most ``MAX_ANSWER``
+    bytes of the answer: (status, answer)."""
     with http.stream(
-        "POST", url, content=body, headers=hdrs, timeout=httpx.Timeout(timeout_s)
+        "POST",
+        to.url,
+        content=body,
+        headers={**hdrs, "Host": to.host_header},
+        timeout=httpx.Timeout(timeout_s),
+        follow_redirects=False,
+        extensions={"sni_hostname": to.sni} if to.sni else None,
     ) as resp:
         got = bytearray()
         for chunk in resp.iter_bytes():
@@ -109,26 +101,24 @@ def _post(
         return resp.status_code, bytes(got[:MAX_ANSWER])
 
 
-def _text(answer: bytes, status: int) -> str:
-    return answer[:500].decode("utf-8", errors="replace") or f"HTTP {status}"
+def _text(status: int) -> str:
+    """What is stored of a refused answer: its status, never its body."""
+    return f"HTTP {status} (redirect not followed)" if 300 <= status < 400 else f"HTTP {status}"
 
 
 @dataclass(frozen=True, slots=True)
 class Webhook:
     http: httpx.Client
     timeout_s: float = 5.0
+    policy: AddressPolicy = STRICT
 
     def send(self, delivery: str, r: Recipient, payload: dict[str, Any]) -> Sent:
         body = orjson.dumps(payload)
-        status, answer = _post(
-            self.http,
-            r.address,
-            body,
-            headers(r.secret, body, int(time.time()), delivery),
-            self.timeout_s,
-        )
+        hdrs = headers(r.secret, body, int(time.time()), delivery)  # BadSecret: nothing sent
+        to = target(r.kind, r.address, self.policy)
+        status, _ = _post(self.http, to, body, hdrs, self.timeout_s)
         ok = 200 <= status < 300
-        return ok, status, "" if ok else _text(answer, status)
+        return ok, status, "" if ok else _text(status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +127,7 @@ class Robot:
 
     http: httpx.Client
     timeout_s: float = 5.0
+    policy: AddressPolicy = STRICT
 
     def send(self, delivery: str, r: Recipient, payload: dict[str, Any]) -> Sent:
         title, text = render(payload, r.language)
@@ -149,7 +140,7 @@ class Robot:
             )
         status, answer = _post(
             self.http,
-            url,
+            target(r.kind, url, self.policy),
             orjson.dumps(msg),
             {"Content-Type": "application/json; charset=utf-8"},
             self.timeout_s,
@@ -159,7 +150,10 @@ class Robot:
         except orjson.JSONDecodeError:
             parsed = None
         ok = status == 200 and robot_accepted(parsed)
-        return ok, status, "" if ok else _text(answer, status)
+        if ok:
+            return True, status, ""
+        code = parsed.get("errcode") if isinstance(parsed, dict) else None
+        return False, status, _text(status) + (f", errcode {code}" if isinstance(code, int) else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,12 +191,14 @@ def configured(
     duty_apps: DutyApps | None = None,
     *,
     timeout_s: float = 5.0,
+    policy: AddressPolicy = STRICT,
 ) -> dict[str, Channel]:
     """The channels this dispatcher can send on, by ``contact_channels.kind``: the HTTP ones
-    always, e-mail with an SMTP server, the duty app with a broker connection."""
-    robot = Robot(http, timeout_s)
+    always (to the addresses ``policy`` allows), e-mail with an SMTP server, the duty app with a
+    broker connection."""
+    robot = Robot(http, timeout_s, policy)
     channels: dict[str, Channel] = {
-        "webhook": Webhook(http, timeout_s),
+        "webhook": Webhook(http, timeout_s, policy),
         "wecom": robot,
         "dingtalk": robot,
     }
@@ -243,20 +239,26 @@ def attempt(
         payload = build()
         check_address(r.kind, r.address)
         ok, status, error = channel.send(delivery, r, payload)
+    except (Refused, BadSecret) as e:
+        ok, error, permanent = False, str(e), True
     except BadAddress as e:
         ok, error, permanent = False, f"bad address: {e}", True
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as e:
-        ok, error, permanent = False, f"bad address: {type(e).__name__}: {e}", True
+        ok, error, permanent = False, f"bad address: {type(e).__name__}", True
     except httpx.TimeoutException as e:
-        ok, error = False, f"{type(e).__name__}: no answer in time ({e})"
+        ok, error = False, f"{type(e).__name__}: no answer in time"
+    except httpx.HTTPError as e:  # the category only: no text from the remote end
+        ok, error = False, type(e).__name__
     except smtplib.SMTPNotSupportedError as e:  # e.g. a non-ASCII address, no SMTPUTF8 there
         ok, error, permanent = False, f"address not supported by the mail server: {e}", True
     except smtplib.SMTPRecipientsRefused as e:
         ok, permanent = False, _refused_for_good(e)
         error = f"{'address refused' if permanent else 'SMTPRecipientsRefused'}: {e.recipients}"
-    except (httpx.HTTPError, OSError, smtplib.SMTPException) as e:
+    except (OSError, smtplib.SMTPException) as e:
         ok, error = False, f"{type(e).__name__}: {e}"
     except Exception as e:  # a bug or a hostile answer: this delivery fails, the stage goes on
-        log.exception("delivery %s to %s (%s): unexpected error", delivery, r.kind, r.address)
+        log.exception(
+            "delivery %s to %s (%s): unexpected error", delivery, r.kind, shown(r.address)
+        )
         ok, error = False, f"internal error: {type(e).__name__}: {e}"
     return Attempt(ok, status, error, (time.perf_counter() - began) * 1000, permanent)

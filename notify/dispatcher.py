@@ -56,6 +56,7 @@ from typing import Any
 
 import httpx
 
+from core.channel_addresses import STRICT, AddressPolicy
 from core.db import Conn
 from core.outlasting_db import Database, Stopping
 from core.settings import Settings
@@ -137,6 +138,7 @@ class Dispatcher:
         concurrency: int = 32,
         concurrency_per_firm: int = 4,
         stop: threading.Event | None = None,
+        addresses: AddressPolicy = STRICT,
     ) -> None:
         if send_timeout_s <= 0 or concurrency < 1 or concurrency_per_firm < 1 or batch < 1:
             raise ValueError(
@@ -147,7 +149,9 @@ class Dispatcher:
         self.lease_s, self.backoff_base_s = lease_s, backoff_base_s
         self.send_timeout_s = send_timeout_s
         self.concurrency, self.concurrency_per_firm = concurrency, concurrency_per_firm
-        self.channels = configured(http, smtp, duty_apps, timeout_s=send_timeout_s)
+        self.channels = configured(
+            http, smtp, duty_apps, timeout_s=send_timeout_s, policy=addresses
+        )
         self.policy, self.ack, self.clock = policy or Policy(), ack, clock
         self.duty_apps = duty_apps  # closed with the dispatcher
         self.housekeeping_s = housekeeping_s
@@ -729,4 +733,5 @@ def _dispatcher(
         concurrency=s.notify_concurrency,
         concurrency_per_firm=s.notify_concurrency_per_firm,
         stop=stop,
+        addresses=AddressPolicy.from_settings(s),
     )

@@ -7,7 +7,7 @@ goes to the step's party only. A platform alarm goes to the people on a platform
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from core.db import Conn
@@ -32,8 +32,8 @@ class Recipient:
     person_id: int
     channel_id: int
     kind: str
-    address: str
-    secret: str
+    address: str = field(repr=False)  # a robot's URL is a credential
+    secret: str = field(repr=False)
     language: str = "zh"
     name: str = ""
 

@@ -3,19 +3,31 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from psycopg import sql
 from pydantic import BaseModel, Field
 
 from api import scope
 from api.deps import Caller, Db, Principal
-from api.errors import ERROR_RESPONSES, invalid, not_found
+from api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
 from api.fields import Id, Name, OptId, RefId
 from api.pagination import Page, Paging, page
 from api.queries import assignments, fetch_all, fetch_found, scalar
-from api.scope import Action, Where, require
+from api.scope import Action, Where, may, require
+from core.channel_addresses import (
+    HTTP_KINDS,
+    AddressPolicy,
+    BadAddress,
+    BadSecret,
+    Refused,
+    check_address,
+    check_secret,
+    shown,
+    target,
+)
 
 router = APIRouter(tags=["duty roster"], responses=ERROR_RESPONSES)
 PersonRole = Literal[
@@ -32,6 +44,7 @@ AnyPersonRole = Literal[PersonRole, "platform_operator"]
 Language = Literal["zh", "en"]
 ChannelKind = Literal["webhook", "wecom", "dingtalk", "email", "mqtt"]
 _FIRM_ROLES = ("duty_staff", "project_manager", "firm_manager")
+RESOLVE_WAIT_S = 3.0  # the longest a channel write waits for its host name to resolve
 _PLATFORM = "platform_operator"
 
 
@@ -46,7 +59,10 @@ class ChannelIn(BaseModel):
     kind: ChannelKind
     address: Annotated[str, Field(min_length=1, max_length=500)]
     secret: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
-        default=None, description="signing secret (webhooks, robots); never shown again"
+        default=None,
+        description="signing secret, never shown again: a webhook's is required, a Standard"
+        " Webhooks secret (whsec_ + base64 of 24 to 64 random bytes); a DingTalk robot's its"
+        " SEC… secret",
     )
 
 
@@ -124,7 +140,21 @@ async def get_person(db: Db, p: Caller, person_id: Id) -> PersonDetail:
         " WHERE person_id = %s ORDER BY id",
         (person_id,),
     )
+    if any(c.kind in HTTP_KINDS for c in channels) and not await _manages(db, p, person_id):
+        # A webhook's or robot's URL is a credential: scheme and host only.
+        channels = [
+            c.model_copy(update={"address": shown(c.address)}) if c.kind in HTTP_KINDS else c
+            for c in channels
+        ]
     return PersonDetail(**person.model_dump(), channels=channels)
+
+
+async def _manages(db: Db, p: Principal, person_id: int) -> bool:
+    """Whether the caller may change this person (and so see their channels' addresses)."""
+    if not (may(p, Action.WRITE_ROSTER) or may(p, Action.WRITE_PLATFORM_ROSTER)):
+        return False
+    w = scope.people_writable(Where().add("pe.id = %(id)s", id=person_id), p)
+    return bool(await scalar(db, sql.SQL("SELECT 1 FROM people pe WHERE ") + w.sql(), w.params))
 
 
 def _own_scope(p: Principal, body: PersonIn) -> PersonIn:
@@ -207,9 +237,16 @@ async def update_person(db: Db, p: Caller, person_id: Id, body: PersonPatch) -> 
 
 
 @router.post("/people/{person_id}/channels", status_code=201)
-async def add_channel(db: Db, p: Caller, person_id: Id, body: ChannelIn) -> Channel:
+async def add_channel(
+    request: Request, db: Db, p: Caller, person_id: Id, body: ChannelIn
+) -> Channel:
+    """Add a way to reach the person; the address is checked as notify will (docs/operations.md
+    section 10, Addresses): 422 naming what to fix."""
     require(p, Action.WRITE_ROSTER, Action.WRITE_PLATFORM_ROSTER)
     await _one(db, p, person_id, write=True)
+    policy = AddressPolicy.from_settings(request.app.state.settings)
+    _check_channel(policy, body)
+    await _check_resolved(policy, body)
     return await fetch_found(
         db,
         Channel,
@@ -218,6 +255,52 @@ async def add_channel(db: Db, p: Caller, person_id: Id, body: ChannelIn) -> Chan
         " VALUES (%s, %s, %s, %s) RETURNING id, kind, address, secret IS NOT NULL AS has_secret",
         (person_id, body.kind, body.address, body.secret),
     )
+
+
+def _refused(e: Refused) -> ApiError:
+    return invalid(
+        "body.address",
+        f"{e}: notify does not send there (an operator can allow a network with"
+        " SHOUWANG_NOTIFY_ALLOWED_NETWORKS)",
+    )
+
+
+async def _check_resolved(policy: AddressPolicy, body: ChannelIn) -> None:
+    """A webhook's or robot's host name as it resolves now: refused when an address it has is
+    not one notify may send to. A name that does not resolve (yet), or not within
+    ``RESOLVE_WAIT_S``, is left to the send, which looks it up again in any case."""
+    if body.kind not in HTTP_KINDS:
+        return
+    try:
+        await asyncio.wait_for(
+            asyncio.to_thread(target, body.kind, body.address, policy), RESOLVE_WAIT_S
+        )
+    except Refused as e:
+        raise _refused(e) from None
+    except BadAddress as e:
+        raise invalid("body.address", str(e)) from None
+    except (OSError, TimeoutError):
+        pass
+
+
+def _check_channel(policy: AddressPolicy, body: ChannelIn) -> None:
+    if body.kind == "mqtt":
+        raise invalid(
+            "body.kind",
+            "a duty-app channel is issued by the platform, never typed:"
+            " `shouwang broker issue-duty-app PERSON_ID`",
+        )
+    try:
+        check_address(body.kind, body.address, policy)
+    except Refused as e:
+        raise _refused(e) from None
+    except BadAddress as e:
+        raise invalid("body.address", str(e)) from None
+    if body.kind == "webhook":
+        try:
+            check_secret(body.secret)
+        except BadSecret as e:
+            raise invalid("body.secret", str(e)) from None
 
 
 @router.delete("/people/{person_id}/channels/{channel_id}", status_code=204)

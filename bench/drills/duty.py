@@ -1,9 +1,10 @@
 """Drills: notifications checked end to end. A person of the drill's own is on duty for the
 drill's communities (``duty_staff``, a shift covering the drill) with one webhook channel that
 points at a receiver the drill runs on loopback; the receiver checks every request as the
-webhook contract tells receivers to (``notify.webhook``: the signature over
-``<timestamp>.<body>`` with the channel's secret, a fresh timestamp) and keeps what it accepted
-by delivery id, dropping a repeat as a receiver must. The person, channel, shifts and delivery
+webhook contract tells receivers to (``notify.webhook``: Standard Webhooks, verified with the
+reference ``standardwebhooks`` package: the signature over ``<id>.<timestamp>.<body>`` with the
+channel's secret, a fresh timestamp) and keeps what it accepted by delivery id
+(``webhook-id``), dropping a repeat as a receiver must. The person, channel, shifts and delivery
 log rows are removed afterwards; the person's name says it belongs to the drill.
 
 ``tally`` compares what arrived with what the outbox says should have: every outbox row of the
@@ -25,10 +26,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from core.db import Conn
 from notify.recipients import ROLE_OF_PARTY
-from notify.webhook import verify
+from notify.webhook import new_secret
 
 PERSON = "DRILL 值班"  # + a token: the drill's own person, never a real one
 MAX_BODY = 4 * 1024 * 1024
@@ -92,14 +94,12 @@ class Receiver:
                 self.malformed += 1
             return 400
         body = req.rfile.read(length)
-        delivery = req.headers.get("X-Shouwang-Delivery") or ""
-        good = verify(
-            self.secret,
-            body,
-            req.headers.get("X-Shouwang-Timestamp") or "",
-            req.headers.get("X-Shouwang-Signature") or "",
-            now=time.time(),
-        )
+        delivery = req.headers.get("webhook-id") or ""
+        try:
+            Webhook(self.secret).verify(body, dict(req.headers.items()), json_parse=False)
+            good = True
+        except (WebhookVerificationError, ValueError):  # ValueError: a malformed header
+            good = False
         with self._lock:
             self.requests += 1
             if not good:
@@ -139,7 +139,7 @@ class Duty:
     @classmethod
     def seed(cls, conn: Conn, community_codes: list[str], hours: float = 2.0) -> Duty:
         token = secrets.token_hex(4)
-        receiver = Receiver(secrets.token_urlsafe(24))
+        receiver = Receiver(new_secret())
         receiver.start()
         try:
             url = f"http://127.0.0.1:{receiver.port}/drill/{token}"

@@ -576,6 +576,9 @@ class Drill:
                 "SHOUWANG_NOTIFY_GROUP_WAIT_S": f"{o.group_wait_s:g}",
                 "SHOUWANG_NOTIFY_GROUP_INTERVAL_S": f"{o.group_interval_s:g}",
                 "SHOUWANG_NOTIFY_QUIET_HOURS": "",
+                # The drill's receiver is plain http on loopback.
+                "SHOUWANG_NOTIFY_ALLOW_HTTP": "true",
+                "SHOUWANG_NOTIFY_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
             }
         log_name = f"{name}.{len(self.procs)}"
         p = start_stage(name, args, {**env, **extra}, self.dir, log_name=log_name)

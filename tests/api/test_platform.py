@@ -241,7 +241,11 @@ def test_the_platform_roster_is_who_notify_tells(api: Api, api_db: Conn) -> None
     for who in (day, night):
         r = api.as_("platform").post(
             f"/v1/people/{who['id']}/channels",
-            json={"kind": "webhook", "address": "http://127.0.0.1:9/hook", "secret": "s"},
+            json={
+                "kind": "webhook",
+                "address": "https://oncall.vendor.example/hook",
+                "secret": "whsec_c2hvdXdhbmcgdGVzdCB3ZWJob29rIHNlY3JldCAzMkI=",
+            },
         )
         assert r.status_code == 201
     rows = [

@@ -4,6 +4,7 @@ shift for its communities; who is on duty follows the shifts, handovers included
 from __future__ import annotations
 
 from core.db import Conn
+from notify.webhook import new_secret
 from tests.api.conftest import Api, Ids
 
 
@@ -18,7 +19,7 @@ def test_a_firm_rosters_its_people_and_sees_who_is_on_duty(api: Api, ids: Ids) -
     assert night["firm_id"] == ids.firms["F01"]
     channel = f01.post(
         f"/v1/people/{day.json()['id']}/channels",
-        json={"kind": "webhook", "address": "http://127.0.0.1:9/hook", "secret": "s3cret"},
+        json={"kind": "webhook", "address": "https://hooks.example.org/in", "secret": new_secret()},
     )
     assert channel.status_code == 201
     assert channel.json()["has_secret"] is True
@@ -142,3 +143,82 @@ def test_the_delivery_log_is_scoped_by_community(api: Api, ids: Ids, api_db: Con
     assert {d["community_id"] for d in log} == {ids.communities["C01"]}
     everyone = api.as_("regulator").get("/v1/deliveries", params={"status": "accepted"}).json()
     assert {rows["C01"], rows["C02"]} <= {d["id"] for d in everyone["items"]}
+
+
+def test_channel_addresses_are_checked_when_written(api: Api) -> None:
+    """What notify would refuse is refused when written, naming the field and what to fix."""
+    f01 = api.as_("firm_f01")
+    pid = f01.post("/v1/people", json={"name": "张渠道", "role": "duty_staff"}).json()["id"]
+    secret = new_secret()
+    hook = "https://hooks.example.org/in"
+    for body, field, why in [
+        ({"address": "http://hooks.example.org/in"}, "body.address", "https only"),
+        ({"address": "https://user:pw@hooks.example.org/in"}, "body.address", "credentials"),
+        ({"address": "https://127.0.0.1/in"}, "body.address", "refused: loopback"),
+        ({"address": "https://10.0.0.1/in"}, "body.address", "refused: private"),
+        ({"address": "https://169.254.169.254/latest"}, "body.address", "refused: link-local"),
+        ({"address": "https://[::1]/in"}, "body.address", "refused: loopback"),
+        ({"address": "https://[::ffff:127.0.0.1]/in"}, "body.address", "refused: loopback"),
+        ({"address": "https://localhost/in"}, "body.address", "refused: loopback"),
+        ({"address": hook, "secret": None}, "body.secret", "needs a signing secret"),
+        ({"address": hook, "secret": "s3cret"}, "body.secret", "Standard Webhooks secret"),
+        ({"address": hook, "secret": "whsec_QUJD"}, "body.secret", "24 to 64"),
+        (
+            {"kind": "wecom", "address": "https://evil.example/cgi-bin/webhook/send?key=k"},
+            "body.address",
+            "qyapi.weixin.qq.com",
+        ),
+        (
+            {"kind": "dingtalk", "address": "https://oapi.dingtalk.com/robot/send"},
+            "body.address",
+            "access_token",
+        ),
+        ({"kind": "email", "address": "Boss <boss@example.org>"}, "body.address", "spaces"),
+        ({"kind": "email", "address": "a,b@example.org"}, "body.address", "plain"),
+        ({"kind": "mqtt", "address": f"duty-{pid}"}, "body.kind", "issue-duty-app"),
+    ]:
+        sent = {"kind": "webhook", "secret": secret, **body}
+        r = f01.post(f"/v1/people/{pid}/channels", json=sent)
+        assert r.status_code == 422, (sent, r.text)
+        [error] = r.json()["error"]["fields"]
+        assert error["field"] == field and why in error["message"], (sent, error)
+        assert "key=k" not in r.text, "a robot's key is not repeated"
+    assert f01.get(f"/v1/people/{pid}").json()["channels"] == [], "nothing was stored"
+    ok = f01.post(
+        f"/v1/people/{pid}/channels", json={"kind": "webhook", "address": hook, "secret": secret}
+    )
+    assert ok.status_code == 201, ok.text
+
+
+def test_robot_and_webhook_addresses_show_in_full_only_to_who_manages_the_person(
+    api: Api,
+) -> None:
+    f01 = api.as_("firm_f01")
+    pid = f01.post("/v1/people", json={"name": "孙机器人", "role": "duty_staff"}).json()["id"]
+    robot = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=MASKED-KEY-0001"
+    hook = "https://hooks.example.org/in/TOKEN-0002"
+    assert (
+        f01.post(f"/v1/people/{pid}/channels", json={"kind": "wecom", "address": robot}).status_code
+        == 201
+    )
+    added = f01.post(
+        f"/v1/people/{pid}/channels",
+        json={"kind": "webhook", "address": hook, "secret": new_secret()},
+    )
+    assert added.status_code == 201 and added.json()["address"] == hook
+    assert (
+        f01.post(
+            f"/v1/people/{pid}/channels", json={"kind": "email", "address": "sun@example.org"}
+        ).status_code
+        == 201
+    )
+    full = [c["address"] for c in f01.get(f"/v1/people/{pid}").json()["channels"]]
+    assert full == [robot, hook, "sun@example.org"]
+    seen = api.as_("township_t01").get(f"/v1/people/{pid}")
+    assert seen.status_code == 200, seen.text
+    assert [c["address"] for c in seen.json()["channels"]] == [
+        "https://qyapi.weixin.qq.com/…",
+        "https://hooks.example.org/…",
+        "sun@example.org",
+    ]
+    assert "MASKED-KEY" not in seen.text and "TOKEN-0002" not in seen.text

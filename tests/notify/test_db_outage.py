@@ -30,7 +30,7 @@ from notify.outbox import Claim
 from tests.analytics.test_db_outage import relayed, wait_for
 from tests.background import running
 from tests.conftest import clear_people, free_port, settings_env, shouwang
-from tests.notify.test_dispatch import SECRET, outbox_rows
+from tests.notify.test_dispatch import LOCAL, LOCAL_ENV, SECRET, outbox_rows
 
 OUTAGE_S = 10.0
 
@@ -54,9 +54,7 @@ class SlowReceiver:
                 time.sleep(delay_s)
                 with receiver.lock:
                     receiver.answered += 1
-                    receiver.accepted.setdefault(
-                        self.headers["X-Shouwang-Delivery"], json.loads(body)
-                    )
+                    receiver.accepted.setdefault(self.headers["webhook-id"], json.loads(body))
                 self.send_response(204)
                 self.end_headers()
 
@@ -138,7 +136,12 @@ def test_a_send_completed_during_the_outage_is_logged_after_it_and_not_sent_agai
 ) -> None:
     with relayed(settings.database_url) as relay, httpx.Client(timeout=5) as http:
         d = Dispatcher(
-            relay.url(settings.database_url), "outage-notify", http, lease_s=3.0, backoff_base_s=0.2
+            relay.url(settings.database_url),
+            "outage-notify",
+            http,
+            lease_s=3.0,
+            backoff_base_s=0.2,
+            addresses=LOCAL,
         )
         [oid] = outbox_rows(db, community, 1)
         with (
@@ -180,7 +183,13 @@ def test_a_dispatcher_started_during_the_outage_waits_and_then_delivers_once(
         made: list[Dispatcher] = []
 
         def run() -> None:
-            d = Dispatcher(relay.url(settings.database_url), "outage-notify-start", http, stop=stop)
+            d = Dispatcher(
+                relay.url(settings.database_url),
+                "outage-notify-start",
+                http,
+                stop=stop,
+                addresses=LOCAL,
+            )
             made.append(d)
             d.run()
 
@@ -221,7 +230,13 @@ def test_a_claim_whose_commit_the_outage_cut_off_is_in_hand(
 
         monkeypatch.setattr(outbox_module, "claim", armed)
         [oid] = outbox_rows(db, community, 1)
-        d = Dispatcher(relay.url(settings.database_url), "outage-notify-claim", http, lease_s=60)
+        d = Dispatcher(
+            relay.url(settings.database_url),
+            "outage-notify-claim",
+            http,
+            lease_s=60,
+            addresses=LOCAL,
+        )
         with running(d.run, d.stop, "notify"):
             wait_for(lambda: relay.swallowed == 1, 10, "the claim's commit swallowed")
             relay.cut()
@@ -240,12 +255,16 @@ def test_killed_during_the_outage_what_was_accepted_unlogged_goes_once_more_with
     logged: the next dispatcher takes the row after its lease and sends it once more, with the
     same delivery id, so the receiver has it once (docs/operations.md §13)."""
     with relayed(settings.database_url) as relay:
-        env = settings_env(settings) | {
-            "SHOUWANG_DATABASE_URL": relay.url(settings.database_url),
-            "SHOUWANG_NOTIFY_LEASE_S": "2",
-            "SHOUWANG_NOTIFY_BACKOFF_BASE_S": "0.2",
-            "COLUMNS": "300",
-        }
+        env = (
+            settings_env(settings)
+            | LOCAL_ENV
+            | {
+                "SHOUWANG_DATABASE_URL": relay.url(settings.database_url),
+                "SHOUWANG_NOTIFY_LEASE_S": "2",
+                "SHOUWANG_NOTIFY_BACKOFF_BASE_S": "0.2",
+                "COLUMNS": "300",
+            }
+        )
         [oid] = outbox_rows(db, community, 1)
         with (tmp_path / "victim.log").open("wb") as out:
             victim = subprocess.Popen(shouwang("notify", "--name", "victim"), env=env, stderr=out)

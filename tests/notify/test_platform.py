@@ -18,7 +18,7 @@ from core.settings import Settings
 from notify.dispatcher import Dispatcher
 from notify.messages import render
 from tests.conftest import clear_people
-from tests.notify.test_dispatch import SECRET, Receiver, RobotDouble
+from tests.notify.test_dispatch import LOCAL, SECRET, Receiver, RobotDouble
 
 
 @pytest.fixture
@@ -91,7 +91,13 @@ def clear_alarm(db: Conn, aid: int, reason: str = "data flows again") -> None:
 
 def dispatcher(settings: Settings, http: httpx.Client, name: str = "d-platform") -> Dispatcher:
     return Dispatcher(
-        settings.database_url, name, http, housekeeping_s=0, backoff_base_s=0.05, lease_s=5
+        settings.database_url,
+        name,
+        http,
+        housekeeping_s=0,
+        backoff_base_s=0.05,
+        lease_s=5,
+        addresses=LOCAL,
     )
 
 
@@ -156,13 +162,20 @@ def test_robots_render_platform_alarms_in_the_operators_language(
 ) -> None:
     robots = RobotDouble()
     try:
-        base = f"http://127.0.0.1:{robots.port}"
         operator(
             db,
             "Operator Zhou",
             [
-                ("wecom", f"{base}/cgi-bin/webhook/send?key=k", None),
-                ("dingtalk", f"{base}/robot/send?access_token=t", "SECdemo"),
+                (
+                    "wecom",
+                    f"http://qyapi.weixin.qq.com:{robots.port}/cgi-bin/webhook/send?key=k",
+                    None,
+                ),
+                (
+                    "dingtalk",
+                    f"http://oapi.dingtalk.com:{robots.port}/robot/send?access_token=t",
+                    "SECdemo",
+                ),
             ],
             language="en",
         )

@@ -27,7 +27,7 @@ from notify.dispatcher import Dispatcher
 from notify.duty_app import DutyApps
 from notify.outbox import storable
 from tests.conftest import NOTIFY_PASSWORD, Broker, clear_people, free_port
-from tests.notify.test_dispatch import SECRET, Receiver
+from tests.notify.test_dispatch import LOCAL, SECRET, Receiver
 from tests.notify.test_routing import notify
 
 
@@ -241,6 +241,7 @@ def test_a_malformed_address_is_a_permanent_failure_and_the_stage_keeps_working(
             backoff_base_s=0.05,
             smtp=Smtp("127.0.0.1", free_port(), "shouwang@example.org"),  # never reached
             duty_apps=apps,
+            addresses=LOCAL,
         )
         loop = threading.Thread(target=d.run, kwargs={"poll_s": 0.02})
         loop.start()
@@ -280,7 +281,9 @@ def test_when_every_channel_is_permanently_bad_the_row_finishes_undeliverable(
     staff(db, community, "坏地址 乙", [("wecom", "qyapi")])
     _, oid = notify(db, community, "P0", "EL.TRAPPED")
     with httpx.Client(timeout=5) as http:
-        d = Dispatcher(settings.database_url, "d-undeliverable", http, backoff_base_s=0.01)
+        d = Dispatcher(
+            settings.database_url, "d-undeliverable", http, backoff_base_s=0.01, addresses=LOCAL
+        )
         assert d.run_once() == 1
         time.sleep(0.05)
         assert d.run_once() == 0, "finished: not claimed again"
@@ -310,7 +313,9 @@ def test_misbehaving_endpoints_are_failed_deliveries_and_the_rest_go_out(
         staff(db, community, "值班员 乙", [("webhook", receiver.url)])
         _, oid = notify(db, community, "P0", "EL.TRAPPED")
         with httpx.Client(timeout=5) as http:
-            d = Dispatcher(settings.database_url, "d-hostile", http, send_timeout_s=3)
+            d = Dispatcher(
+                settings.database_url, "d-hostile", http, send_timeout_s=3, addresses=LOCAL
+            )
             began = time.monotonic()
             d.run_once()
             elapsed = time.monotonic() - began
@@ -324,11 +329,10 @@ def test_misbehaving_endpoints_are_failed_deliveries_and_the_rest_go_out(
     assert {k: (s, p) for k, (s, p, _) in errors.items()} == {
         p[1:]: ("failed", False) for p in paths
     }, "transient: retried later"
-    nul = str(errors["nul"][2])
-    assert "\x00" not in nul and nul.startswith("broken\\0answer")
-    assert len(str(errors["huge"][2])) <= 500
-    assert str(errors["hangup"][2]).startswith(("RemoteProtocolError", "ReadError"))
-    assert str(errors["garbage"][2]).startswith(("RemoteProtocolError", "ReadError"))
+    # The status, never the answer's body (an internal service's answer is nobody's to read).
+    assert errors["nul"][2] == "HTTP 500" and errors["huge"][2] == "HTTP 500"
+    assert errors["hangup"][2] in ("RemoteProtocolError", "ReadError")
+    assert errors["garbage"][2] in ("RemoteProtocolError", "ReadError")
     assert errors["missing"][2] == "HTTP 404"
     assert db.execute(
         "SELECT done_at IS NULL, attempts FROM outbox WHERE id = %s", (oid,)
@@ -353,6 +357,7 @@ def test_an_error_of_any_kind_while_building_a_delivery_is_a_failed_delivery(
             "d-build",
             http,
             ack=AckLinks("ack-secret", "https://duty.example/v1/ack"),
+            addresses=LOCAL,
         )
         assert d.run_once() == 2
         d.close()
@@ -399,6 +404,7 @@ def test_a_firm_whose_endpoints_hang_does_not_delay_another_firms_p0(
                 send_timeout_s=timeout_s,
                 concurrency=8,
                 concurrency_per_firm=per_firm,
+                addresses=LOCAL,
             )
             loop = threading.Thread(target=d.run, kwargs={"poll_s": 0.02})
             began = time.monotonic()
@@ -469,6 +475,7 @@ def test_concurrent_dispatchers_never_deliver_a_row_to_a_channel_twice(
                     batch=4,
                     concurrency=6,
                     concurrency_per_firm=3,
+                    addresses=LOCAL,
                 )
                 for i in range(3)
             ]
@@ -523,6 +530,7 @@ def test_a_mail_server_that_refuses_for_good_or_never_answers(
                 "d-smtp",
                 http,
                 smtp=Smtp("127.0.0.1", port, "shouwang@example.org"),
+                addresses=LOCAL,
             )
             d.run_once()
             d.close()
@@ -546,6 +554,7 @@ def test_a_mail_server_that_refuses_for_good_or_never_answers(
                 http,
                 smtp=Smtp("127.0.0.1", silent.port, "shouwang@example.org"),
                 send_timeout_s=1,
+                addresses=LOCAL,
             )
             began = time.monotonic()
             d.run_once()
@@ -585,6 +594,7 @@ def test_a_row_whose_lease_another_dispatcher_took_is_not_sent_by_this_one(
                 backoff_base_s=30,
                 send_timeout_s=2,
                 concurrency_per_firm=1,  # the first row's send holds the firm's only slot
+                addresses=LOCAL,
             )
             loop = threading.Thread(target=d.run, kwargs={"poll_s": 0.02})
             loop.start()

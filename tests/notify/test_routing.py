@@ -38,7 +38,7 @@ from tests.conftest import (
     sync_broker,
 )
 from tests.mqtt_helpers import peer
-from tests.notify.test_dispatch import SECRET, Receiver
+from tests.notify.test_dispatch import LOCAL, LOCAL_ENV, SECRET, Receiver
 
 TZ = ZoneInfo("Asia/Shanghai")
 ACK_SECRET = "ack-test-secret"
@@ -161,7 +161,8 @@ def dispatcher(
         clock=clock,
         housekeeping_s=0,
         backoff_base_s=0.05,
-        **kw,  # type: ignore[arg-type]
+        **kw,
+        addresses=LOCAL,  # type: ignore[arg-type]
     )
 
 
@@ -435,10 +436,14 @@ def test_a_dispatcher_killed_mid_delivery_and_restarted_loses_nothing(
     try:
         on_duty_now(db, clean, "值班员 李", receiver.url)
         ids = [notify(db, clean, "P0", f"EL.{i}")[1] for i in range(30)]
-        env = settings_env(settings) | {
-            "SHOUWANG_NOTIFY_LEASE_S": "1",
-            "SHOUWANG_NOTIFY_BACKOFF_BASE_S": "0.1",
-        }
+        env = (
+            settings_env(settings)
+            | LOCAL_ENV
+            | {
+                "SHOUWANG_NOTIFY_LEASE_S": "1",
+                "SHOUWANG_NOTIFY_BACKOFF_BASE_S": "0.1",
+            }
+        )
         first = subprocess.Popen(shouwang("notify", "--name", "victim"), env=env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and len(receiver.accepted) < 8:
