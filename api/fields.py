@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Final
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from api.errors import invalid
 from core.namespaces import UID_PATTERN, uid_problem
@@ -48,3 +48,18 @@ def aware(name: str, t: datetime | None) -> datetime | None:
     if t is not None and t.tzinfo is None:
         raise invalid(f"query.{name}", "give a time zone, e.g. 2024-05-01T08:00:00+08:00")
     return t
+
+
+class TimeSpan(BaseModel):
+    """A span given with a time zone, ending after it starts (a shift, on any roster)."""
+
+    starts_at: datetime
+    ends_at: datetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeSpan:
+        if self.starts_at.tzinfo is None or self.ends_at.tzinfo is None:
+            raise ValueError("give times with a time zone, e.g. 2024-05-01T08:00:00+08:00")
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self

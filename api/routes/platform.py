@@ -12,11 +12,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from psycopg import sql
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel
 
 from api.deps import Caller, Db, blocking
 from api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
-from api.fields import BigId, Id, OptId, RefId, aware
+from api.fields import BigId, Id, OptId, RefId, TimeSpan, aware
 from api.pagination import Page, Paging, page
 from api.queries import fetch_all, fetch_found, scalar
 from api.scope import Action, Where, require
@@ -51,18 +51,8 @@ class PlatformShift(BaseModel):
     ends_at: datetime
 
 
-class PlatformShiftIn(BaseModel):
+class PlatformShiftIn(TimeSpan):
     person_id: RefId
-    starts_at: datetime
-    ends_at: datetime
-
-    @model_validator(mode="after")
-    def _ordered(self) -> PlatformShiftIn:
-        if self.starts_at.tzinfo is None or self.ends_at.tzinfo is None:
-            raise ValueError("give times with a time zone, e.g. 2024-05-01T08:00:00+08:00")
-        if self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
-        return self
 
 
 _ALARMS = (

@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from psycopg import sql
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel
 
 from api import scope
 from api.deps import Caller, Db, Principal
 from api.errors import ERROR_RESPONSES, invalid, not_found
-from api.fields import Id, OptId, RefId, aware
+from api.fields import Id, OptId, RefId, TimeSpan, aware
 from api.pagination import Page, Paging, page
 from api.queries import fetch_all, fetch_found, scalar
 from api.routes.people import Person, PersonRole
@@ -32,20 +32,10 @@ class Shift(BaseModel):
     ends_at: datetime
 
 
-class ShiftIn(BaseModel):
+class ShiftIn(TimeSpan):
     community_id: RefId
     role: PersonRole
     person_id: RefId
-    starts_at: datetime
-    ends_at: datetime
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ShiftIn:
-        if self.starts_at.tzinfo is None or self.ends_at.tzinfo is None:
-            raise ValueError("give times with a time zone, e.g. 2024-05-01T08:00:00+08:00")
-        if self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
-        return self
 
 
 class OnDuty(BaseModel):

@@ -6,15 +6,13 @@ nothing twice. The same harness as ``shouwang drill broker-kill``, kept short.""
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from rich.console import Console
 
-from bench.drills.run import Drill, Options
+from bench.drills.run import Options
 from broker.files import AUTOSAVE_INTERVAL_S
 from core.settings import Settings
 from simulators.county import County
+from tests.drills.harness import drill
 
 
 @pytest.mark.timeout(150)
@@ -22,7 +20,6 @@ def test_a_killed_broker_loses_at_most_its_autosave_window(
     settings: Settings, county: tuple[County, dict[str, str]]
 ) -> None:
     c, _secrets = county
-    out = io.StringIO()
     backlog_s = 2 * AUTOSAVE_INTERVAL_S  # longer than the window: part of it must have been saved
     opts = Options(
         kind="broker-kill",
@@ -34,8 +31,7 @@ def test_a_killed_broker_loses_at_most_its_autosave_window(
         seconds=3.0 + backlog_s + 3.0 + 12.0,
         settle_s=40.0,
     )
-    f = Drill(settings, opts, Console(file=out, width=200)).run()
-    log = out.getvalue()
+    f, log = drill(settings, opts)
     assert f.readings_published > 1000, log
     assert f.held_at_kill, "the broker held a backlog for ingest when it was killed"
     assert f.duplicates == 0

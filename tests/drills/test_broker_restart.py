@@ -12,14 +12,12 @@ the connection was lost, so they are back a second after the broker is."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from rich.console import Console
 
-from bench.drills.run import Drill, Options
+from bench.drills.run import Options
 from core.settings import Settings
 from simulators.county import County
+from tests.drills.harness import drill
 
 
 @pytest.mark.timeout(330)
@@ -27,7 +25,6 @@ def test_a_clean_broker_restart_loses_nothing_and_blames_no_device(
     settings: Settings, county: tuple[County, dict[str, str]]
 ) -> None:
     c, _secrets = county
-    out = io.StringIO()
     opts = Options(
         kind="broker-restart",
         community_codes=(c.communities[1].code,),
@@ -35,8 +32,7 @@ def test_a_clean_broker_restart_loses_nothing_and_blames_no_device(
         warmup_s=10.0,
         settle_s=40.0,
     )
-    f = Drill(settings, opts, Console(file=out, width=200)).run()
-    log = out.getvalue()
+    f, log = drill(settings, opts)
     assert f.alive_after == {"ingest": True, "analytics": True}, (f.problems, log)
     assert f.log_counts["simulator: links that lost their connection"] > 0, "links were cut"
     assert f.readings_published > 1000

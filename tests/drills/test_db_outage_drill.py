@@ -9,14 +9,12 @@ db-outage --kill analytics --kill notify``, kept short."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from rich.console import Console
 
-from bench.drills.run import BACKDATED, Drill, Options
+from bench.drills.run import BACKDATED, Options
 from core.settings import Settings
 from simulators.county import County
+from tests.drills.harness import drill
 
 OUTAGE_S = 90.0
 
@@ -26,7 +24,6 @@ def test_a_database_outage_with_stages_killed_loses_nothing_and_notifies_once(
     settings: Settings, county: tuple[County, dict[str, str]]
 ) -> None:
     c, _secrets = county
-    out = io.StringIO()
     opts = Options(
         kind="db-outage",
         community_codes=(c.communities[0].code,),
@@ -38,8 +35,7 @@ def test_a_database_outage_with_stages_killed_loses_nothing_and_notifies_once(
         faults=3,
         settle_s=40.0,
     )
-    f = Drill(settings, opts, Console(file=out, width=200)).run()
-    log = out.getvalue()
+    f, log = drill(settings, opts)
     assert f.killed == ["analytics", "notify"]
     assert f.alive_after == {"ingest": True, "analytics": True, "notify": True}, (f.problems, log)
     assert f.log_counts["ingest: DATABASE UNAVAILABLE"] > 0, "the drill did cut the database"

@@ -7,14 +7,12 @@ after it. The same harness as ``shouwang drill ingest-stop``, kept short."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from rich.console import Console
 
-from bench.drills.run import Drill, Options
+from bench.drills.run import Options
 from core.settings import Settings
 from simulators.county import County
+from tests.drills.harness import drill
 
 
 @pytest.mark.timeout(300)
@@ -22,7 +20,6 @@ def test_an_ingest_stop_blames_no_device_and_still_finds_the_one_gone_silent(
     settings: Settings, county: tuple[County, dict[str, str]]
 ) -> None:
     c, _secrets = county
-    out = io.StringIO()
     opts = Options(
         kind="ingest-stop",
         community_codes=(c.communities[1].code,),
@@ -30,8 +27,7 @@ def test_an_ingest_stop_blames_no_device_and_still_finds_the_one_gone_silent(
         warmup_s=10.0,
         settle_s=40.0,
     )
-    f = Drill(settings, opts, Console(file=out, width=200)).run()
-    log = out.getvalue()
+    f, log = drill(settings, opts)
     assert f.alive_after == {"ingest": True, "analytics": True}, (f.problems, log)
     assert f.readings_published > 1000
     assert f.duplicates == 0
