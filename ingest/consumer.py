@@ -125,7 +125,7 @@ class Consumer:
         self._connected = threading.Event()  # connected and subscribed (SUBACK received)
         self._subscribe_mid: int | None = None
         self._registry_loaded_at = time.monotonic()
-        self._retention_at = 0.0
+        self._retention_at = float("-inf")  # the first pass comes at start, whatever the uptime
         self.client, self._props = new_client(
             cfg.client_id, cfg.username, cfg.password, persistent=True, manual_ack=True
         )

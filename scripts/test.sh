@@ -13,4 +13,7 @@ bash scripts/stack.sh up
 export PATH="$root/.venv/bin:$PATH"
 echo "== ruff"; ruff check . && ruff format --check .
 echo "== mypy"; mypy
-echo "== pytest"; pytest "$@"
+# Two workers, each with its own database and brokers (tests/conftest.py): most of the suite waits
+# on services and outages, so this halves the time on two cores. SHOUWANG_TEST_WORKERS=0 runs in
+# one process.
+echo "== pytest"; pytest -n "${SHOUWANG_TEST_WORKERS:-2}" "$@"
