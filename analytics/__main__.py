@@ -10,6 +10,7 @@ import threading
 from functools import partial
 
 from analytics.service import Analytics, AnalyticsConfig
+from analytics.upkeep import UpkeepConfig
 from core.db import Conn
 from core.holiday_store import calendar_in_force
 from core.outlasting_db import Database, Stopping
@@ -35,6 +36,13 @@ def config_from(s: Settings, clock: str = "wall") -> AnalyticsConfig:
         mass_silence_min_devices=s.analytics_mass_silence_min_devices,
         mass_silence_window_s=s.analytics_mass_silence_window_s,
         quarantine_s=s.analytics_quarantine_s,
+        upkeep=UpkeepConfig(
+            retrain_every_s=s.analytics_retrain_hours * 3600.0,
+            retrain_days=s.analytics_retrain_days,
+            drift_days=s.analytics_drift_days,
+            drift_factor=s.analytics_drift_factor,
+            drift_min_alarms=s.analytics_drift_min_alarms,
+        ),
     )
 
 

@@ -2,21 +2,33 @@
 
 Entries of the list whose filing names ``baseline`` or ``multivariate`` are served here. A
 baseline condition holds while the device's metric is in a level-shift or drift episode, or its
-values sit ``z`` robust scales from the time-of-day baseline for ``for_seconds``. A multivariate
-condition holds while the class model's anomaly episode is open and its score, in units of the
-model's calibrated threshold, is above ``score_above``. Pure: models are handed in.
+values sit ``z`` robust scales from the time-of-day baseline for ``for_seconds``.
+
+A multivariate condition holds while the device's anomaly episode (``analytics.episodes``) is
+open: the class model's score, in units of the model's calibrated threshold, stayed above
+``score_above`` for the entry's ``confirm_seconds``; the episode ends once no row has been above
+it for ``hold_seconds``. There is no quiet period: once an episode has ended, a later distinct
+fault opens a new one. The observation carries the features most out of line at the episode's
+peak, signed (``Model.deviations``), as the alarm's detail.
+
+Pure: models are handed in. Detector state lives in memory only, as the rest of analytics'
+does: a restart, a new list or a model version with other features starts the evidence afresh
+(open alarms are adopted from the database).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from analytics.baseline import Baseline
 from analytics.conditions import Held
-from analytics.multivariate import Episodes, Model
+from analytics.episodes import Episode, EpisodeTracker
+from analytics.multivariate import Model
+from analytics.retraining import Span
 from lifecycle.alarms import Observation
 from responsibility.model import BaselineFiling, Entry, MultivariateFiling
 
@@ -29,6 +41,14 @@ class LearnedRule:
     z: float = 6.0
     score_above: float = 1.0
     for_seconds: float = 0.0
+    confirm_s: float = 120.0  # multivariate: above score_above this long opens an episode
+    hold_s: float = 900.0  # multivariate: normal this long ends it
+    target_false_per_device_day: float = 0.05  # multivariate: the model's false-alarm budget
+
+
+EXPLAINED = 3  # features named in an alarm's detail
+REMEMBERED = 5000  # ended anomaly episodes remembered per class (left out of retraining)
+MIN_SCORE_ABOVE = 1e-6  # a score_above of 0 or less: every scored row is above it
 
 
 def compile_learned(entries: Iterable[Entry]) -> dict[str, list[LearnedRule]]:
@@ -45,6 +65,9 @@ def compile_learned(entries: Iterable[Entry]) -> dict[str, list[LearnedRule]]:
                     "multivariate",
                     score_above=float(f.score_above),
                     for_seconds=float(f.for_seconds),
+                    confirm_s=float(f.confirm_seconds),
+                    hold_s=float(f.hold_seconds),
+                    target_false_per_device_day=float(f.target_false_alarms_per_device_day),
                 )
             else:
                 continue
@@ -57,8 +80,11 @@ class Learned:
     rules: dict[str, list[LearnedRule]]
     models: dict[str, Model] = field(default_factory=dict)
     baselines: dict[tuple[int, str], Baseline] = field(default_factory=dict)
-    episodes: dict[tuple[int, str], Episodes] = field(default_factory=dict)
+    episodes: dict[tuple[int, str], EpisodeTracker] = field(default_factory=dict)  # device, code
     held: dict[tuple[int, str], Held] = field(default_factory=dict)
+    # Per class, the anomaly episodes that ended, newest last (at most REMEMBERED). Replaced, never
+    # changed in place, so another thread may read it at any time.
+    anomalies: dict[str, tuple[Span, ...]] = field(default_factory=dict)
 
     def classes_with_models(self) -> set[str]:
         return {
@@ -72,9 +98,26 @@ class Learned:
                 del table[key]
 
     def set_model(self, model: Model) -> None:
+        """Use ``model`` for its class. Open episodes go on when the features are the same
+        (scores are in units of each model's own threshold, so a retrained version judges them
+        alike and a scheduled retraining does not make open alarms flap); otherwise the
+        evidence starts afresh."""
         self.models[model.device_class] = model
-        for key in [k for k in self.episodes if k[1] == model.device_class]:
-            del self.episodes[key]  # thresholds changed: start the evidence afresh
+        codes = {r.code for r in self.rules.get(model.device_class, ())}
+        for key in [k for k in self.episodes if k[1] in codes]:
+            if self.episodes[key].columns != model.features:
+                del self.episodes[key]
+
+    def anomaly_spans(self, device_class: str, now: float) -> list[Span]:
+        """The class model's own anomalies: episodes that ended, and those open (up to ``now``).
+        Safe to call from another thread than the one feeding samples."""
+        codes = {r.code for r in self.rules.get(device_class, ())}
+        spans = list(self.anomalies.get(device_class, ()))
+        for (device_id, code), tracker in dict(self.episodes).items():
+            ep = tracker.open
+            if code in codes and ep is not None:
+                spans.append(Span(device_id, ep.start, now))
+        return spans
 
     def on_sample(
         self, device_id: int, device_class: str, t: float, values: Mapping[str, float]
@@ -85,8 +128,12 @@ class Learned:
                 active = self._baseline(device_id, rule, t, values)
             else:
                 active = self._multivariate(device_id, device_class, rule, t, values)
-            if active is not None:
-                out.append(Observation(device_id, rule.code, t, active, rule.detector))
+            if active is None:
+                continue
+            detail: dict[str, Any] = {}
+            if active and rule.detector == "multivariate":
+                detail = explained(self.episodes[(device_id, rule.code)].open)
+            out.append(Observation(device_id, rule.code, t, active, rule.detector, detail))
         return out
 
     def _baseline(
@@ -117,10 +164,36 @@ class Learned:
         if model is None or any(f not in values for f in model.features):
             return None
         row = np.array([[values[f] for f in model.features]], dtype=np.float64)
-        score = float(model.score(row)[0]) / model.threshold
-        ep = self.episodes.get((device_id, device_class))
-        if ep is None:
-            ep = self.episodes[(device_id, device_class)] = Episodes(model.threshold)
-        ep.update(np.array([t]), np.array([score * model.threshold]))
+        score = model.score(row) / model.threshold
+        tracker = self.episodes.get((device_id, rule.code))
+        if tracker is None:
+            tracker = self.episodes[(device_id, rule.code)] = EpisodeTracker(
+                max(rule.score_above, MIN_SCORE_ABOVE),
+                confirm_s=rule.confirm_s,
+                hold_s=rule.hold_s,
+                columns=model.features,
+            )
+        # Only a row above the threshold can be an episode's peak, the row it is explained by.
+        above = bool(score[0] > tracker.threshold)
+        z = model.deviations(row) if above else np.full(row.shape, np.nan)
+        for ep in tracker.update(np.array([t]), score, z):
+            if ep.end is not None:
+                seen = self.anomalies.get(device_class, ())[-(REMEMBERED - 1) :]
+                self.anomalies[device_class] = (*seen, Span(device_id, ep.start, ep.end))
         held = self.held.setdefault((device_id, rule.code), Held())
-        return held.step(ep.active and score > rule.score_above, t, rule.for_seconds)
+        return held.step(tracker.open is not None, t, rule.for_seconds)
+
+
+def explained(episode: Episode | None) -> dict[str, Any]:
+    """An alarm's detail from its open episode: the features most out of line at its peak,
+    signed (positive: higher than the rest of the row says it should be), and the peak score
+    in units of the model's threshold."""
+    if episode is None:
+        return {}
+    return {
+        "contributions": [
+            {"metric": m, "z": round(z, 2)} for m, z in episode.contributions[:EXPLAINED]
+        ],
+        "peak": round(episode.peak, 2),
+        "peak_at": episode.peak_at,
+    }

@@ -107,6 +107,37 @@ class Model:
         order = np.argsort(-drop)
         return [self.features[j] for j in order[:most] if drop[j] >= 0.5 * drop[order[0]]]
 
+    def deviations(self, x: FloatArray) -> FloatArray:
+        """Signed standardised deviation of each feature of each row, (n, d): how far the value
+        sits from what the nearest component expects of it given the row's other features, in
+        that component's conditional standard deviations (positive: higher than expected).
+
+        A fault often breaks a relation while every value stays in its range, so the deviation
+        is taken given the rest: a pump drawing more current at the same flow shows as current
+        too high, not as an unusual flow. Squared, it is what repairing that feature alone takes
+        off the row's squared score (``repaired``). NaN rows give NaN."""
+        z = self._standardise(x)
+        d2 = self._distances(x)
+        nearest = np.argmin(np.where(np.isnan(d2), np.inf, d2), axis=0)
+        out = np.full(z.shape, np.nan)
+        for i, chol in enumerate(self.prec_chol):
+            rows = nearest == i
+            if not rows.any():
+                continue
+            prec = chol @ chol.T
+            g = (z[rows] - self.means[i]) @ prec
+            out[rows] = g / np.sqrt(np.diag(prec))
+        return out
+
+    def contributions(self, row: FloatArray, most: int = 3) -> list[tuple[str, float]]:
+        """The ``most`` features of one row furthest out of line, as (feature, signed z), the
+        largest deviation first (``deviations``); empty for a row with a missing value."""
+        dev = self.deviations(np.asarray(row, dtype=np.float64).reshape(1, -1))[0]
+        if not np.isfinite(dev).all():
+            return []
+        order = np.argsort(-np.abs(dev), kind="stable")[: max(most, 0)]
+        return [(self.features[j], round(float(dev[j]), 2)) for j in order]
+
     def to_bytes(self) -> bytes:
         meta = {
             "format": FORMAT,

@@ -1,345 +1,429 @@
-"""Analytics: replay a CSV of historical readings through the detectors; write the alarms they raise.
+"""Analytics: replay a CSV of readings through the detectors and write the alarm episodes they open.
 
-The CSV has a header, a time column and numeric columns with any names. It is read in chunks with
-the csv module and numpy, so its size is bounded by the disk, not by memory. The first stretch
-(``calibrate_rows`` rows, or rows up to ``calibrate_until``) only teaches: the baselines learn it and
-the multivariate model is trained on it. After it, every column's :class:`Baseline` reports level
-shifts and drift, and the model reports rows whose columns stop agreeing with one another.
+Calibration teaches, scoring judges. Calibration rows come from separate files of normal operation
+(``calibrate_files``, e.g. other runs of the same loop) and/or the start of the scored file (rows up
+to ``calibrate_until``, or the first ``calibrate_rows``). Of the calibration rows, the first part
+fits the detectors and the last ``held_back`` fraction sets their thresholds: the smallest for which
+the episode rules would have raised at most ``false_alarms_per_day`` there (shared between the two
+detectors), times a safety margin. Calibration rows are held in memory; the scored rows stream
+through in chunks, so the scored file's size is bounded by the disk, not by memory:
 
-Output CSV, one alarm a row, in time order: ``time`` (ISO 8601 in ``tz``), ``columns`` (``|``-joined),
-``event`` (``level_shift``, ``baseline_drift``, ``multivariate_anomaly``), ``score`` (z of the visit
-median for shifts, distance for the model), ``direction`` (``up``/``down``), ``since`` (estimated
-start).
+- ``robust_deviation``: :class:`~analytics.robust.RobustDetector`, each column against its own
+  level, trend and noise (and daily profile, with several days of calibration);
+- ``multivariate_anomaly``: :class:`~analytics.relations.RelationDetector`, the columns no longer
+  agreeing with one another.
+
+Each detector's scores go through an :class:`~analytics.episodes.EpisodeTracker`; every episode is
+written to the output CSV as soon as it closes, and the file flushed, so an interrupted run keeps
+what it found. Columns: ``start,end,event,columns,peak,direction,contributions,open_at_end`` (times
+ISO 8601 with offset; ``peak`` in multiples of the threshold; ``contributions`` the signed
+per-column evidence at the peak, ``col:+3.2|col2:-1.1``). With ``scores`` a second CSV gets each
+scored row's two scores, in multiples of their thresholds.
 """
 
 from __future__ import annotations
 
 import csv
-import itertools
-import re
+import math
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, tzinfo
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
-from numpy.typing import NDArray
 
-from analytics.baseline import Baseline, BaselineParams, FloatArray
-from analytics.multivariate import Episodes, Model, train
+from analytics.episodes import Episode, EpisodeTracker
+from analytics.exports import CST_TZ, FloatArray, numeric_columns, parse_times, read_chunks
+from analytics.relations import RelationDetector
+from analytics.robust import Calibrated, RobustDetector, RobustParams, calibrate_threshold
 from core.errors import ConfigError
+from responsibility.model import BaselineFiling, Entry, MultivariateFiling
 
-CST_TZ = timezone(timedelta(hours=8), "CST")
-IntArray = NDArray[np.int64]
-EVENT_FIELDS = ("time", "columns", "event", "score", "direction", "since")
+__all__ = ["CST_TZ", "ReplaySettings", "ReplayStats", "parse_times", "replay"]
+EPISODE_FIELDS = (
+    "start",
+    "end",
+    "event",
+    "columns",
+    "peak",
+    "direction",
+    "contributions",
+    "open_at_end",
+)
+SHORT_CALIBRATION_ROWS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySettings:
+    """Detector settings; durations in seconds, ``None``: from the median row interval ``dt``."""
+
+    false_alarms_per_day: float = 1.0  # target on normal data, both detectors together
+    confirm_s: float | None = None  # default 5 dt below a minute's rows, else 0
+    hold_s: float | None = None  # default 30 dt below a minute's rows, else 3 dt
+    max_gap_s: float | None = None  # a gap this long closes an episode (default: none)
+    held_back: float = 0.3  # fraction of calibration that sets the thresholds
+    margin: float = 1.5  # thresholds x this
+    min_z: float = 6.0  # the robust threshold is never below this
+    robust: RobustParams = field(default_factory=RobustParams)
+    per_column: bool = True
+    multivariate: bool = True
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.false_alarms_per_day) and self.false_alarms_per_day > 0):
+            raise ConfigError(
+                "--false-alarms-per-day",
+                f"must be a positive number, not {self.false_alarms_per_day}",
+            )
+        if not 0.05 <= self.held_back <= 0.8:
+            raise ConfigError("--held-back", f"must be between 0.05 and 0.8, not {self.held_back}")
+        for name in ("confirm_s", "hold_s", "max_gap_s"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and v >= 0):
+                raise ConfigError(f"--{name[:-2].replace('_', '-')}", f"must be >= 0, not {v}")
+        if self.hold_s is not None and self.hold_s <= 0:
+            raise ConfigError("--hold", "must be more than 0 seconds")
+        if not (self.per_column or self.multivariate):
+            raise ConfigError("replay", "both detectors are off; turn at least one on")
+
+    def timing(self, dt: float) -> tuple[float, float]:
+        """(confirm_s, hold_s) for rows ``dt`` seconds apart."""
+        fine = dt < 60.0
+        confirm = self.confirm_s if self.confirm_s is not None else (5.0 * dt if fine else 0.0)
+        hold = self.hold_s if self.hold_s is not None else (30.0 * dt if fine else 3.0 * dt)
+        return confirm, max(hold, 1e-3)
+
+
+def settings_from_entry(entry: Entry, base: ReplaySettings) -> ReplaySettings:
+    """The settings a list entry's learned filings give: a multivariate filing's confirm and hold
+    times and false-alarm budget, a baseline filing's ``z`` (lowest robust threshold) and
+    ``for_seconds`` (confirm time). An entry without either is refused."""
+    for f in entry.filing:
+        if isinstance(f, MultivariateFiling):
+            return replace(
+                base,
+                confirm_s=float(f.confirm_seconds),
+                hold_s=float(f.hold_seconds),
+                false_alarms_per_day=float(f.target_false_alarms_per_device_day),
+            )
+        if isinstance(f, BaselineFiling):
+            return replace(base, min_z=float(f.z), confirm_s=float(f.for_seconds))
+    raise ConfigError(
+        "--entry",
+        f"entry {entry.code} files no learned detector (baseline or multivariate); "
+        "give the settings on the command line instead",
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class ReplayStats:
-    rows: int
-    calibration_rows: int
+    columns: tuple[str, ...]
+    rows: int  # rows read from the scored file
+    calibration_rows: int  # of those, used for calibration
+    calibration_file_rows: int
+    scored_rows: int
     rows_skipped: int  # too few fields
-    alarms: int
+    episodes: int
     events: dict[str, int]
-    model_version: str | None
+    open_at_end: int
+    thresholds: dict[str, float]
+    held_back_days: float
+    row_interval_s: float
+    confirm_s: float
+    hold_s: float
+    seasonal: bool
+    scored_from: float | None
+    scored_to: float | None
+    warnings: tuple[str, ...]
     seconds: float
 
-
-@dataclass(frozen=True, slots=True)
-class Detection:
-    at: float
-    columns: tuple[str, ...]
-    event: str
-    score: float
-    direction: str
-    since: float
+    @property
+    def alarms(self) -> int:
+        return self.episodes
 
 
-class Detectors:
-    """Every detector of a replay over one stream of rows (one column per ``columns``); pure.
-
-    Rows go to ``learn`` while calibrating, then to ``detect``; the first ``detect`` trains the
-    multivariate model on what ``learn`` saw.
-    """
-
-    def __init__(
-        self,
-        columns: Sequence[str],
-        baseline_columns: Sequence[str],
-        multivariate_columns: Sequence[str],
-        params: BaselineParams,
-        quantile: float,
-        window: int,
-        min_hits: int,
-        quiet_seconds: float,
-    ) -> None:
-        for c in [*baseline_columns, *multivariate_columns]:
-            if c not in columns:
-                raise ConfigError("replay", f"column {c!r} is not among the columns {columns}")
-        self.b_cols = [(c, list(columns).index(c), Baseline(params)) for c in baseline_columns]
-        self.m_cols = list(multivariate_columns)
-        self.m_idx = [list(columns).index(c) for c in multivariate_columns]
-        self.quantile, self.window, self.min_hits = quantile, window, min_hits
-        self.quiet_seconds = quiet_seconds
-        self.training: list[FloatArray] = []
-        self.last_learned: float | None = None
-        self.model: Model | None = None
-        self.episodes: Episodes | None = None
-
-    def learn(self, ts: FloatArray, x: FloatArray) -> None:
-        for _, j, b in self.b_cols:
-            b.update(ts, x[:, j])
-        if self.m_cols and len(ts):
-            self.training.append(x[:, self.m_idx])
-            self.last_learned = float(np.fmax.reduce(ts))
-
-    def _train(self) -> None:
-        when = datetime.fromtimestamp(self.last_learned or 0.0, UTC)
-        rows = np.concatenate(self.training) if self.training else np.empty((0, len(self.m_cols)))
-        self.training = []
-        try:
-            self.model = train(rows, self.m_cols, trained_at=when, quantile=self.quantile)
-        except ValueError as e:
-            raise ConfigError("replay", f"the calibration stretch is too short: {e}") from e
-        self.episodes = Episodes(
-            self.model.threshold, self.window, self.min_hits, self.quiet_seconds
-        )
-
-    def detect(self, ts: FloatArray, x: FloatArray) -> list[Detection]:
-        found: list[Detection] = []
-        for c, j, b in self.b_cols:
-            for s in b.update(ts, x[:, j]).shifts:
-                direction = "up" if s.direction > 0 else "down"
-                found.append(Detection(s.at, (c,), s.kind, abs(s.z), direction, s.since))
-        if self.m_cols and self.model is None:
-            self._train()
-        if self.model is not None and self.episodes is not None:
-            xm = x[:, self.m_idx]
-            for a in self.episodes.update(ts, self.model.score(xm)):
-                involved = tuple(self.model.explain(xm[a.index]))
-                found.append(
-                    Detection(a.at, involved, "multivariate_anomaly", a.score, "", a.since)
-                )
-        found.sort(key=lambda d: d.at)
-        return found
-
-
-def replay(
+def replay(  # noqa: PLR0915 (calibrate, then stream: read top to bottom)
     src: Path,
     out: Path,
     *,
-    time_column: str,
-    columns: Sequence[str],
+    time_column: str = "time",
+    columns: Sequence[str] | None = None,
     sep: str = ",",
     time_format: str = "iso",
-    calibrate_rows: int | None = None,
-    calibrate_until: datetime | None = None,
-    baseline_columns: Sequence[str] | None = None,
-    multivariate_columns: Sequence[str] | None = None,
     tz: tzinfo = CST_TZ,
-    baseline: BaselineParams | None = None,
-    quantile: float = 0.999,
-    window: int = 6,
-    min_hits: int = 3,
-    quiet_seconds: float = 3600.0,
+    calibrate_files: Sequence[Path] = (),
+    calibrate_rows: int | None = None,
+    calibrate_until: float | None = None,
+    settings: ReplaySettings | None = None,
+    scores: Path | None = None,
     chunk_rows: int = 100_000,
+    warn: Callable[[str], None] | None = None,
 ) -> ReplayStats:
-    """Replay ``src`` into ``out``. ``time_format``: 'iso', 'epoch_s', 'epoch_ms' or a strptime
-    format; times without an offset, and a naive ``calibrate_until``, are in ``tz`` (UTC+8).
-    ``baseline_columns`` and ``multivariate_columns`` default to ``columns``; an empty list turns
-    that detector off. Rows are expected in time order; rows that go back in time are not learned
-    from by the baselines."""
+    """Replay ``src`` into ``out`` (see the module docstring). ``columns`` default to every numeric
+    column; ``calibrate_until`` is epoch seconds; naive times in the files are in ``tz``."""
     started = time.perf_counter()
-    if (calibrate_rows is None) == (calibrate_until is None):
-        raise ConfigError("replay", "give exactly one of calibrate_rows and calibrate_until")
-    if not columns:
-        raise ConfigError("replay", "give at least one column to replay")
-    until = None
-    if calibrate_until is not None:
-        aware = calibrate_until if calibrate_until.tzinfo else calibrate_until.replace(tzinfo=tz)
-        until = aware.timestamp()
-    det = Detectors(
-        list(columns),
-        list(columns if baseline_columns is None else baseline_columns),
-        list(columns if multivariate_columns is None else multivariate_columns),
-        baseline or BaselineParams(),
-        quantile,
-        window,
-        min_hits,
-        quiet_seconds,
-    )
+    cfg = settings or ReplaySettings()
+    if calibrate_rows is not None and calibrate_until is not None:
+        raise ConfigError("replay", "give at most one of --calibrate-rows and --calibrate-until")
+    if calibrate_rows is not None and calibrate_rows < 0:
+        raise ConfigError("--calibrate-rows", f"must be >= 0, not {calibrate_rows}")
+    if not calibrate_files and calibrate_rows is None and calibrate_until is None:
+        raise ConfigError(
+            "replay",
+            "nothing to calibrate on: give --calibrate-file (normal operation), "
+            "--calibrate-until or --calibrate-rows",
+        )
+    cols = list(columns) if columns else numeric_columns(src, time_column, sep)
+    if not cols:
+        raise ConfigError(str(src), "no numeric columns to replay; name them with --columns")
+    warnings: list[str] = []
+
+    def note(msg: str) -> None:
+        warnings.append(msg)
+        if warn is not None:
+            warn(msg)
+
+    def chunks(path: Path) -> Iterator[tuple[FloatArray, FloatArray, int]]:
+        return read_chunks(path, time_column, cols, sep, time_format, tz, chunk_rows)
+
+    # Calibration segments, one per file, then the start of the scored file.
+    segments: list[tuple[FloatArray, FloatArray]] = []
+    file_rows = 0
+    for path in calibrate_files:
+        parts = [(t, x) for t, x, _ in chunks(path)]
+        if parts:
+            seg = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+            segments.append(seg)
+            file_rows += len(seg[0])
+    reader = chunks(src)
     rows = cal_rows = skipped = 0
-    counts: Counter[str] = Counter()
-    with out.open("w", newline="") as fo:
-        writer = csv.writer(fo)
-        writer.writerow(EVENT_FIELDS)
-        for ts, x, bad in read_chunks(src, time_column, columns, sep, time_format, tz, chunk_rows):
-            n, skipped = len(ts), skipped + bad
-            if cal_rows < rows:  # calibration is over
-                split = 0
-            elif until is not None:
-                beyond = np.flatnonzero(ts > until)
-                split = int(beyond[0]) if beyond.size else n
+    pending: list[tuple[FloatArray, FloatArray]] = []  # scored rows read while calibrating
+    own_t: list[FloatArray] = []
+    own_x: list[FloatArray] = []
+    if calibrate_rows is not None or calibrate_until is not None:
+        for ts, x, bad in reader:
+            skipped += bad
+            if calibrate_until is not None:
+                beyond = np.flatnonzero(ts > calibrate_until)
+                split = int(beyond[0]) if beyond.size else len(ts)
             else:
-                split = min(n, max(0, (calibrate_rows or 0) - rows))
-            rows, cal_rows = rows + n, cal_rows + split
-            det.learn(ts[:split], x[:split])
-            if split == n:
-                continue
-            for d in det.detect(ts[split:], x[split:]):
-                cols = "|".join(d.columns)
-                score, since = f"{d.score:.3f}", _iso(d.since, tz)
-                writer.writerow((_iso(d.at, tz), cols, d.event, score, d.direction, since))
-                counts[d.event] += 1
+                split = min(len(ts), max(0, (calibrate_rows or 0) - rows))
+            rows += len(ts)
+            cal_rows += split
+            own_t.append(ts[:split])
+            own_x.append(x[:split])
+            if split < len(ts):
+                pending.append((ts[split:], x[split:]))
+                break
+        if own_t and sum(len(t) for t in own_t):
+            segments.append((np.concatenate(own_t), np.concatenate(own_x)))
+    cal_t, cal_x = _joined(segments, len(cols))
+    if len(cal_t) < 30:
+        raise ConfigError(
+            "replay",
+            f"{len(cal_t)} calibration rows are too few; give at least 30 rows of normal operation "
+            "(a longer --calibrate-until, or --calibrate-file)",
+        )
+    if len(cal_t) < SHORT_CALIBRATION_ROWS:
+        note(
+            f"calibration holds only {len(cal_t)} rows; thresholds set on "
+            f"{int(len(cal_t) * cfg.held_back)} held-back rows may let false alarms through. "
+            f"Give at least {SHORT_CALIBRATION_ROWS} rows of normal operation."
+        )
+    k = int(len(cal_t) * (1.0 - cfg.held_back))
+    dt = float(np.median(np.diff(cal_t))) if len(cal_t) > 1 else 1.0
+    dt = dt if dt > 0 else 1.0
+    confirm_s, hold_s = cfg.timing(dt)
+    robust = RobustDetector(cols, cfg.robust)
+    try:
+        robust.fit(cal_t[:k], cal_x[:k])
+    except ValueError as e:
+        raise ConfigError("replay", f"cannot calibrate: {e}") from e
+    relation: RelationDetector | None = None
+    if cfg.multivariate and len(cols) >= 2:
+        relation = RelationDetector(robust)
+        try:
+            relation.fit(cal_t[:k], cal_x[:k])
+        except ValueError as e:
+            raise ConfigError("replay", f"cannot train the multivariate model: {e}") from e
+    hb_t, hb_x = cal_t[k:], cal_x[k:]
+    hb_r, hb_z = robust.score(hb_t, hb_x)
+    budget = cfg.false_alarms_per_day / (2 if relation is not None and cfg.per_column else 1)
+
+    def calibrated(scores: FloatArray, floor: float) -> Calibrated:
+        return calibrate_threshold(
+            hb_t,
+            scores,
+            rate_per_day=budget,
+            confirm_s=confirm_s,
+            hold_s=hold_s,
+            max_gap_s=cfg.max_gap_s,
+            margin=cfg.margin,
+            floor=floor,
+        )
+
+    cal_r = calibrated(hb_r, cfg.min_z)
+    thresholds: dict[str, float] = {}
+    trackers: dict[str, EpisodeTracker] = {}
+    if cfg.per_column:
+        thresholds["robust_deviation"] = cal_r.threshold
+        trackers["robust_deviation"] = _tracker(cal_r.threshold, confirm_s, hold_s, cfg, cols)
+    robust.arm(cal_r.threshold)
+    if relation is not None:
+        assert relation.model is not None
+        hb_m, _ = relation.score(hb_z, hb_x)
+        cal_m = calibrated(hb_m, relation.model.threshold)
+        thresholds["multivariate_anomaly"] = cal_m.threshold
+        trackers["multivariate_anomaly"] = _tracker(cal_m.threshold, confirm_s, hold_s, cfg, cols)
+    if calibrate_rows is None and calibrate_until is None:
+        robust.restart()  # the scored file is a run of its own
+
+    counts: Counter[str] = Counter()
+    open_at_end = scored = 0
+    first: float | None = None
+    last: float | None = None
+    with out.open("w", newline="") as fo, _MaybeOpen(scores) as fs:
+        writer = csv.writer(fo)
+        writer.writerow(EPISODE_FIELDS)
+        fo.flush()
+        swriter = csv.writer(fs) if fs is not None else None
+        if swriter is not None:
+            swriter.writerow(["time", *thresholds])
+
+        def emit(found: list[tuple[str, Episode]]) -> None:
+            nonlocal open_at_end
+            for event, e in sorted(found, key=lambda p: p[1].start):
+                writer.writerow(_episode_row(event, e, tz))
+                counts[event] += 1
+                open_at_end += e.open_at_end
+            if found:
+                fo.flush()
+
+        def score(ts: FloatArray, x: FloatArray) -> None:
+            nonlocal scored, first, last
+            if not len(ts):
+                return
+            scored += len(ts)
+            first = float(ts[0]) if first is None else first
+            last = float(ts[-1])
+            r, z = robust.score(ts, x)
+            streams: dict[str, tuple[FloatArray, FloatArray]] = {"robust_deviation": (r, z)}
+            if relation is not None:
+                streams["multivariate_anomaly"] = relation.score(z, x)
+            found: list[tuple[str, Episode]] = []
+            for event, tr in trackers.items():
+                s, c = streams[event]
+                found += [(event, e) for e in tr.update(ts, s, c) if e.end is not None]
+            emit(found)
+            if swriter is not None:
+                cells = [[_iso(t, tz) for t in ts.tolist()]]
+                for event, thr in thresholds.items():
+                    cells.append([f"{v / thr:.4g}" for v in streams[event][0].tolist()])
+                swriter.writerows(zip(*cells, strict=True))
+
+        for ts, x in pending:
+            score(ts, x)
+        for ts, x, bad in reader:
+            rows += len(ts)
+            skipped += bad
+            score(ts, x)
+        if scored == 0:
+            raise ConfigError(
+                str(src),
+                f"nothing is left to score: all {rows} rows went to calibration; calibrate on "
+                "fewer rows (an earlier --calibrate-until) or on a separate --calibrate-file",
+            )
+        ends = [(ev, tr.finish(last or 0.0)) for ev, tr in trackers.items()]
+        emit([(ev, e) for ev, e in ends if e is not None])
     return ReplayStats(
+        columns=tuple(cols),
         rows=rows,
         calibration_rows=cal_rows,
+        calibration_file_rows=file_rows,
+        scored_rows=scored,
         rows_skipped=skipped,
-        alarms=sum(counts.values()),
+        episodes=sum(counts.values()),
         events=dict(counts),
-        model_version=det.model.version if det.model else None,
+        open_at_end=open_at_end,
+        thresholds=thresholds,
+        held_back_days=cal_r.held_back_days,
+        row_interval_s=dt,
+        confirm_s=confirm_s,
+        hold_s=hold_s,
+        seasonal=robust.seasonal,
+        scored_from=first,
+        scored_to=last,
+        warnings=tuple(warnings),
         seconds=time.perf_counter() - started,
     )
 
 
+def _tracker(
+    threshold: float, confirm_s: float, hold_s: float, cfg: ReplaySettings, cols: Sequence[str]
+) -> EpisodeTracker:
+    return EpisodeTracker(
+        threshold, confirm_s=confirm_s, hold_s=hold_s, max_gap_s=cfg.max_gap_s, columns=cols
+    )
+
+
+def _joined(segments: list[tuple[FloatArray, FloatArray]], d: int) -> tuple[FloatArray, FloatArray]:
+    """Calibration segments one after another: each (sorted by time) is moved in time to follow
+    the previous one a row interval later, so separate runs never interleave."""
+    ts: list[FloatArray] = []
+    xs: list[FloatArray] = []
+    end: float | None = None
+    for seg_t, seg_x in segments:
+        ok = np.isfinite(seg_t)
+        order = np.argsort(seg_t[ok], kind="stable")
+        t, x = seg_t[ok][order], seg_x[ok][order]
+        if not len(t):
+            continue
+        step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+        if end is not None and t[0] <= end:
+            t = t + (end + step - t[0])
+        ts.append(t)
+        xs.append(x)
+        end = float(t[-1])
+    if not ts:
+        return np.empty(0), np.empty((0, d))
+    return np.concatenate(ts), np.concatenate(xs)
+
+
 def _iso(t: float, tz: tzinfo) -> str:
-    return datetime.fromtimestamp(t, tz).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(t, tz).isoformat(timespec="milliseconds")
 
 
-# --- reading ----------------------------------------------------------------------------------
+def _episode_row(event: str, e: Episode, tz: tzinfo) -> list[str]:
+    top = max((abs(v) for _, v in e.contributions), default=0.0)
+    named = [c for c, v in e.contributions if top and abs(v) >= 0.5 * top]
+    lead = e.contributions[0][1] if e.contributions else 0.0
+    direction = "up" if lead > 0 else "down" if lead < 0 else ""
+    return [
+        _iso(e.start, tz),
+        _iso(e.end if e.end is not None else e.start, tz),
+        event,
+        "|".join(named),
+        f"{e.peak:.3g}",
+        direction,
+        "|".join(f"{c}:{v:+.3g}" for c, v in e.contributions),
+        "true" if e.open_at_end else "false",
+    ]
 
 
-def read_chunks(
-    src: Path,
-    time_column: str,
-    columns: Sequence[str],
-    sep: str,
-    time_format: str,
-    tz: tzinfo,
-    chunk_rows: int,
-) -> Iterator[tuple[FloatArray, FloatArray, int]]:
-    """Yield (Unix seconds, values with one column per ``columns``, rows skipped) per chunk.
+class _MaybeOpen:
+    """``open(path, 'w')`` or nothing, as a context manager."""
 
-    Empty and non-numeric cells are NaN; rows with too few fields are skipped and counted.
-    """
-    with src.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f, delimiter=sep)
-        header = next(reader, None)
-        if header is None:
-            raise ConfigError(str(src), "the file is empty; a header row is expected")
-        names = [h.strip() for h in header]
-        missing = [c for c in (time_column, *columns) if c not in names]
-        if missing:
-            raise ConfigError(
-                str(src),
-                f"no column {missing} in the header (separator {sep!r}); the header has {names}",
-            )
-        t_i, idx = names.index(time_column), [names.index(c) for c in columns]
-        need = max(t_i, *idx) + 1
-        while True:
-            first = reader.line_num + 1
-            chunk = list(itertools.islice(reader, chunk_rows))
-            if not chunk:
-                return
-            good = [r for r in chunk if len(r) >= need]
-            blank = sum(1 for r in chunk if not r)  # blank lines are not errors
-            where = f"{src}:{first}-{reader.line_num}"
-            ts = parse_times([r[t_i] for r in good], time_format, tz, where)
-            x = np.empty((len(good), len(idx)))
-            for k, j in enumerate(idx):
-                x[:, k] = _floats([r[j] for r in good])
-            yield ts, x, len(chunk) - len(good) - blank
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.f: TextIO | None = None
 
+    def __enter__(self) -> TextIO | None:
+        if self.path is not None:
+            self.f = self.path.open("w", newline="")
+        return self.f
 
-def _floats(cells: list[str]) -> FloatArray:
-    try:
-        return np.array(cells, dtype=np.float64)
-    except ValueError:
-        out = np.empty(len(cells))
-        for i, c in enumerate(cells):
-            try:
-                out[i] = float(c)
-            except ValueError:
-                out[i] = np.nan
-        return out
-
-
-_FIXED = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
-_ANY = "\x00"  # in a template: any one character (ISO's 'T' or ' ')
-
-
-def parse_times(cells: list[str], fmt: str, tz: tzinfo, where: str = "") -> FloatArray:
-    """Unix seconds from 'epoch_s', 'epoch_ms', 'iso' or strptime-format cells; naive ones in ``tz``.
-
-    Fixed-width numeric formats (``%Y-%m-%d %H:%M:%S`` and the like, and plain ISO) are parsed
-    with numpy in one go; anything else one cell at a time.
-    """
-    try:
-        if fmt == "epoch_s":
-            return np.array(cells, dtype=np.float64)
-        if fmt == "epoch_ms":
-            return np.array(cells, dtype=np.float64) / 1000.0
-        template = f"%Y-%m-%d{_ANY}%H:%M:%S" if fmt == "iso" else fmt
-        fast = _fixed_width(cells, template, tz)
-        if fast is not None:
-            return fast
-        if fmt == "iso":
-            parsed = [datetime.fromisoformat(c.strip()) for c in cells]
-        else:
-            parsed = [datetime.strptime(c.strip(), fmt) for c in cells]
-        return np.array([(d if d.tzinfo else d.replace(tzinfo=tz)).timestamp() for d in parsed])
-    except ValueError as e:
-        raise ConfigError(where, f"cannot read the times with format {fmt!r}: {e}") from e
-
-
-def _fixed_width(cells: list[str], template: str, tz: tzinfo) -> FloatArray | None:
-    offset = tz.utcoffset(None)
-    if offset is None or not cells:
-        return None
-    fields: list[tuple[str, int]] = []  # (directive, start)
-    literals: list[tuple[int, str]] = []
-    pos = 0
-    for m in re.finditer(r"%(.)|([^%])", template):
-        if m.group(1) is not None:
-            if m.group(1) not in _FIXED:
-                return None
-            fields.append((m.group(1), pos))
-            pos += _FIXED[m.group(1)]
-        else:
-            if m.group(2) != _ANY:
-                literals.append((pos, m.group(2)))
-            pos += 1
-    arr = np.array(cells)
-    if arr.dtype.kind != "U" or arr.dtype.itemsize // 4 != pos:
-        return None
-    codes = arr.view(np.uint32).reshape(len(cells), pos)
-    if any((codes[:, p] != ord(ch)).any() for p, ch in literals):
-        return None
-    n = len(cells)
-    val = {k: np.full(n, v, dtype=np.int64) for k, v in (("Y", 1970), ("m", 1), ("d", 1))}
-    val |= {k: np.zeros(n, dtype=np.int64) for k in "HMS"}
-    for name, start in fields:
-        digits = codes[:, start : start + _FIXED[name]].astype(np.int64) - 48
-        if ((digits < 0) | (digits > 9)).any():
-            return None
-        val[name] = digits @ (10 ** np.arange(_FIXED[name] - 1, -1, -1, dtype=np.int64))
-    y, mo, d, h, mi, s = (val[k] for k in "YmdHMS")
-    one = np.ones_like(d)
-    month_len = _days_from_civil(y + mo // 12, mo % 12 + 1, one) - _days_from_civil(y, mo, one)
-    ok = (mo >= 1) & (mo <= 12) & (d >= 1) & (d <= month_len) & (h < 24) & (mi < 60) & (s < 61)
-    if not ok.all():
-        return None  # let the slow path name the bad cell
-    secs = _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
-    return secs.astype(np.float64) - offset.total_seconds()
-
-
-def _days_from_civil(y: IntArray, m: IntArray, d: IntArray) -> IntArray:
-    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm), vectorised."""
-    y = y - (m <= 2)
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * ((m + 9) % 12) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return np.asarray(era * 146097 + doe - 719468, dtype=np.int64)
+    def __exit__(self, *exc: object) -> None:
+        if self.f is not None:
+            self.f.close()

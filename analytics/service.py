@@ -49,6 +49,7 @@ from analytics.store import (
     load_open_alarms,
     record_breaches,
 )
+from analytics.upkeep import Upkeep, UpkeepConfig
 from core.db import Conn
 from core.feed import EVENTS_TOPIC, READINGS_TOPIC, unpack_events, unpack_readings
 from core.holiday_schedule import ScheduleWarning
@@ -96,6 +97,9 @@ class AnalyticsConfig:
     mass_silence_min_devices: int = 20
     mass_silence_window_s: float = 60.0
     quarantine_s: float = 600.0
+    # Scheduled retraining and the drift alarm: the analytics_retrain_* and analytics_drift_*
+    # settings (analytics.upkeep).
+    upkeep: UpkeepConfig = field(default_factory=UpkeepConfig)
 
 
 @dataclass(slots=True)
@@ -149,6 +153,8 @@ class Analytics:
         self._min_silence: float | None = None  # cache: the shortest offline silence of all
         self._silent_after: tuple[float, float] | None = None  # cache: (feed time, threshold)
         self._adopt_platform_alarms()
+        self.upkeep = Upkeep(self.cfg.upkeep)
+        self.upkeep_thread: threading.Thread | None = None  # while running
         self._build_detectors()
         self._refreshed_at = float("-inf")  # the first step takes models, list and calendar
         self._calendar_mark = self.db.read(fingerprint)
@@ -238,6 +244,9 @@ class Analytics:
         rollup = threading.Thread(target=self._rollup_loop, name="rollup", daemon=True)
         self.rollup_thread = rollup
         rollup.start()
+        upkeep = threading.Thread(target=self._upkeep_loop, name="upkeep", daemon=True)
+        self.upkeep_thread = upkeep
+        upkeep.start()
         try:
             while not self._stop.wait(self.cfg.tick_seconds):
                 self.step()
@@ -254,6 +263,7 @@ class Analytics:
             self.client.disconnect()
             self.client.loop_stop()
             rollup.join(30)
+            upkeep.join(60)
             self.db.close()
 
     def _rollup_loop(self) -> None:
@@ -280,6 +290,27 @@ class Analytics:
         finally:
             db.close()
 
+    def _upkeep_loop(self) -> None:
+        """Model upkeep (``analytics.upkeep``): retraining when due and the drift check, every
+        refresh period, on a thread and connection of its own so that training never holds
+        detection up. Nothing that fails in a pass ends it."""
+        try:
+            db = Database(self.database_url, f"{self.cfg.client_id}-upkeep", self._stop, log)
+        except Stopping:
+            return
+        try:
+            while not self._stop.wait(self.cfg.refresh_seconds):
+                now = self.watermark if self.cfg.clock == "data" else self.wall_clock()
+                try:
+                    if now:
+                        self.upkeep.run(db, self.learned, now)
+                except Stopping:
+                    return
+                except Exception as e:  # the next pass tries again
+                    log.error("model upkeep failed: %s: %s", type(e).__name__, e, exc_info=e)
+        finally:
+            db.close()
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -299,7 +330,10 @@ class Analytics:
         """The rule engine and learned detectors for the list in force. Detector windows start
         afresh; quarantined devices are back in detection (on probation)."""
         self.engine = Engine(compile_rules(self.entries.entries.values()))
+        before = getattr(self, "learned", None)
         self.learned = Learned(compile_learned(self.entries.entries.values()))
+        if before is not None:  # the models' own anomalies stay left out of retraining
+            self.learned.anomalies = dict(before.anomalies)
         now = self._now()
         for device_id in list(self.quarantined):
             self._release(device_id, now, add_view=False)

@@ -130,8 +130,8 @@ def apply(
                 case Kind.RETRIGGER:
                     conn.execute(
                         "UPDATE alarms SET triggers = %s, flaps = %s, last_triggered_at = %s,"
-                        " normal_since = NULL WHERE id = %s AND state <> 'cleared'",
-                        (a.triggers, a.flaps, dt(a.last_triggered_at), a.id),
+                        " normal_since = NULL, detail = detail || %s WHERE id = %s AND state <> 'cleared'",
+                        (a.triggers, a.flaps, dt(a.last_triggered_at), Jsonb(dict(a.detail)), a.id),
                     )
                 case Kind.NORMAL:
                     conn.execute(
@@ -193,6 +193,8 @@ def _notify(
         "triggers": a.triggers,
         "deadlines": deadlines,
     }
+    if a.detail:  # what the detector saw (a learned alarm's explanation)
+        payload["detail"] = dict(a.detail)
     conn.execute(
         "INSERT INTO outbox (kind, alarm_id, work_order_id, community_id, severity,"
         " responsible_party, payload) VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -209,13 +211,15 @@ def _open(
     list_version: str,
 ) -> tuple[int | None, Plan | None]:
     row = conn.execute(
-        "INSERT INTO alarms (device_id, event_code, severity, state, detector, opened_at, last_triggered_at,"
-        " list_version) VALUES (%s, %s, %s, 'active', %s, %s, %s, %s) RETURNING id",
+        "INSERT INTO alarms (device_id, event_code, severity, state, detector, detail, opened_at,"
+        " last_triggered_at, list_version) VALUES (%s, %s, %s, 'active', %s, %s, %s, %s, %s)"
+        " RETURNING id",
         (
             a.device_id,
             a.code,
             a.severity,
             a.detector,
+            Jsonb(dict(a.detail)),
             dt(a.opened_at),
             dt(a.last_triggered_at),
             list_version,

@@ -140,4 +140,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(public.router)
     app.include_router(ack.router)
+    # The duty pages (docs/pages.md): HTML for people on phones, signed in by cookie.
+    from api.pages import duty, signin  # noqa: PLC0415
+
+    app.include_router(signin.router)
+    app.include_router(duty.router)
     return app

@@ -7,7 +7,7 @@
   (POST, PUT, PATCH, DELETE) carrying a body but no bearer token is refused with
   ``401 unauthorized`` before its body is read (FastAPI reads and parses a body before it runs
   a route's dependencies, the authentication among them), except on the routes that need no
-  token (:data:`ANONYMOUS_WRITES`: acknowledgement links).
+  token (:data:`ANONYMOUS_WRITES`: acknowledgement links, the duty pages).
 * :func:`throttle`: each token's writes through a token bucket (``api_write_burst`` at once,
   ``api_write_rate_per_s`` refilled), ``429 rate_limited`` with ``Retry-After`` beyond it.
 
@@ -41,8 +41,11 @@ UPLOADS: Final = frozenset(
         "/v1/calendar/schedules/validate",
     }
 )
-# The writes that need no API token (the signed link is the credential).
-ANONYMOUS_WRITES: Final = re.compile(r"/v1/ack/[^/]+")
+# The writes that need no API token: acknowledgement links (the signed link is the credential)
+# and the duty pages (a session cookie and a CSRF token, api/pages).
+ANONYMOUS_WRITES: Final = re.compile(r"/v1/ack/[^/]+|/duty/[^?]*")
+# The duty pages' route taking a photo: the upload limit, then the page's own photo limit.
+PAGE_UPLOADS: Final = re.compile(r"/duty/alarms/[0-9]+/arrive")
 WRITES: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _DISCONNECT: Final[Message] = {"type": "http.disconnect"}
 
@@ -95,7 +98,7 @@ class BodyLimit:
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
-        upload = path in UPLOADS
+        upload = path in UPLOADS or PAGE_UPLOADS.fullmatch(path) is not None
         limit = self.max_upload if upload else self.max_body
         if length is not None and length > limit:
             await _answer(self._too_large(upload), scope, receive, send)

@@ -125,7 +125,6 @@ def bench(rows: int = 1_000_000, *, directory: Path | None = None) -> dict[str, 
             sep=";",
             time_format=TIME_FORMAT,
             calibrate_rows=min(rows // 2, 20 * 8640),
-            baseline_columns=BASELINE_COLUMNS,
             tz=CST_TZ,
         )
         size = src.stat().st_size

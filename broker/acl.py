@@ -11,7 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.feed import INTERNAL_PREFIX
-from core.wire import DUTY_PREFIX, PREFIX, Channel, device_topic, duty_topic, gateway_topic
+from core.wire import (
+    DUTY_PREFIX,
+    PREFIX,
+    STORED,
+    Channel,
+    device_topic,
+    duty_topic,
+    gateway_command_topic,
+    gateway_topic,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +57,8 @@ def acl_lines(account: Account, share_group: str) -> list[str]:
                 f"topic read {PREFIX}/#",
                 f"topic read $share/{share_group}/{PREFIX}/#",
                 f"topic write {INTERNAL_PREFIX}/#",
+                # storage acknowledgements to site gateways (wire contract revision 4)
+                f"topic write {gateway_command_topic('+', STORED)}",
             ]
         case "analytics":
             return [f"topic read {INTERNAL_PREFIX}/#", f"topic read $share/+/{INTERNAL_PREFIX}/#"]

@@ -46,6 +46,12 @@ RESOURCES: Final = (
     "alarms",
     "work_orders",
     "platform_alarms",
+    "person_logins",
+    "login_failures",
+    "page_sessions",
+    "work_order_arrivals",
+    "work_order_handovers",
+    "phone_accounts",
 )
 NAMED_ONLY: Final = frozenset({"alarms", "work_orders", "platform_alarms"})
 

@@ -10,6 +10,8 @@ when a channel is written (the API: the pure checks) and again at every send (no
     dingtalk   https://oapi.dingtalk.com/robot/send?access_token=…   rules as a webhook
     email      one plain address (``local@domain``, no display name, no CR/LF)
     mqtt       ``duty-<person id>``: issued by the platform, never typed
+    sms        a mainland China mobile number, ``13800138000`` or ``+8613800138000``
+    voice      (the same)
 
 The request then goes to the address that was checked, with the name in the Host header and
 the TLS SNI (``Target``): no second lookup that DNS rebinding could change. Error texts never
@@ -42,6 +44,8 @@ ROBOTS = {
     "dingtalk": ("oapi.dingtalk.com", "/robot/send", "access_token"),
 }
 DUTY_APP = re.compile(r"duty-[1-9][0-9]*")
+PHONE_KINDS = frozenset({"sms", "voice"})
+MOBILE = re.compile(r"(?:\+86)?(1[3-9][0-9]{9})")
 
 
 class BadAddress(ValueError):
@@ -183,6 +187,20 @@ def check_address(kind: str, address: str, policy: AddressPolicy | None = None) 
         check_email(address)
     elif kind == "mqtt" and not DUTY_APP.fullmatch(address):
         raise BadAddress(f"duty-app account {address!r} is not duty-<person id>")
+    elif kind in PHONE_KINDS:
+        mobile(address)
+
+
+def mobile(address: str) -> str:
+    """The 11 digits of a mainland China mobile number written ``13800138000`` or
+    ``+8613800138000`` (``BadAddress`` otherwise): what SMS and voice providers dial."""
+    m = MOBILE.fullmatch(address)
+    if m is None:
+        raise BadAddress(
+            f"phone number {address[:40]!r} is not a mainland China mobile number:"
+            " write 13800138000 or +8613800138000"
+        )
+    return m.group(1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -116,6 +117,17 @@ class Settings(BaseSettings):
     analytics_quarantine_s: float = 600.0
     # How often analytics re-reads the device registry, the list in force, models and calendar.
     analytics_refresh_s: float = 30.0
+    # Each class model in use (a multivariate entry, a model trained once by hand) is retrained
+    # this often on the last retrain_days of its devices' data, alarm episodes left out; the new
+    # version becomes active, the old one is kept for rollback (0: never retrain).
+    analytics_retrain_hours: float = Field(default=24.0, ge=0)
+    analytics_retrain_days: float = Field(default=14.0, gt=0)
+    # A multivariate entry whose alarms judged false over the last drift_days come at more than
+    # drift_factor x its target rate per device-day (and at least drift_min_alarms of them) is
+    # one platform alarm model_drift (P3).
+    analytics_drift_days: float = Field(default=7.0, gt=0)
+    analytics_drift_factor: float = Field(default=3.0, gt=1)
+    analytics_drift_min_alarms: int = Field(default=3, ge=1)
 
     # HTTP API (`shouwang api`): where it listens, the URL clients reach it at (in links and the
     # OpenAPI servers list; empty: none), the most database connections it holds, and how long
@@ -157,11 +169,12 @@ class Settings(BaseSettings):
     notify_smtp_sender: str = "shouwang@localhost"
     notify_mqtt_username: str = "svc-notify"
     notify_mqtt_password: SecretStr = SecretStr("")
-    # Acknowledgement links in messages: signed with this secret, valid this long, opening
-    # <notify_ack_url>/<token> (the API's acknowledgement page).
+    # Acknowledgement links in messages: signed with this secret, valid this long (each reminder
+    # carries a new one), opening <notify_ack_url>/<token> (the API's acknowledgement page, which
+    # sends a browser on to the duty pages: docs/pages.md).
     notify_ack_secret: SecretStr = SecretStr("")
     notify_ack_url: str = "http://127.0.0.1:8080/v1/ack"
-    notify_ack_valid_hours: float = 24.0
+    notify_ack_valid_hours: float = Field(default=0.5, gt=0)
     # Each send waits at most this long for each step: connecting, writing, each read of the
     # answer (HTTP, SMTP), the broker's acknowledgement (duty app). Sends run concurrently on
     # at most notify_concurrency threads, and at most notify_concurrency_per_firm of them for
@@ -177,6 +190,41 @@ class Settings(BaseSettings):
     # list: ["10.20.0.0/16"]).
     notify_allow_http: bool = False
     notify_allowed_networks: list[IPvAnyNetwork] = []
+
+    # SMS and voice calls (docs/notifications.md). Each firm's provider account is stored with
+    # its access key secret encrypted by notify_phone_key (a Fernet key: `shouwang phone key`;
+    # accounts: `shouwang phone account`); without it no SMS or voice call goes out. A P0
+    # alarm nobody acknowledged within notify_voice_after_s gets a voice call on the voice
+    # channels of the people on duty.
+    # The endpoints are the providers' (host[:port]); notify_phone_protocol is https but for a
+    # local test double.
+    notify_phone_key: SecretStr = SecretStr("")
+    notify_voice_after_s: float = Field(default=300.0, gt=0)
+    notify_aliyun_sms_endpoint: str = "dysmsapi.aliyuncs.com"
+    notify_aliyun_voice_endpoint: str = "dyvmsapi.aliyuncs.com"
+    notify_tencent_sms_endpoint: str = "sms.tencentcloudapi.com"
+    notify_phone_protocol: Literal["https", "http"] = "https"
+
+    # The demo (`shouwang up`, scripts/demo.sh): a fault starts on a device of the demo firm's
+    # communities every demo_fault_every_s (the first a minute in); 0 injects none.
+    demo_fault_every_s: float = Field(default=180.0, ge=0)
+
+    # Duty pages (/duty, docs/pages.md): session cookies are Secure unless pages_cookie_secure
+    # is false (plain HTTP on loopback only); a session lasts pages_session_hours, one opened
+    # from a notification's link pages_link_session_minutes. pages_lockout_failures wrong
+    # passwords in a row lock a login for pages_lockout_minutes; more than
+    # pages_failures_per_phone / pages_failures_per_client failures within
+    # pages_failure_window_minutes refuse further tries from that phone number / address.
+    # An arrival photo is at most pages_photo_max_bytes (JPEG, PNG or WebP).
+    pages_cookie_secure: bool = True
+    pages_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    pages_link_session_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    pages_lockout_failures: int = Field(default=5, ge=1)
+    pages_lockout_minutes: float = Field(default=15.0, gt=0)
+    pages_failures_per_phone: int = Field(default=10, ge=1)
+    pages_failures_per_client: int = Field(default=30, ge=1)
+    pages_failure_window_minutes: float = Field(default=15.0, gt=0)
+    pages_photo_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=8 * 1024 * 1024)
 
     # Dashboards (`shouwang dashboards publish`): Grafana's URL and credentials (a service
     # account token, or a user and password) and the organisation to publish into (empty: the

@@ -11,6 +11,7 @@ Topics::
     sw/v1/d/{device}/status      online/offline, retained; the device's MQTT last will
     sw/v1/g/{gateway}/batch      samples and events of many devices, from a site gateway
     sw/v1/g/{gateway}/status     the gateway's own online/offline
+    sw/v1/g/{gateway}/cmd/stored the platform to a gateway: the batches it stored (revision 4)
 
 Time ``ts`` is milliseconds since the Unix epoch (UTC) or an RFC 3339 string with an offset.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import reprlib
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final
@@ -154,6 +156,28 @@ class Status(BaseModel):
     reason: str = ""
 
 
+NonNegative = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
+
+
+class GatewayState(BaseModel):
+    """What a site gateway reports about itself in its status (revision 4)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    buffer_entries: NonNegative
+    buffer_bytes: NonNegative
+    buffer_max_bytes: NonNegative
+    dropped: NonNegative  # entries its buffer's byte limit pushed out, since it was created
+    clock_offset_ms: Annotated[StrictInt, Field(ge=-(2**62), le=2**62)] | None = None
+    devices: NonNegative
+    devices_online: NonNegative
+
+
+class GatewayStatus(Status):
+    """``sw/v1/g/{gateway}/status``: a status, and from revision 4 the gateway's state."""
+
+    state: GatewayState | None = None
+
+
 class BatchSample(Sample):
     device: Annotated[str, Field(pattern=UID_PATTERN)]
 
@@ -162,18 +186,71 @@ class BatchEvent(Event):
     device: Annotated[str, Field(pattern=UID_PATTERN)]
 
 
+class BatchStatus(BaseModel):
+    """A device's online/offline, as the gateway that polls it sees it (revision 4)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    device: Annotated[str, Field(pattern=UID_PATTERN)]
+    online: StrictBool
+    ts: Timestamp
+    reason: Annotated[str, Field(max_length=1000)] = ""
+
+
+SEQ_MAX: Final = 2**63 - 1
+
+
 class Batch(BaseModel):
     """``sw/v1/g/{gateway}/batch``: what a site gateway forwards for the devices behind it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     samples: list[BatchSample] = Field(default_factory=list)
     events: list[BatchEvent] = Field(default_factory=list)
+    # Revision 4: the devices' status as the gateway sees it, and the batch's sequence range,
+    # which the platform names in its storage acknowledgement (``cmd/stored``).
+    statuses: list[BatchStatus] = Field(default_factory=list)
+    seq: (
+        tuple[
+            Annotated[StrictInt, Field(ge=0, le=SEQ_MAX)],
+            Annotated[StrictInt, Field(ge=0, le=SEQ_MAX)],
+        ]
+        | None
+    ) = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> Batch:
-        if not self.samples and not self.events:
-            raise ValueError("a batch holds at least one sample or event")
+        if not self.samples and not self.events and not self.statuses:
+            raise ValueError("a batch holds at least one sample, event or status")
+        if self.seq is not None and self.seq[0] > self.seq[1]:
+            raise ValueError("'seq' is [first, last] with first <= last")
         return self
+
+
+class Stored(BaseModel):
+    """``sw/v1/g/{gateway}/cmd/stored`` (revision 4): the platform committed the batches with
+    these sequence ranges (rows or rejects); the gateway may forget them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    stored: Annotated[
+        list[tuple[Annotated[StrictInt, Field(ge=0)], Annotated[StrictInt, Field(ge=0)]]],
+        Field(min_length=1),
+    ]
+    ts: StrictInt
+
+
+COMMAND: Final = "cmd"
+STORED: Final = "stored"
+
+
+def gateway_command_topic(uid: str, command: str) -> str:
+    """``sw/v1/g/{uid}/cmd/{command}``: from the platform to a gateway, outside what devices
+    and gateways publish (the ACL lets only the platform write there)."""
+    return f"{PREFIX}/g/{uid}/{COMMAND}/{command}"
+
+
+def is_command_topic(topic: str) -> bool:
+    """A message the platform sent to a device or gateway (``.../cmd/...``), not one of theirs."""
+    parts = topic.split("/", 5)
+    return len(parts) == 6 and parts[4] == COMMAND and f"{parts[0]}/{parts[1]}" == PREFIX
 
 
 # --- encoders (publishers) -----------------------------------------------------------------
@@ -193,12 +270,16 @@ def encode_event(
     return orjson.dumps({"ts": ts_ms, "code": code, "active": active, "detail": detail or {}})
 
 
-def encode_status(online: bool, ts_ms: int | None = None, reason: str = "") -> bytes:
+def encode_status(
+    online: bool, ts_ms: int | None = None, reason: str = "", state: GatewayState | None = None
+) -> bytes:
     body: dict[str, Any] = {"online": online}
     if ts_ms is not None:
         body["ts"] = ts_ms
     if reason:
         body["reason"] = reason
+    if state is not None:
+        body["state"] = state.model_dump()
     return orjson.dumps(body)
 
 
@@ -214,6 +295,32 @@ def encode_batch(
             ],
         }
     )
+
+
+def join_batch(
+    seq: tuple[int, int] | None, samples: list[bytes], events: list[bytes], statuses: list[bytes]
+) -> bytes:
+    """A batch from entries already encoded one by one (``orjson.dumps`` of a batch sample,
+    event or status): what a gateway that buffers entries sends, without decoding them again."""
+    parts = [b"{"]
+    if seq is not None:
+        parts.append(b'"seq":[%d,%d],' % seq)
+    parts += [b'"samples":[', b",".join(samples), b'],"events":[', b",".join(events), b"]"]
+    if statuses:
+        parts += [b',"statuses":[', b",".join(statuses), b"]"]
+    parts.append(b"}")
+    return b"".join(parts)
+
+
+def encode_stored(ranges: list[tuple[int, int]], ts_ms: int) -> bytes:
+    return orjson.dumps({"stored": ranges, "ts": ts_ms})
+
+
+def decode_stored(payload: bytes) -> tuple[list[tuple[int, int]], int]:
+    """The ranges of a ``cmd/stored`` message and the platform's clock when it was sent
+    (validated by the model: it comes from the platform, so speed does not matter)."""
+    m = Stored.model_validate_json(payload)
+    return [(a, b) for a, b in m.stored], m.ts
 
 
 # --- fast decoders (ingest) ----------------------------------------------------------------
@@ -346,7 +453,10 @@ def decode_event(payload: bytes) -> RawEvent:
 
 
 def decode_status(payload: bytes) -> tuple[bool, int | None, str]:
-    obj = loads(payload)
+    return _status_of(loads(payload))
+
+
+def _status_of(obj: Any) -> tuple[bool, int | None, str]:
     if type(obj) is not dict or "online" not in obj or obj.keys() - {"online", "ts", "reason"}:
         raise InvalidMessage(
             Reason.INVALID, "status is an object with 'online' (and 'ts', 'reason')"
@@ -362,21 +472,120 @@ def decode_status(payload: bytes) -> tuple[bool, int | None, str]:
     return online, None if ts is None else parse_ts(ts), reason
 
 
-def decode_batch(payload: bytes) -> tuple[list[tuple[str, RawSample]], list[tuple[str, RawEvent]]]:
+RawStatus = tuple[int, bool, str]  # (ts_ms, online, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayBatch:
+    samples: list[tuple[str, RawSample]]
+    events: list[tuple[str, RawEvent]]
+    statuses: list[tuple[str, RawStatus]]
+    seq: tuple[int, int] | None
+
+
+# (buffer_entries, buffer_bytes, buffer_max_bytes, dropped, clock_offset_ms, devices,
+# devices_online)
+RawGatewayState = tuple[int, int, int, int, int | None, int, int]
+_STATE_KEYS = (
+    "buffer_entries",
+    "buffer_bytes",
+    "buffer_max_bytes",
+    "dropped",
+    "clock_offset_ms",
+    "devices",
+    "devices_online",
+)
+
+
+def decode_gateway_status(
+    payload: bytes,
+) -> tuple[bool, int | None, str, RawGatewayState | None]:
+    """A gateway's own status: as a device's, plus its optional ``state`` (revision 4)."""
     obj = loads(payload)
-    if type(obj) is not dict or obj.keys() - {"samples", "events"}:
-        raise InvalidMessage(Reason.INVALID, "a batch is an object with 'samples' and/or 'events'")
+    state = obj.pop("state", None) if type(obj) is dict else None
+    online, ts, reason = _status_of(obj)
+    if state is None:
+        return online, ts, reason, None
+    if type(state) is not dict or set(state) - set(_STATE_KEYS):
+        raise InvalidMessage(
+            Reason.INVALID, f"'state' is an object with {', '.join(_STATE_KEYS)}: {shown(state)}"
+        )
+    offset = state.get("clock_offset_ms")
+    if offset is not None:
+        offset = _int_in(state, "clock_offset_ms", -(2**62), 2**62)
+    counts = [_int_in(state, k, 0, SEQ_MAX) for k in _STATE_KEYS if k != "clock_offset_ms"]
+    b_entries, b_bytes, b_max, dropped, devices, online_n = counts
+    return online, ts, reason, (b_entries, b_bytes, b_max, dropped, offset, devices, online_n)
+
+
+def _int_in(obj: dict[str, Any], key: str, lo: int, hi: int) -> int:
+    v = obj.get(key)
+    if type(v) is not int or not lo <= v <= hi:
+        raise InvalidMessage(Reason.INVALID, f"state.{key} is an integer in {lo}..{hi}")
+    return v
+
+
+def decode_batch(payload: bytes) -> tuple[list[tuple[str, RawSample]], list[tuple[str, RawEvent]]]:
+    b = decode_gateway_batch(payload)
+    return b.samples, b.events
+
+
+def decode_gateway_batch(payload: bytes) -> GatewayBatch:
+    obj = loads(payload)
+    if type(obj) is not dict or obj.keys() - {"samples", "events", "statuses", "seq"}:
+        raise InvalidMessage(
+            Reason.INVALID, "a batch is an object with 'samples', 'events', 'statuses' and 'seq'"
+        )
     samples, events = obj.get("samples", []), obj.get("events", [])
-    if type(samples) is not list or type(events) is not list:
-        raise InvalidMessage(Reason.INVALID, "'samples' and 'events' are lists")
-    if not samples and not events:
-        raise InvalidMessage(Reason.INVALID, "a batch holds at least one sample or event")
+    statuses, seq = obj.get("statuses", []), obj.get("seq")
+    if type(samples) is not list or type(events) is not list or type(statuses) is not list:
+        raise InvalidMessage(Reason.INVALID, "'samples', 'events' and 'statuses' are lists")
+    if not samples and not events and not statuses:
+        raise InvalidMessage(Reason.INVALID, "a batch holds at least one sample, event or status")
     out_s = []
     for s in samples:
         ts_values = _sample(s, _BATCH_SAMPLE_KEYS)
         out_s.append((_device_of(s), ts_values))
     out_e = [(_device_of(e), _event(e, _BATCH_EVENT_KEYS)) for e in events]
-    return out_s, out_e
+    out_st = [(_device_of(st), _batch_status(st)) for st in statuses]
+    return GatewayBatch(out_s, out_e, out_st, None if seq is None else _seq(seq))
+
+
+def _seq(raw: Any) -> tuple[int, int]:
+    if (
+        type(raw) is not list
+        or len(raw) != 2
+        or type(raw[0]) is not int
+        or type(raw[1]) is not int
+        or not 0 <= raw[0] <= raw[1] <= SEQ_MAX
+    ):
+        raise InvalidMessage(
+            Reason.INVALID,
+            f"'seq' is [first, last], integers with 0 <= first <= last: {shown(raw)}",
+        )
+    return raw[0], raw[1]
+
+
+def _batch_status(obj: Any) -> RawStatus:
+    if (
+        type(obj) is not dict
+        or obj.keys() - {"device", "online", "ts", "reason"}
+        or "online" not in obj
+        or "ts" not in obj
+    ):
+        raise InvalidMessage(
+            Reason.INVALID,
+            f"a batch status has 'device', 'online', 'ts' (and 'reason'): {shown(obj)}",
+        )
+    online, reason = obj["online"], obj.get("reason", "")
+    if type(online) is not bool or type(reason) is not str:
+        raise InvalidMessage(Reason.INVALID, "'online' is a boolean and 'reason' a string")
+    if len(reason) > MAX_TEXT or not storable(reason):
+        raise InvalidMessage(
+            Reason.INVALID,
+            f"'reason' is text of at most {MAX_TEXT} characters, without U+0000 or lone surrogates",
+        )
+    return parse_ts(obj["ts"]), online, reason
 
 
 def _device_of(obj: dict[str, Any]) -> str:

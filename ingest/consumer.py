@@ -27,7 +27,14 @@ from core.errors import ServiceUnavailable
 from core.feed import EVENTS_TOPIC, READINGS_TOPIC, pack_events, pack_readings
 from core.mqtt import new_client
 from core.registry import load_registry
-from core.wire import PREFIX, Reason
+from core.wire import (
+    PREFIX,
+    STORED,
+    Reason,
+    encode_stored,
+    gateway_command_topic,
+    is_command_topic,
+)
 from ingest.flood import Allowance, FloodGuard, Kind
 from ingest.rows import REJECT_PAYLOAD_LIMIT, Batch, Decoder, Reject, clean_text
 from ingest.store import drop_old_chunks, write_batch
@@ -179,8 +186,12 @@ class Consumer:
         if not self._stop.is_set():
             log.warning("disconnected from the broker (%s); paho reconnects", rc)
 
-    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         topic = msg._topic.decode("utf-8", "replace")
+        if is_command_topic(topic):  # the platform's own messages to gateways (only it may write)
+            if msg.qos:
+                client.ack(msg.mid, msg.qos)
+            return
         payload = bytes(msg.payload)
         limited = -1
         if not self._admit(topic, len(payload)):
@@ -309,6 +320,7 @@ class Consumer:
                 batch, slow = self._write_one_by_one(items)
                 break
         self._feed(batch)
+        self._acknowledge_stored(batch)
         with self._lock:
             generation = self._generation
         for _topic, _payload, _rt, mid, qos, gen, _limited in items:
@@ -337,6 +349,18 @@ class Consumer:
             hi = lo + FEED_CHUNK_EVENTS
             for payload in _events_under(batch.events[lo:hi], batch.statuses[lo:hi]):
                 self.client.publish(EVENTS_TOPIC, payload, qos=1)
+
+    def _acknowledge_stored(self, batch: Batch) -> None:
+        """Tell each gateway which of its batches are now committed (QoS 1, after the commit):
+        it forgets them only then, and sends again whatever it hears nothing about."""
+        ranges: dict[str, list[tuple[int, int]]] = {}
+        for gateway, first, last in batch.stored:
+            ranges.setdefault(gateway, []).append((first, last))
+        now = time.time_ns() // 1_000_000
+        for gateway, done in ranges.items():
+            for lo in range(0, len(done), 1000):  # 1,000 ranges: ~30 KB, far under any limit
+                payload = encode_stored(done[lo : lo + 1000], now)
+                self.client.publish(gateway_command_topic(gateway, STORED), payload, qos=1)
 
     def _write_one_by_one(self, items: list[Pending]) -> tuple[Batch, int]:
         """Write each message on its own; one the database refuses becomes an ``internal`` reject
@@ -483,6 +507,8 @@ def _merge(into: Batch, one: Batch) -> None:
     into.rejects.extend(one.rejects)
     into.suppressed.update(one.suppressed)
     into.messages += one.messages
+    into.stored.extend(one.stored)
+    into.gateway_states.extend(one.gateway_states)
 
 
 def retire_session(cfg: IngestConfig) -> None:

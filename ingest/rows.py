@@ -23,10 +23,12 @@ from core.registry import DeviceRef, MetricSpec, Registry
 from core.wire import (
     Channel,
     RawEvent,
+    RawGatewayState,
     RawSample,
     Reason,
-    decode_batch,
     decode_event,
+    decode_gateway_batch,
+    decode_gateway_status,
     decode_status,
     decode_telemetry,
     parse_topic,
@@ -96,13 +98,27 @@ class Batch:
     # Rejects beyond a device's limit, counted not stored: (minute in ms, device uid, reason) -> n
     suppressed: Counter[tuple[int, str, str]] = field(default_factory=Counter)
     messages: int = 0
+    # Gateway batches that carried a sequence range: (gateway uid, first, last), acknowledged
+    # to the gateway once this batch is committed (``cmd/stored``).
+    stored: list[tuple[str, int, int]] = field(default_factory=list)
+    # Site gateways' own statuses: (ts_ms, gateway_id, online, reason, state, received_ms)
+    gateway_states: list[tuple[int, int, bool, str, RawGatewayState | None, int]] = field(
+        default_factory=list
+    )
 
     def __len__(self) -> int:
         return len(self.ts_ms)
 
 
-def _trace(b: Batch) -> tuple[int, int, int, int, int]:
-    return len(b.ts_ms), len(b.events), len(b.statuses), len(b.rejects), b.suppressed.total()
+def _trace(b: Batch) -> tuple[int, int, int, int, int, int]:
+    return (
+        len(b.ts_ms),
+        len(b.events),
+        len(b.statuses),
+        len(b.rejects),
+        b.suppressed.total(),
+        len(b.gateway_states),
+    )
 
 
 @dataclass(slots=True)
@@ -115,21 +131,17 @@ class Decoder:
     unknown_devices: set[str] = field(default_factory=set)
     # (minute in ms, device uid) -> rejects stored for it in that minute
     _rejects_this_minute: Counter[tuple[int, str]] = field(default_factory=Counter)
-    accepted_without_rows: int = 0
     traceless: int = 0
 
     def decode(self, topic: str, payload: bytes, received_ms: int, batch: Batch) -> None:
         """Decode one message into ``batch``: rows, rejects, or (beyond the limit) counted rejects.
-        A message that leaves none of these (a site gateway's own status) is counted in
-        ``accepted_without_rows``; ``traceless`` counts any other, which would be a bug."""
+        ``traceless`` counts a message that leaves none of these, which would be a bug (a site
+        gateway's own status, which left nothing before revision 4, is a ``gateway_state`` row)."""
         batch.messages += 1
         before = _trace(batch)
         self._decode(topic, payload, received_ms, batch)
         if _trace(batch) == before:
-            if topic.endswith("/status") and "/g/" in topic:
-                self.accepted_without_rows += 1
-            else:
-                self.traceless += 1
+            self.traceless += 1
 
     def _decode(self, topic: str, payload: bytes, received_ms: int, batch: Batch) -> None:
         uid: str | None = None
@@ -200,21 +212,36 @@ class Decoder:
         if gw_id is None:
             self.unknown_devices.add(uid)
             raise InvalidMessage(Reason.UNKNOWN_DEVICE, f"gateway {uid!r} is not in the registry")
-        if channel is Channel.STATUS:
-            decode_status(payload)  # validated; a gateway's own status is not a device's
+        if channel is Channel.STATUS:  # the gateway's own, not its devices'
+            online, ts, reason, state = decode_gateway_status(payload)
+            if ts is not None:  # a will, sent by the broker, has no ts: it is allowed
+                self._check_ts(ts, received_ms)
+            batch.gateway_states.append(
+                (received_ms if ts is None else ts, gw_id, online, reason, state, received_ms)
+            )
             return
-        samples, events = decode_batch(payload)
-        for dev_uid, sample in samples:
+        decoded = decode_gateway_batch(payload)
+        for dev_uid, sample in decoded.samples:
             dev = self._forwarded(dev_uid, gw_id, uid, received_ms, topic, batch)
             if dev is not None:
                 self._samples(dev, [sample], received_ms, topic, batch)
-        for dev_uid, event in events:
+        for dev_uid, event in decoded.events:
             dev = self._forwarded(dev_uid, gw_id, uid, received_ms, topic, batch)
             if dev is not None:
                 try:
                     self._event(dev, event, received_ms, topic, batch)
                 except InvalidMessage as e:
                     self._reject_part(batch, received_ms, topic, dev_uid, e, {"event": event[1]})
+        for dev_uid, (ts, online, reason) in decoded.statuses:
+            dev = self._forwarded(dev_uid, gw_id, uid, received_ms, topic, batch)
+            if dev is not None:
+                try:
+                    self._check_ts(ts, received_ms)
+                    batch.statuses.append((ts, dev.id, online, reason))
+                except InvalidMessage as e:
+                    self._reject_part(batch, received_ms, topic, dev_uid, e, {"status": ts})
+        if decoded.seq is not None:
+            batch.stored.append((uid, *decoded.seq))
 
     def _forwarded(
         self, dev_uid: str, gw_id: int, gw_uid: str, received_ms: int, topic: str, batch: Batch

@@ -55,6 +55,8 @@ def write_batch(conn: Conn, batch: Batch) -> int:
             _insert_events(conn, batch)
         if batch.statuses:
             _insert_statuses(conn, batch)
+        if batch.gateway_states:
+            _upsert_gateway_states(conn, batch)
         if batch.rejects:
             with conn.cursor() as cur:
                 cur.executemany(
@@ -167,6 +169,34 @@ def _insert_statuses(conn: Conn, batch: Batch) -> None:
             " status_ts = excluded.status_ts"
             " WHERE device_presence.status_ts IS NULL OR device_presence.status_ts <= excluded.status_ts",
             [(d, _dt(ts), on, _dt(ts)) for ts, d, on, _ in batch.statuses],
+        )
+
+
+def _upsert_gateway_states(conn: Conn, batch: Batch) -> None:
+    """Each gateway's latest report about itself; a report without a state (its last will, or a
+    gateway before revision 4) keeps the numbers last reported."""
+    rows = []
+    for ts, gw, online, reason, state, received in sorted(batch.gateway_states):
+        numbers = state if state is not None else (None,) * 7
+        rows.append((gw, _dt(ts), _dt(received), online, reason, *numbers))
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO gateway_state (gateway_id, ts, received_at, online, reason,"
+            " buffer_entries, buffer_bytes, buffer_max_bytes, dropped, clock_offset_ms, devices,"
+            " devices_online) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (gateway_id) DO UPDATE SET ts = excluded.ts,"
+            " received_at = excluded.received_at, online = excluded.online,"
+            " reason = excluded.reason,"
+            " buffer_entries = coalesce(excluded.buffer_entries, gateway_state.buffer_entries),"
+            " buffer_bytes = coalesce(excluded.buffer_bytes, gateway_state.buffer_bytes),"
+            " buffer_max_bytes = coalesce(excluded.buffer_max_bytes, gateway_state.buffer_max_bytes),"
+            " dropped = coalesce(excluded.dropped, gateway_state.dropped),"
+            " clock_offset_ms = CASE WHEN excluded.devices IS NULL"
+            "  THEN gateway_state.clock_offset_ms ELSE excluded.clock_offset_ms END,"
+            " devices = coalesce(excluded.devices, gateway_state.devices),"
+            " devices_online = coalesce(excluded.devices_online, gateway_state.devices_online)"
+            " WHERE gateway_state.ts <= excluded.ts",
+            rows,
         )
 
 

@@ -54,6 +54,7 @@ class Alarm:
     triggers: int = 1
     flaps: int = 0
     id: int | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)  # what the detector saw (explained)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +104,13 @@ class Lifecycle:
                 if pol is None:
                     return []
                 alarm = Alarm(
-                    obs.device_id, obs.code, str(pol.severity), obs.detector, obs.t, obs.t
+                    obs.device_id,
+                    obs.code,
+                    str(pol.severity),
+                    obs.detector,
+                    obs.t,
+                    obs.t,
+                    detail=dict(obs.detail),
                 )
                 self.open[key] = alarm
                 return [Transition(Kind.OPEN, alarm, obs.t)]
@@ -112,6 +119,8 @@ class Lifecycle:
                 alarm.triggers += 1
                 alarm.flaps += 1
                 alarm.last_triggered_at = obs.t
+                if obs.detail:  # a new episode: its own explanation
+                    alarm.detail = dict(obs.detail)
                 return [Transition(Kind.RETRIGGER, alarm, obs.t)]
             return []
         if alarm is None or alarm.normal_since is not None:

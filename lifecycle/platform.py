@@ -29,6 +29,7 @@ class PlatformKind(StrEnum):
     MASS_SILENCE = "mass_silence"  # a large share of devices went silent at once
     DETECTOR_QUARANTINED = "detector_quarantined"  # subject: the device uid
     STAGE_RESTARTED = "stage_restarted"  # subject: the stage
+    MODEL_DRIFT = "model_drift"  # subject: the list entry's code; its model's false alarms drift up
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,9 @@ notification to one recipient and says whether the channel accepted it (``Sent``
     dingtalk   (``notify.robots``); accepted on HTTP 200 with ``errcode`` 0
     email      over SMTP; accepted once the server took it
     mqtt       the person's duty app, QoS 1 on their own topic (``notify.duty_app``)
+    sms        the firm's SMS provider, Aliyun or Tencent Cloud, on its official SDK
+    voice      (a P0's voice call) the firm's Aliyun voice account (``notify.providers``);
+               accepted when the provider says so, its request id and status in the log
 
 Each delivery has an id, ``<outbox id>.<channel id>`` (``p<notice id>.<channel id>`` for a
 platform notice), the same on every retry, so a receiver that already has it can drop the
@@ -68,8 +71,21 @@ MAX_ANSWER = 64 * 1024
 """The most of an HTTP answer read: the status and an error text are all that is needed."""
 
 
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A provider's answer (SMS, voice): what ``Sent`` says, the provider's request id and
+    status, and whether a refusal is one no retry can mend."""
+
+    ok: bool
+    error: str = ""
+    request_id: str = ""
+    status: str = ""
+    http_status: int | None = None
+    permanent: bool = False
+
+
 class Channel(Protocol):
-    def send(self, delivery: str, r: Recipient, payload: dict[str, Any]) -> Sent: ...
+    def send(self, delivery: str, r: Recipient, payload: dict[str, Any]) -> Sent | Receipt: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +232,8 @@ class Attempt:
     error: str
     latency_ms: float
     permanent: bool = False  # no retry can mend it
+    request_id: str = ""  # the provider's (SMS, voice)
+    provider_status: str = ""
 
 
 def failed(error: str, *, permanent: bool = False, latency_ms: float = 0.0) -> Attempt:
@@ -238,7 +256,18 @@ def attempt(
     try:
         payload = build()
         check_address(r.kind, r.address)
-        ok, status, error = channel.send(delivery, r, payload)
+        sent = channel.send(delivery, r, payload)
+        if isinstance(sent, Receipt):
+            return Attempt(
+                sent.ok,
+                sent.http_status,
+                sent.error,
+                (time.perf_counter() - began) * 1000,
+                sent.permanent and not sent.ok,
+                sent.request_id,
+                sent.status,
+            )
+        ok, status, error = sent
     except (Refused, BadSecret) as e:
         ok, error, permanent = False, str(e), True
     except BadAddress as e:

@@ -24,7 +24,8 @@ mend (a malformed address, a channel kind this dispatcher cannot send on) settle
 for that row like an acceptance; a row whose every channel of every recipient failed that way is
 finished as ``undeliverable`` and logged as an error.
 
-P0 goes out at once; grouped severities go out in batches, quiet hours hold the quiet ones back
+P0 goes out at once (SMS among its channels) and, unacknowledged after the policy's wait, as a
+voice call; grouped severities go out in batches, quiet hours hold the quiet ones back
 (``notify.policy``); reminders repeat until someone acknowledges, and a reminder or escalation
 that falls due after the alarm was acknowledged or cleared is dropped as superseded.
 
@@ -56,7 +57,7 @@ from typing import Any
 
 import httpx
 
-from core.channel_addresses import STRICT, AddressPolicy
+from core.channel_addresses import PHONE_KINDS, STRICT, AddressPolicy
 from core.db import Conn
 from core.outlasting_db import Database, Stopping
 from core.settings import Settings
@@ -65,7 +66,8 @@ from notify.ack_links import AckLinks
 from notify.channels import Attempt, Channel, Smtp, attempt, configured, failed
 from notify.duty_app import DutyApps
 from notify.outbox import OUTBOX, PLATFORM, PLATFORM_FIRM, Claim, PlatformClaim, Queue
-from notify.policy import Policy, batch_message
+from notify.policy import Policy, batch_message, reaches
+from notify.providers import Endpoints, PhoneAccounts
 from notify.recipients import Recipient, on_duty, platform_on_duty
 
 log = logging.getLogger("shouwang.notify")
@@ -74,6 +76,8 @@ SEVERITY_RANK = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}
 NOT_CONFIGURED = {
     "email": "set SHOUWANG_NOTIFY_SMTP_HOST",
     "mqtt": "set SHOUWANG_NOTIFY_MQTT_PASSWORD",
+    "sms": "set SHOUWANG_NOTIFY_PHONE_KEY",
+    "voice": "set SHOUWANG_NOTIFY_PHONE_KEY",
 }
 
 
@@ -139,6 +143,7 @@ class Dispatcher:
         concurrency_per_firm: int = 4,
         stop: threading.Event | None = None,
         addresses: AddressPolicy = STRICT,
+        phones: PhoneAccounts | None = None,
     ) -> None:
         if send_timeout_s <= 0 or concurrency < 1 or concurrency_per_firm < 1 or batch < 1:
             raise ValueError(
@@ -153,6 +158,7 @@ class Dispatcher:
             http, smtp, duty_apps, timeout_s=send_timeout_s, policy=addresses
         )
         self.policy, self.ack, self.clock = policy or Policy(), ack, clock
+        self.phones = phones  # SMS and voice, with each firm's account
         self.duty_apps = duty_apps  # closed with the dispatcher
         self.housekeeping_s = housekeeping_s
         self._last_housekeeping = -1e9
@@ -279,6 +285,10 @@ class Dispatcher:
         now = self.clock()
         return self.db.write(lambda c: outbox.fire_reminders(c, self.policy.reminder_every, now))
 
+    def fire_voice_calls(self) -> int:
+        now = self.clock()
+        return self.db.write(lambda c: outbox.fire_voice_calls(c, self.policy.voice_after, now))
+
     def form_batches(self) -> int:
         now = self.clock()
         return self.db.write(lambda c: outbox.form_batches(c, self.policy, now))
@@ -294,6 +304,7 @@ class Dispatcher:
         self._last_housekeeping = time.monotonic()
         self.fire_escalations()
         self.fire_reminders()
+        self.fire_voice_calls()
         self.form_batches()
         self.note_platform_alarms()
 
@@ -356,7 +367,7 @@ class Dispatcher:
     def _message(self, c: Claim) -> dict[str, Any] | None:
         """What a claimed row says now: None when it is no longer worth saying (a reminder or
         escalation for a settled alarm, a batch with nothing left in it)."""
-        if c.kind in ("reminder", "escalation") and self.db.read(
+        if c.kind in ("reminder", "escalation", "voice_call") and self.db.read(
             lambda conn: outbox.alarm_settled(conn, c.alarm_id)
         ):
             return None
@@ -380,12 +391,21 @@ class Dispatcher:
             else:
                 payload = c.payload
                 job.targets = self.db.read(lambda conn: platform_on_duty(conn, now))
+            on_duty = bool(job.targets)
+            job.targets = [r for r in job.targets if reaches(c.kind, r.kind)]
+            if on_duty and not job.targets:  # a voice call, and nobody on duty has a voice channel
+                log.info("%s: nobody on duty has a voice channel; not called", job.what)
+                self.db.write(lambda conn: outbox.finish(conn, c.id, superseded=True, q=job.q))
+                self._forget(job)
+                return
             job.settled = self.db.read(lambda conn: outbox.settled_channels(conn, c.id, q=job.q))
             tasks, unsendable = [], []
             for r in job.targets:
                 if r.channel_id in job.settled:
                     continue
                 channel = self.channels.get(r.kind)
+                if r.kind in PHONE_KINDS and self.phones is not None:
+                    channel = self.phones.channel(job.firm, r.kind, self.db.read)
                 if channel is None:
                     unsendable.append(r)
                 else:
@@ -415,7 +435,7 @@ class Dispatcher:
         acknowledgement links; platform notices carry none."""
         if self.ack is None or q is not OUTBOX:
             return payload
-        return self.ack.personal(payload, r.name or str(r.person_id), now)
+        return self.ack.for_recipient(payload, r, now)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -508,6 +528,8 @@ class Dispatcher:
                     latency_ms=a.latency_ms,
                     permanent=a.permanent,
                     q=job.q,
+                    request_id=a.request_id,
+                    provider_status=a.provider_status,
                 )
             )
         except Stopping:
@@ -684,6 +706,7 @@ def from_settings(
         quiet_severities=s.notify_quiet_severities,
         timezone=s.notify_timezone,
         reminder_minutes=s.notify_reminder_minutes,
+        voice_after_s=s.notify_voice_after_s,
     )
     secret = s.notify_ack_secret.get_secret_value()
     if not secret:
@@ -734,4 +757,11 @@ def _dispatcher(
         concurrency_per_firm=s.notify_concurrency_per_firm,
         stop=stop,
         addresses=AddressPolicy.from_settings(s),
+        phones=PhoneAccounts(
+            s.notify_phone_key.get_secret_value(),
+            Endpoints.from_settings(s),
+            s.notify_send_timeout_s,
+        )
+        if s.notify_phone_key.get_secret_value()
+        else None,
     )

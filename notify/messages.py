@@ -69,12 +69,14 @@ PLATFORM_KINDS = {
         "mass_silence": "大量设备同时失联",
         "detector_quarantined": "检测器状态已隔离",
         "stage_restarted": "服务已重启",
+        "model_drift": "学习模型误报率偏高",
     },
     "en": {
         "feed_silent": "No data reaching analytics",
         "mass_silence": "Many devices went silent at once",
         "detector_quarantined": "Detector state set aside",
         "stage_restarted": "Stage restarted",
+        "model_drift": "Learned model's false alarms above target",
     },
 }
 DUE_ORDER = ("response", "arrival", "resolution")

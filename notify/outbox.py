@@ -216,12 +216,16 @@ def log_delivery(
     latency_ms: float,
     permanent: bool = False,
     q: Queue = OUTBOX,
+    request_id: str = "",
+    provider_status: str = "",
 ) -> None:
-    """One attempt, accepted or failed (permanently or not), in the queue's delivery log."""
+    """One attempt, accepted or failed (permanently or not), in the queue's delivery log, with
+    the provider's request id and status when it has them (SMS, voice)."""
     conn.execute(
         sql.SQL(
             "INSERT INTO {} ({}, person_id, channel_id, attempt, status, permanent, http_status,"
-            " error, latency_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+            " error, latency_ms, provider_request_id, provider_status)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
         ).format(sql.Identifier(q.deliveries), sql.Identifier(q.ref)),
         (
             row_id,
@@ -233,6 +237,8 @@ def log_delivery(
             http_status if http_status is None or -(2**31) <= http_status < 2**31 else None,
             storable(error),
             latency_ms,
+            storable(request_id, 128) or None,
+            storable(provider_status, 64) or None,
         ),
     )
 
@@ -355,6 +361,24 @@ def fire_reminders(conn: Conn, every: Mapping[str, timedelta], now: datetime) ->
             (severity, now - interval),
         ).rowcount
     return n
+
+
+def fire_voice_calls(conn: Conn, after: timedelta, now: datetime) -> int:
+    """A voice call for every active (unacknowledged) P0 alarm first announced at least
+    ``after`` before ``now`` (one per alarm, ever); return how many."""
+    return conn.execute(
+        "INSERT INTO outbox (kind, alarm_id, work_order_id, community_id, severity,"
+        " responsible_party, payload)"
+        " SELECT 'voice_call', o.alarm_id, o.work_order_id, o.community_id, a.severity,"
+        " o.responsible_party, o.payload || jsonb_build_object('kind', 'voice_call',"
+        " 'severity', a.severity)"
+        " FROM alarms a JOIN LATERAL (SELECT * FROM outbox o WHERE o.alarm_id = a.id"
+        " AND o.kind IN ('alarm_opened', 'alarm_raised') ORDER BY o.created_at LIMIT 1) o ON true"
+        " WHERE a.state = 'active' AND a.severity = 'P0' AND o.created_at <= %s"
+        " AND NOT EXISTS (SELECT 1 FROM outbox v WHERE v.alarm_id = a.id AND v.kind = 'voice_call')"
+        " ON CONFLICT DO NOTHING",
+        (now - after,),
+    ).rowcount
 
 
 def form_batches(conn: Conn, p: Policy, now: datetime) -> int:

@@ -5,6 +5,10 @@ Grouping follows Alertmanager: notifications of a grouped severity for the same 
 responsible party wait ``group_wait`` for companions after the first arrives, then go out as one
 message; the next message of that group goes out no sooner than ``group_interval`` after the
 last. Quiet hours (local time) hold the quiet severities back until they end; P0 is never held.
+
+A P0 goes out at once on every channel but a voice call (SMS among them); if nobody has
+acknowledged it ``voice_after`` later, the people on duty get a voice call (a ``voice_call``
+row, one per alarm), on their voice channels only. Nothing else ever reaches a voice channel.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class Policy:
             "P3": timedelta(hours=4),
         }
     )
+    voice_after: timedelta = timedelta(minutes=5)
 
     @classmethod
     def build(
@@ -76,6 +81,7 @@ class Policy:
         quiet_severities: Iterable[str],
         timezone: str,
         reminder_minutes: Mapping[str, float],
+        voice_after_s: float = 300.0,
     ) -> Policy:
         grouped, quiet_sev = frozenset(grouped), frozenset(quiet_severities)
         known = {str(s) for s in Severity}
@@ -92,6 +98,8 @@ class Policy:
             raise PolicyError("group wait and group interval are seconds, zero or more")
         if bad := {k: v for k, v in reminder_minutes.items() if v <= 0}:
             raise PolicyError(f"reminder intervals must be positive minutes: {bad}")
+        if not 0 < voice_after_s <= 86400:
+            raise PolicyError("the wait before a P0's voice call is 1 s to 24 h")
         return cls(
             grouped=grouped,
             group_wait=timedelta(seconds=group_wait_s),
@@ -100,6 +108,7 @@ class Policy:
             quiet_severities=quiet_sev,
             tz=ZoneInfo(timezone),
             reminder_every={k: timedelta(minutes=v) for k, v in reminder_minutes.items()},
+            voice_after=timedelta(seconds=voice_after_s),
         )
 
     def held(self, severity: str, now: datetime) -> bool:
@@ -109,6 +118,12 @@ class Policy:
             and severity in self.quiet_severities
             and self.quiet.contains(now.astimezone(self.tz).time())
         )
+
+
+def reaches(row_kind: str, channel_kind: str) -> bool:
+    """Whether a notification of ``row_kind`` goes to a channel of ``channel_kind``: a voice
+    call to the voice channels, and only there."""
+    return (row_kind == "voice_call") == (channel_kind == "voice")
 
 
 def group_key(community_id: int, party: str | None, severity: str) -> str:

@@ -164,11 +164,22 @@ class BaselineFiling(ListModel):
 
 
 class MultivariateFiling(ListModel):
-    """The analytics multivariate anomaly score of the device above ``score_above``."""
+    """The analytics multivariate anomaly score of the device above ``score_above``.
+
+    An episode opens once the score has stayed above ``score_above`` for ``confirm_seconds``
+    and ends once no row has been above it for ``hold_seconds``; the condition holds while the
+    episode is open (and for ``for_seconds``). ``target_false_alarms_per_device_day`` is the
+    class model's false-alarm budget: analytics raises a platform alarm when the observed rate
+    drifts well above it."""
 
     detector: Literal["multivariate"]
     score_above: Number
     for_seconds: Seconds = 0
+    confirm_seconds: Seconds = 120
+    hold_seconds: Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)] = 900
+    target_false_alarms_per_device_day: Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)] = (
+        0.05
+    )
 
 
 Filing = Annotated[

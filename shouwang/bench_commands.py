@@ -83,3 +83,24 @@ def bench_api(
 
     load = Load(clients=clients, seconds=seconds, max_requests=requests, interval=interval)
     run_logged(main, load, url=url, workers=workers, firm=firm)
+
+
+@app.command("pages")
+def bench_pages(
+    seconds: Annotated[float, typer.Option(help="measured time per page")] = 20.0,
+    sessions: Annotated[int, typer.Option(min=1, help="concurrent signed-in officers")] = 50,
+    requests: Annotated[
+        int | None, typer.Option(help="stop a page's phase after this many requests")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="a running API (same database); default: start one")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    firm: Annotated[str | None, typer.Option(help="firm code (default: the largest)")] = None,
+) -> None:
+    """Duty pages under concurrent signed-in sessions: home and alarm pages, p50 / p99."""
+    from bench.api import Load
+    from bench.pages import main
+
+    load = Load(clients=sessions, seconds=seconds, max_requests=requests)
+    run_logged(main, load, url=url, workers=workers, firm=firm)

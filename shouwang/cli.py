@@ -18,8 +18,13 @@ from shouwang import (
     calendar_commands,
     dashboards_commands,
     db_commands,
+    demo_commands,
     drill_commands,
+    evaluation_commands,
+    gateway_commands,
     operations,
+    people_commands,
+    phone_commands,
     platform_commands,
     stages,
 )
@@ -31,8 +36,9 @@ app = typer.Typer(
 # Listed in this order in --help: the stages' commands first, then the groups.
 app.add_typer(stages.app)
 app.add_typer(operations.app)
+app.add_typer(evaluation_commands.app)
 app.add_typer(broker_commands.app, name="broker")
-app.add_typer(broker_commands.app, name="gateway", hidden=True)  # the earlier spelling
+app.add_typer(gateway_commands.app, name="gateway")
 app.add_typer(bench_commands.app, name="bench")
 app.add_typer(drill_commands.app, name="drill")
 app.add_typer(dashboards_commands.app, name="dashboards")
@@ -40,6 +46,9 @@ app.add_typer(api_commands.app, name="api")
 app.add_typer(calendar_commands.app, name="calendar")
 app.add_typer(platform_commands.app, name="platform")
 app.add_typer(db_commands.app, name="db")
+app.add_typer(people_commands.app, name="people")
+app.add_typer(phone_commands.app, name="phone")
+app.add_typer(demo_commands.app, name="demo")
 
 
 @app.callback()

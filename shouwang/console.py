@@ -12,7 +12,8 @@ from rich.logging import RichHandler
 
 from core.settings import Settings, load_settings
 
-console = Console(stderr=True)
+# soft_wrap: a message is never folded mid-word, so a path or a file:line in it can be copied
+console = Console(stderr=True, soft_wrap=True)
 
 P = ParamSpec("P")
 

@@ -3,6 +3,7 @@ the detectors' models and a back-test of them, everything at once, and what is t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -44,49 +45,116 @@ def train(
 
 @app.command()
 def replay(
-    src: Annotated[Path, typer.Argument(help="CSV of historical readings")],
-    out: Annotated[Path, typer.Option(help="CSV of the alarms the detectors would have raised")],
-    time_column: Annotated[str, typer.Option(help="name of the time column")],
-    columns: Annotated[str, typer.Option(help="comma-separated numeric columns to use")],
+    src: Annotated[Path, typer.Argument(help="CSV of readings to score")],
+    out: Annotated[Path, typer.Option(help="CSV of the alarm episodes, written as they close")],
+    time_column: Annotated[str, typer.Option(help="name of the time column")] = "time",
+    columns: Annotated[
+        str | None, typer.Option(help="comma-separated columns (default: every numeric column)")
+    ] = None,
     sep: Annotated[str, typer.Option(help="field separator")] = ",",
     time_format: Annotated[
-        str, typer.Option(help="iso, epoch_s, epoch_ms or a strptime format")
+        str, typer.Option(help="iso, epoch_s, epoch_ms or a strptime format such as %d.%m.%Y %H:%M")
     ] = "iso",
-    calibrate_rows: Annotated[
-        int | None, typer.Option(help="calibrate on the first N rows")
+    tz: Annotated[str, typer.Option(help="time zone of times without an offset")] = "Asia/Shanghai",
+    calibrate_file: Annotated[
+        list[Path] | None,
+        typer.Option(help="CSV of normal operation to calibrate on (repeatable; same columns)"),
     ] = None,
     calibrate_until: Annotated[
-        datetime | None, typer.Option(help="calibrate on rows up to this time (naive: UTC+8)")
+        str | None,
+        typer.Option(
+            help="calibrate on the scored file's rows up to this time (its format or ISO)"
+        ),
     ] = None,
-    baseline_columns: Annotated[
-        str | None, typer.Option(help="columns for the per-column baselines (default all; '' none)")
+    calibrate_rows: Annotated[
+        int | None, typer.Option(help="calibrate on the scored file's first N rows")
     ] = None,
-    multivariate_columns: Annotated[
-        str | None, typer.Option(help="columns for the multivariate model (default all; '' none)")
+    scores: Annotated[
+        Path | None, typer.Option(help="also write each scored row's scores to this CSV")
+    ] = None,
+    false_alarms_per_day: Annotated[
+        float | None, typer.Option(help="target false alarms per day on normal data [1]")
+    ] = None,
+    confirm: Annotated[
+        str | None, typer.Option(help="scores must stay high this long to open (90s, 2m, 1h)")
+    ] = None,
+    hold: Annotated[
+        str | None, typer.Option(help="an episode closes after this long without high scores")
+    ] = None,
+    max_gap: Annotated[
+        str | None, typer.Option(help="a data gap this long closes an open episode")
+    ] = None,
+    held_back: Annotated[
+        float, typer.Option(help="fraction of calibration held back to set thresholds")
+    ] = 0.3,
+    min_z: Annotated[
+        float | None, typer.Option(help="lowest per-column threshold, in robust z [6]")
+    ] = None,
+    per_column: Annotated[bool, typer.Option(help="the per-column robust detector")] = True,
+    multivariate: Annotated[bool, typer.Option(help="the multivariate detector")] = True,
+    entry: Annotated[
+        str | None,
+        typer.Option(
+            help="take confirm, hold and false-alarm target from this list entry's filing"
+        ),
+    ] = None,
+    list_file: Annotated[
+        Path | None,
+        typer.Option("--list", help="responsibility list for --entry (default shipped)"),
     ] = None,
 ) -> None:
-    """Back-test the learned detectors on exported data: stream a CSV through them, write alarms."""
+    """Back-test the detectors on exported data: calibrate on normal operation, stream the rest of
+    the CSV through them and write the alarm episodes (score them with ``shouwang evaluate``)."""
+    from analytics.replay import ReplaySettings, settings_from_entry
     from analytics.replay import replay as run_replay
+    from analytics.timeparse import parse_duration, parse_time, zone
+    from core.errors import ConfigError
+    from shouwang.replay_summary import print_summary
 
-    if (calibrate_rows is None) == (calibrate_until is None):
-        raise typer.BadParameter("give exactly one of --calibrate-rows and --calibrate-until")
+    zone_info = zone(tz)
+    until = None
+    if calibrate_until is not None:
+        until = parse_time(calibrate_until, time_format, zone_info, "--calibrate-until")
 
-    def names(text: str | None) -> list[str] | None:
-        return None if text is None else [c for c in text.split(",") if c]
+    def seconds(text: str | None, what: str) -> float | None:
+        return None if text is None else parse_duration(text, what)
 
+    base = ReplaySettings(held_back=held_back, per_column=per_column, multivariate=multivariate)
+    if entry is not None:
+        from responsibility.loader import default_list, load_list
+
+        listed = load_list(list_file) if list_file is not None else default_list()
+        if entry not in listed.entries:
+            raise ConfigError("--entry", f"no entry {entry!r} in the list {listed.source}")
+        base = settings_from_entry(listed.entries[entry], base)
+    confirm_s, hold_s = seconds(confirm, "--confirm"), seconds(hold, "--hold")
+    gap_s = seconds(max_gap, "--max-gap")
+    settings = replace(
+        base,
+        false_alarms_per_day=(
+            base.false_alarms_per_day if false_alarms_per_day is None else false_alarms_per_day
+        ),
+        confirm_s=base.confirm_s if confirm_s is None else confirm_s,
+        hold_s=base.hold_s if hold_s is None else hold_s,
+        max_gap_s=base.max_gap_s if gap_s is None else gap_s,
+        min_z=base.min_z if min_z is None else min_z,
+    )
     stats = run_replay(
         src,
         out,
         time_column=time_column,
-        columns=names(columns) or [],
+        columns=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
         sep=sep,
         time_format=time_format,
+        tz=zone_info,
+        calibrate_files=calibrate_file or [],
         calibrate_rows=calibrate_rows,
-        calibrate_until=calibrate_until,
-        baseline_columns=names(baseline_columns),
-        multivariate_columns=names(multivariate_columns),
+        calibrate_until=until,
+        settings=settings,
+        scores=scores,
+        warn=lambda msg: console.print(f"[yellow]warning:[/] {msg}"),
     )
-    console.print(stats)
+    print_summary(Console(), stats, out, zone_info)  # the result on stdout, warnings on stderr
 
 
 @app.command()

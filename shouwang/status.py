@@ -22,6 +22,10 @@ class Snapshot:
     open_alarms: int = 0
     open_work_orders: int = 0
     open_platform_alarms: int = 0  # the platform's own trouble (lifecycle.platform)
+    alarms_today: int = 0  # opened in the last 24 hours, and of those:
+    acknowledged_today: int = 0  # acknowledged (or cleared after an acknowledgement)
+    work_orders_today: int = 0  # work orders opened in the last 24 hours, and of those:
+    completed_today: int = 0  # completed on site
 
 
 def snapshot(conn: Conn) -> Snapshot:
@@ -44,6 +48,14 @@ def snapshot(conn: Conn) -> Snapshot:
         " (SELECT count(*) FROM work_orders WHERE closed_at IS NULL),"
         " (SELECT count(*) FROM platform_alarms WHERE state <> 'cleared')"
     ).fetchone() or (0, 0, 0)
+    loop = conn.execute(
+        "SELECT (SELECT count(*) FROM alarms WHERE opened_at > now() - interval '1 day'),"
+        " (SELECT count(*) FROM alarms WHERE opened_at > now() - interval '1 day'"
+        " AND acknowledged_at IS NOT NULL),"
+        " (SELECT count(*) FROM work_orders WHERE opened_at > now() - interval '1 day'),"
+        " (SELECT count(*) FROM work_orders WHERE opened_at > now() - interval '1 day'"
+        " AND closed_reason = 'completed')"
+    ).fetchone() or (0, 0, 0, 0)
     return Snapshot(
         int(row[0]),
         int(row[1]),
@@ -54,6 +66,7 @@ def snapshot(conn: Conn) -> Snapshot:
         int(open_[0]),
         int(open_[1]),
         int(open_[2]),
+        *(int(n) for n in loop),
     )
 
 
@@ -68,6 +81,8 @@ def status_line(s: Snapshot, *, clock: str, notes: Iterable[str] = ()) -> str:
         f"  stored {s.readings_approx:>12,}"
         f"  rejects/h {sum(s.rejects_last_hour.values()):,}"
         f"  open alarms {s.open_alarms:,}  open work orders {s.open_work_orders:,}"
+        f"  24h: alarms {s.alarms_today:,} acknowledged {s.acknowledged_today:,}"
+        f" work orders {s.work_orders_today:,} completed {s.completed_today:,}"
         + "".join(f"  [bold red]! {m}[/]" for m in markers)
     )
 

@@ -1,6 +1,7 @@
 """The command line: the platform's main job for a demo. Ingest workers, analytics, notify, the
 HTTP API and the simulator together, with a status line every few seconds, until Ctrl-C stops
-everything cleanly."""
+everything cleanly. The simulator injects a fault on the demo firm's devices every
+``SHOUWANG_DEMO_FAULT_EVERY_S`` (``simulators.demo``), for the duty page to show."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from core.holiday_store import calendar_in_force
 from core.settings import Settings
 from core.severity import Severity
 from lifecycle.platform import PlatformKind, raise_alarm
+from shouwang.demo_commands import duty_url, logins_file
 from shouwang.status import snapshot, status_line
 from shouwang.supervisor import Supervisor
+from simulators.demo import demo_firm, firm_devices
 from simulators.stream import main as simulate
 
 log = logging.getLogger("shouwang.demo")
@@ -38,6 +41,9 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
             "api": ["api", "serve"],
         }
     )
+    with connect(s.database_url) as conn:
+        firm = demo_firm(conn)
+        faulty = firm_devices(conn, firm) if firm is not None else None
     services.start()
     sim = threading.Thread(
         target=simulate,
@@ -51,6 +57,8 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
             "record": None,
             "seed": 7,
             "stop_event": stop,
+            "fault_every_s": s.demo_fault_every_s,
+            "fault_devices": faulty,
         },
         name="simulator",
     )
@@ -64,6 +72,19 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
         f" -u {s.mqtt_admin_username} -P <SHOUWANG_MQTT_ADMIN_PASSWORD> -t 'sw/v1/#' -v)\n"
         f"API       http://{s.api_host}:{s.api_port}/docs (tokens: .venv/bin/shouwang api token issue)\n"
         "status    .venv/bin/shouwang status      stop: Ctrl-C"
+    )
+    logins = logins_file(s)
+    console.print(
+        f"duty page {duty_url(s)}"
+        + (f"  logins: {logins}" if logins.exists() else "  (logins: shouwang demo roster)")
+        + (
+            f"\nfaults    one every {s.demo_fault_every_s:.0f} s on firm {firm}'s devices"
+            f" (SHOUWANG_DEMO_FAULT_EVERY_S; the first in a minute)"
+            if s.demo_fault_every_s > 0 and firm is not None
+            else ""
+        ),
+        markup=False,
+        highlight=False,
     )
     try:
         with connect(s.database_url, autocommit=True) as conn:

@@ -1,6 +1,7 @@
 """Simulators: streaming. Loads devices from the registry and their credentials, connects each,
 and streams until the duration ends or Ctrl-C. Named devices can be made to go silent from a
-simulated time on (``silence``): a device that really went offline, for drills."""
+simulated time on (``silence``): a device that really went offline, for drills. The demo injects
+a fault every ``fault_every_s`` among ``fault_devices`` (``simulators.demo``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from typing import Any
 from core.db import connect
 from core.errors import ConfigError
 from core.settings import Settings
-from simulators.faults import Fault
+from simulators.demo import fault_schedule
+from simulators.faults import Fault, scenarios
 from simulators.fleet import Fleet
 from simulators.run import SimClock, SimDevice, build_devices, run
 
@@ -52,6 +54,29 @@ def silence(devices: list[SimDevice], uids: list[str], at: float) -> list[Fault]
     return [Fault("device_offline", u, at, math.inf, None, transport="offline") for u in uids]
 
 
+def demo_faults(
+    devices: list[SimDevice], among: set[str] | None, every_s: float, start: float, until: float
+) -> list[Fault]:
+    """The demo's faults (``simulators.demo``) on the devices ``among`` (None: any), for up to
+    a week of simulated time; none when ``every_s`` is 0."""
+    if every_s <= 0:
+        return []
+    by_class: dict[str, list[str]] = {}
+    for d in devices:
+        if among is None or d.uid in among:
+            by_class.setdefault(d.device_class, []).append(d.uid)
+    planned = fault_schedule(
+        scenarios([]),
+        by_class,
+        start=start,
+        every_s=every_s,
+        span_s=min(until - start, 7 * 86400.0),
+        first_after_s=min(60.0, every_s),
+    )
+    log.info("injecting a fault every %.0f s (%d planned)", every_s, len(planned))
+    return planned
+
+
 def main(
     s: Settings,
     *,
@@ -65,6 +90,8 @@ def main(
     silent: list[str] | None = None,
     silent_after: float = 0.0,
     stop_event: threading.Event | None = None,
+    fault_every_s: float = 0.0,
+    fault_devices: set[str] | None = None,
 ) -> None:
     if silent_after < 0 or not math.isfinite(silent_after):
         raise ConfigError("--silence-after", "give simulated seconds, 0 or more")
@@ -128,7 +155,13 @@ def main(
                     w.writerow((uid, k, ts_ms, repr(v)))
 
         stats = run(
-            fleet, devices, clock, until=until, stop=stop.is_set, record=recorder, faults=faults
+            fleet,
+            devices,
+            clock,
+            until=until,
+            stop=stop.is_set,
+            record=recorder,
+            faults=faults + demo_faults(devices, fault_devices, fault_every_s, clock.start, until),
         )
         fleet.drain()
     finally:

@@ -3,7 +3,9 @@
 ``GET /v1/ack/{token}`` shows what the alarm is and a button; only ``POST`` acknowledges, so a
 chat app or mail scanner that fetches links to preview them cannot use up the single-use token.
 Both answer a small HTML page in Chinese and English for a person on a phone, or JSON when the
-client asks for it (``Accept: application/json``).
+client asks for it (``Accept: application/json``). A browser following a link made out to a
+roster person, or posted to a group, is sent on to the duty pages (``api.pages.signin``); a
+group's link acknowledges nothing by itself: whoever follows it signs in.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from api.deps import Db, act, blocking
 from api.errors import ERROR_RESPONSES, ApiError
@@ -92,6 +94,8 @@ def _describe(a: dict[str, Any]) -> list[str]:
 @router.get("/v1/ack/{token}", response_model=None, summary="Show an acknowledgement link")
 async def show(request: Request, token: str, db: Db) -> Response:
     t = _token(request, token)
+    if t.person_id is not None and not _wants_json(request):
+        return RedirectResponse(f"/duty/link/{token}", status_code=303)
     a = await _alarm(db, t.alarm_id)
     if _wants_json(request):
         return JSONResponse({**a, "person": t.person})
@@ -103,6 +107,13 @@ async def show(request: Request, token: str, db: Db) -> Response:
 @router.post("/v1/ack/{token}", response_model=None, summary="Acknowledge by link")
 async def use(request: Request, token: str, db: Db) -> Response:
     t = _token(request, token)
+    if t.for_group:
+        raise ApiError(
+            401,
+            "sign_in_required",
+            "a link posted to a group acknowledges nothing by itself; sign in on the duty pages"
+            f" (/duty/login?next=/duty/alarms/{t.alarm_id})",
+        )
     await _alarm(db, t.alarm_id)
 
     def ack(conn: Conn) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -11,9 +12,11 @@ from psycopg import sql
 from pydantic import BaseModel, Field
 
 from api import scope
-from api.deps import Caller, Db, Principal
+from api.deps import Caller, Db, Principal, blocking
 from api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
 from api.fields import Id, Name, OptId, RefId
+from api.pages.passwords import PasswordRule
+from api.pages.sessions import set_password
 from api.pagination import Page, Paging, page
 from api.queries import assignments, fetch_all, fetch_found, scalar
 from api.scope import Action, Where, may, require
@@ -28,6 +31,7 @@ from core.channel_addresses import (
     shown,
     target,
 )
+from core.db import Conn
 
 router = APIRouter(tags=["duty roster"], responses=ERROR_RESPONSES)
 PersonRole = Literal[
@@ -42,7 +46,7 @@ PersonRole = Literal[
 # region; only the county regulator and platform operators add them (api/routes/platform.py).
 AnyPersonRole = Literal[PersonRole, "platform_operator"]
 Language = Literal["zh", "en"]
-ChannelKind = Literal["webhook", "wecom", "dingtalk", "email", "mqtt"]
+ChannelKind = Literal["webhook", "wecom", "dingtalk", "email", "mqtt", "sms", "voice"]
 _FIRM_ROLES = ("duty_staff", "project_manager", "firm_manager")
 RESOLVE_WAIT_S = 3.0  # the longest a channel write waits for its host name to resolve
 _PLATFORM = "platform_operator"
@@ -313,4 +317,28 @@ async def remove_channel(db: Db, p: Caller, person_id: Id, channel_id: Id) -> Re
     )
     if cur.rowcount == 0:
         raise not_found("contact channel")
+    return Response(status_code=204)
+
+
+class LoginIn(BaseModel):
+    phone: Annotated[str, Field(min_length=5, max_length=40)]
+    password: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        description="never shown again; at least 10 characters, not the phone number"
+    )
+
+
+@router.put("/people/{person_id}/login", status_code=204)
+async def set_login(request: Request, db: Db, p: Caller, person_id: Id, body: LoginIn) -> Response:
+    """Give a person of the caller's (duty or maintenance staff) a phone number and password
+    for the duty pages (docs/pages.md); their open page sessions end and any lock is lifted."""
+    require(p, Action.WRITE_ROSTER)
+    await _one(db, p, person_id, write=True)
+
+    def run(c: Conn) -> None:
+        set_password(c, person_id, body.phone, body.password, datetime.now(UTC))
+
+    try:
+        await blocking(request, run)
+    except PasswordRule as e:
+        raise invalid("body.password" if e.field == "password" else "body.phone", str(e)) from None
     return Response(status_code=204)
