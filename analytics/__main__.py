@@ -13,6 +13,7 @@ from analytics.service import Analytics, AnalyticsConfig
 from analytics.upkeep import UpkeepConfig
 from core.db import Conn
 from core.holiday_store import calendar_in_force
+from core.logs import configure
 from core.outlasting_db import Database, Stopping
 from core.settings import Settings, load_settings
 from responsibility.in_force import InForce, list_in_force
@@ -94,5 +95,6 @@ def main(s: Settings, *, clock: str = "wall") -> None:
 
 
 if __name__ == "__main__":  # python -m analytics: as `shouwang analytics` with its defaults
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    main(load_settings())
+    settings = load_settings()
+    configure("analytics", fmt=settings.log_format)
+    main(settings)

@@ -1,8 +1,12 @@
 """Analytics: the learned detectors in the stream (per-device baselines, per-class models).
 
 Entries of the list whose filing names ``baseline`` or ``multivariate`` are served here. A
-baseline condition holds while the device's metric is in a level-shift or drift episode, or its
-values sit ``z`` robust scales from the time-of-day baseline for ``for_seconds``.
+baseline condition holds while the device's metric is in an anomaly episode of its robust
+deviation (``analytics.deviation``): calibrated on the metric's first two days of data (level,
+trend, noise; nothing is said meanwhile), with a threshold of at least ``z`` set for the rule's
+false-alarm target on the second of them, the episode opens once the deviation has stayed above
+it for ``for_seconds`` and ends once no reading has been above it for ``hold_seconds``. The
+observation carries the metric's signed deviation at the episode's peak.
 
 A multivariate condition holds while the device's anomaly episode (``analytics.episodes``) is
 open: the class model's score, in units of the model's calibrated threshold, stayed above
@@ -24,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from analytics.baseline import Baseline
 from analytics.conditions import Held
+from analytics.deviation import Deviation, DeviationSettings
 from analytics.episodes import Episode, EpisodeTracker
 from analytics.multivariate import Model
 from analytics.retraining import Span
@@ -42,8 +46,8 @@ class LearnedRule:
     score_above: float = 1.0
     for_seconds: float = 0.0
     confirm_s: float = 120.0  # multivariate: above score_above this long opens an episode
-    hold_s: float = 900.0  # multivariate: normal this long ends it
-    target_false_per_device_day: float = 0.05  # multivariate: the model's false-alarm budget
+    hold_s: float = 900.0  # normal this long ends an episode
+    target_false_per_device_day: float = 0.05  # the false-alarm budget (baseline: calibration's)
 
 
 EXPLAINED = 3  # features named in an alarm's detail
@@ -79,7 +83,8 @@ def compile_learned(entries: Iterable[Entry]) -> dict[str, list[LearnedRule]]:
 class Learned:
     rules: dict[str, list[LearnedRule]]
     models: dict[str, Model] = field(default_factory=dict)
-    baselines: dict[tuple[int, str], Baseline] = field(default_factory=dict)
+    # device, code, metric: each baseline filing's robust deviation
+    deviations: dict[tuple[int, str, str], Deviation] = field(default_factory=dict)
     episodes: dict[tuple[int, str], EpisodeTracker] = field(default_factory=dict)  # device, code
     held: dict[tuple[int, str], Held] = field(default_factory=dict)
     # Per class, the anomaly episodes that ended, newest last (at most REMEMBERED). Replaced, never
@@ -92,8 +97,9 @@ class Learned:
         }
 
     def forget(self, device_id: int) -> None:
-        """Drop a device's baselines, episodes and held conditions."""
-        for table in (self.baselines, self.episodes, self.held):
+        """Drop a device's deviations, episodes and held conditions."""
+        tables: tuple[dict[Any, Any], ...] = (self.deviations, self.episodes, self.held)
+        for table in tables:
             for key in [k for k in table if k[0] == device_id]:
                 del table[key]
 
@@ -133,6 +139,8 @@ class Learned:
             detail: dict[str, Any] = {}
             if active and rule.detector == "multivariate":
                 detail = explained(self.episodes[(device_id, rule.code)].open)
+            elif active:
+                detail = explained(self.deviations[(device_id, rule.code, rule.metric)].open)
             out.append(Observation(device_id, rule.code, t, active, rule.detector, detail))
         return out
 
@@ -141,16 +149,19 @@ class Learned:
     ) -> bool | None:
         if rule.metric not in values:
             return None
-        b = self.baselines.get((device_id, rule.metric))
-        if b is None:
-            b = self.baselines[(device_id, rule.metric)] = Baseline()
-        scored = b.update(np.array([t]), np.array([values[rule.metric]]))
-        z = float(scored.z[0])
-        # Single values count only once the baseline judges on its own (its episodes do too);
-        # before that a daily-periodic signal is scored against an all-day fallback.
-        far = bool(np.isfinite(z) and abs(z) > rule.z and b.judging(t))
-        held = self.held.setdefault((device_id, rule.code), Held())
-        return held.step(far, t, rule.for_seconds) or b.episode != 0
+        key = (device_id, rule.code, rule.metric)
+        d = self.deviations.get(key)
+        if d is None:
+            d = self.deviations[key] = Deviation(
+                rule.metric,
+                DeviationSettings(
+                    z=rule.z,
+                    confirm_s=rule.for_seconds,
+                    hold_s=rule.hold_s,
+                    rate_per_day=rule.target_false_per_device_day,
+                ),
+            )
+        return d.update(t, values[rule.metric])  # None while calibrating: nothing to say
 
     def _multivariate(
         self,
@@ -186,8 +197,9 @@ class Learned:
 
 def explained(episode: Episode | None) -> dict[str, Any]:
     """An alarm's detail from its open episode: the features most out of line at its peak,
-    signed (positive: higher than the rest of the row says it should be), and the peak score
-    in units of the model's threshold."""
+    signed (multivariate: positive when higher than the rest of the row says it should be;
+    baseline: higher than the metric's own level and trend), and the peak score in units of the
+    threshold."""
     if episode is None:
         return {}
     return {

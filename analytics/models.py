@@ -24,7 +24,7 @@ from core.errors import ConfigError
 
 _PIVOT_COLUMN = sql.SQL("max(r.value) FILTER (WHERE m.name = %s)")
 _HISTORY = sql.SQL(
-    "SELECT {columns} FROM readings r"
+    "SELECT {columns} FROM readings_between(%s, %s) r"
     " JOIN metrics m ON m.id = r.metric_id"
     " JOIN devices d ON d.id = r.device_id"
     " WHERE d.device_class = %s AND m.device_class = %s AND m.name = ANY(%s)"
@@ -55,6 +55,8 @@ def history(
     query = _HISTORY.format(columns=sql.SQL(", ").join([_PIVOT_COLUMN] * len(features)))
     params = (
         *features,
+        since,
+        until,
         device_class,
         device_class,
         list(features),

@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,6 +49,25 @@ FloatArray = NDArray[np.float64]
 MAD_TO_SIGMA = 1.4826
 DAY = 86400.0
 MAX_STATES = 5  # a column with at most this many distinct values in calibration is a state
+STATE_FORMAT = 1
+# The arrays that make up a fitted detector's state (``fit_z``, kept for the relation model's
+# training, is not part of it).
+_ARRAYS = (
+    "profile",
+    "scale_f",
+    "scale_r",
+    "spread_mid",
+    "spread_scale",
+    "level",
+    "trend",
+    "f",
+    "v",
+    "frozen_until",
+    "frozen_since",
+    "freeze_sign",
+    "calm_trend",
+    "fit_trend",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +263,41 @@ class RobustDetector:
         fz = self.base.freeze_z
         self.freeze_level = float(threshold if fz is None else fz)
 
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """A JSON-able snapshot of a fitted detector (non-finite numbers as strings);
+        :meth:`from_state` continues scoring exactly where this one is. The calibration
+        deviations kept for the relation model (``fit_z``) are not part of it."""
+        if not self.fitted:
+            raise ValueError("fit the detector before saving its state")
+        return {
+            "format": STATE_FORMAT,
+            "columns": list(self.columns),
+            "base": asdict(self.base),
+            "params": asdict(self.params),
+            "seasonal": self.seasonal,
+            "freeze_level": _enc(self.freeze_level),
+            "last_t": _enc(self.last_t),
+            **{name: _enc_array(getattr(self, name)) for name in _ARRAYS},
+            "active": self.active.tolist(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RobustDetector:
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"robust state format {state.get('format')!r} is not {STATE_FORMAT}")
+        det = cls([str(c) for c in state["columns"]], RobustParams(**state["base"]))
+        det.params = RobustParams(**state["params"])
+        det.seasonal = bool(state["seasonal"])
+        det.freeze_level = float(state["freeze_level"])
+        det.last_t = float(state["last_t"])
+        for name in _ARRAYS:
+            setattr(det, name, np.array(_dec(state[name]), dtype=np.float64))
+        det.active = np.array([bool(a) for a in state["active"]], dtype=bool)
+        det.fitted = True
+        return det
+
     # -- scoring ------------------------------------------------------------------------------
 
     def score(self, ts: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -384,6 +439,19 @@ class RobustDetector:
             np.array(rs, dtype=np.float64).reshape(n, d),
             np.array(lvs, dtype=np.float64).reshape(n, d),
         )
+
+
+def _enc(x: float) -> float | str:
+    """A number for JSON: non-finite ones as the strings ``float`` reads back."""
+    return float(x) if math.isfinite(x) else str(float(x))
+
+
+def _enc_array(a: FloatArray) -> list[Any]:
+    return [_enc_array(r) for r in a] if a.ndim > 1 else [_enc(v) for v in a.tolist()]
+
+
+def _dec(x: Any) -> Any:
+    return [_dec(v) for v in x] if isinstance(x, list) else float(x)
 
 
 def _clean(ts: FloatArray, x: FloatArray, d: int) -> tuple[FloatArray, FloatArray]:

@@ -1,9 +1,9 @@
 """Analytics: the per-minute rollup of readings (``readings_1m``), what dashboards and reports
 read for ranges of hours and days instead of every reading.
 
-Each pass recomputes, from ``readings``, every minute from a little before ``done_until`` (the
-last minutes may still be filling) up to now, then the minutes ingest marked dirty because late
-readings arrived for them. Recomputing replaces a minute's rows, so a pass can be repeated or
+Each pass recomputes, from ``readings`` and their archive (``readings_between``), every minute
+from a little before ``done_until`` (the last minutes may still be filling) up to now, then the
+minutes ingest marked dirty because late readings arrived for them. Recomputing replaces a minute's rows, so a pass can be repeated or
 interrupted at any point without counting anything twice. A pass covers at most ``max_span``
 (a first run on a full database catches up over several passes).
 """
@@ -21,7 +21,7 @@ MAX_SPAN = timedelta(hours=6)
 _MINUTES = (
     "INSERT INTO readings_1m (bucket, device_id, metric_id, n, sum, min, max, first, last)"
     " SELECT time_bucket('1 minute', ts), device_id, metric_id, count(*), sum(value), min(value),"
-    " max(value), first(value, ts), last(value, ts) FROM readings WHERE ts >= %s AND ts < %s"
+    " max(value), first(value, ts), last(value, ts) FROM readings_between(%s, %s)"
     " GROUP BY 1, 2, 3 ORDER BY 1, 3, 2"  # a metric's minutes together: dashboards read so
 )
 
@@ -45,7 +45,10 @@ def roll_up(
     with conn.transaction():
         state = conn.execute("SELECT done_until FROM rollup_state FOR UPDATE").fetchone()
         if state is None:
-            first = conn.execute("SELECT min(ts) FROM readings").fetchone()
+            first = conn.execute(
+                "SELECT least((SELECT min(ts) FROM readings),"
+                " (SELECT min(first_ts) FROM readings_archive))"
+            ).fetchone()
             if first is None or first[0] is None:
                 return 0, None
             start = _minute(first[0])

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app, tune_gc
+from core.logs import configure
 from core.settings import Settings, load_settings
 
 
 def factory() -> FastAPI:
     """The app for each uvicorn worker process, from the settings as the environment gives them."""
     tune_gc()
-    return create_app(load_settings())
+    settings = load_settings()
+    configure("api", fmt=settings.log_format)  # a worker process logs as its parent does
+    return create_app(settings)
 
 
 def main(
@@ -27,6 +29,7 @@ def main(
         "port": port or settings.api_port,
         "proxy_headers": True,
         "log_level": "info",
+        "log_config": None,  # uvicorn's loggers go to ours (core.logs), not its own handlers
         "timeout_graceful_shutdown": 5,  # live streams never end by themselves
     }
     if workers > 1:  # each worker builds its own app (its own pools) from the environment
@@ -38,5 +41,6 @@ def main(
 
 
 if __name__ == "__main__":  # python -m api: as `shouwang api` with its defaults
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    main(load_settings())
+    settings = load_settings()
+    configure("api", fmt=settings.log_format)
+    main(settings)

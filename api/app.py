@@ -28,6 +28,8 @@ from api.routes import (
     device_import,
     devices,
     firms,
+    gateways,
+    maintenance,
     people,
     platform,
     regions,
@@ -42,7 +44,7 @@ from api.stream import Hub
 from core.settings import Settings
 
 DESCRIPTION = """\
-The platform's HTTP API: the registry, telemetry, alarms, work orders, the responsibility list,
+The platform's HTTP API: the registry, site gateways (state and remote configuration), telemetry, alarms, work orders, the responsibility list,
 the duty roster, the notification log, the platform's own alarms, the audit log and a live
 stream of changes.
 
@@ -120,9 +122,11 @@ def create_app(settings: Settings) -> FastAPI:
         device_import,
         devices,
         credentials,
+        gateways,
         telemetry,
         alarms,
         work_orders,
+        maintenance,
         responsibility,
         calendar,
         people,

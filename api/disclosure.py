@@ -24,7 +24,7 @@ from psycopg.rows import TupleRow
 from psycopg.sql import SQL
 from pydantic import BaseModel, Field
 
-from api.sla import LIMIT_OUTCOMES, share
+from api.sla import LIMIT_OUTCOMES, NOT_IN_MAINTENANCE, share
 from core.workcalendar import SHANGHAI
 from responsibility.loader import ResponsibilityList, default_list
 from responsibility.model import Entry
@@ -307,9 +307,9 @@ async def _incidents(
     start, end = quarter.bounds()
     params: dict[str, object] = {"cid": cid, "start": start, "end": end, "now": now}
     scoped = SQL(
-        "WITH scoped AS (SELECT * FROM work_orders WHERE community_id = %(cid)s"
-        " AND opened_at >= %(start)s AND opened_at < %(end)s)"
-    )
+        "WITH scoped AS (SELECT * FROM work_orders w WHERE w.community_id = %(cid)s"
+        " AND w.opened_at >= %(start)s AND w.opened_at < %(end)s AND {})"
+    ).format(NOT_IN_MAINTENANCE)
     cur = await conn.execute(
         scoped
         + SQL(

@@ -41,6 +41,9 @@ UPLOADS: Final = frozenset(
         "/v1/calendar/schedules/validate",
     }
 )
+# Routes taking a raw body (a file) that stays under the ordinary body limit: a pushed site config
+# is at most 1 MiB (broker/site_configs.py), so it gets no larger allowance.
+RAW_BODIES: Final = frozenset({"/v1/gateways/{uid}/configs"})
 # The writes that need no API token: acknowledgement links (the signed link is the credential)
 # and the duty pages (a session cookie and a CSRF token, api/pages).
 ANONYMOUS_WRITES: Final = re.compile(r"/v1/ack/[^/]+|/duty/[^?]*")

@@ -17,6 +17,9 @@ communities the caller may see:
   device's first status message is unknown and not counted; ``devices_reporting`` says how many
   devices had known time.
 
+Work orders whose alarm opened while the device was under maintenance are left out throughout
+(``api.sla.NOT_IN_MAINTENANCE``).
+
 Queries take an open async connection; :func:`check_period`, :func:`scope_for` and
 :func:`assemble` are pure.
 """
@@ -33,7 +36,7 @@ from psycopg.rows import TupleRow
 from psycopg.sql import SQL, Composed
 from pydantic import BaseModel, Field
 
-from api.sla import LIMIT_KINDS, LIMIT_OUTCOMES, share
+from api.sla import LIMIT_KINDS, LIMIT_OUTCOMES, NOT_IN_MAINTENANCE, share
 from core.workcalendar import SHANGHAI
 
 AConn = AsyncConnection[TupleRow]
@@ -232,8 +235,8 @@ _SCOPED = SQL(
     "WITH scoped AS (SELECT * FROM work_orders w WHERE w.firm_id IS NOT NULL"
     " AND (%(firms)s::int[] IS NULL OR w.firm_id = ANY(%(firms)s))"
     " AND (%(communities)s::int[] IS NULL OR w.community_id = ANY(%(communities)s))"
-    " AND w.opened_at >= %(start)s AND w.opened_at < %(end)s)"
-)
+    " AND w.opened_at >= %(start)s AND w.opened_at < %(end)s AND {})"
+).format(NOT_IN_MAINTENANCE)
 _OUTCOMES = _SCOPED + SQL(", outcomes AS (") + LIMIT_OUTCOMES + SQL(")")
 
 # Firms running a community in scope, or with work orders in scope from one they ran before.

@@ -41,6 +41,7 @@ class Action(StrEnum):
     ACK_PLATFORM_ALARMS = "acknowledge platform alarms"
     WRITE_PLATFORM_ROSTER = "change the platform operators' roster or its people"
     READ_AUDIT = "read the audit log"
+    CONFIGURE_GATEWAYS = "read the state of the firm's site gateways and push their configs"
 
 
 _SUPERVISORS: Final = frozenset(
@@ -78,6 +79,7 @@ PERMISSIONS: Final[dict[str, frozenset[Action]]] = {
         Action.MOVE_WORK_ORDERS,
         Action.WRITE_ROSTER,
         Action.READ_AUDIT,  # its own firm's part (api/routes/audit.py)
+        Action.CONFIGURE_GATEWAYS,  # its own sites' only (api/routes/gateways.py)
     },
     "duty_staff": _SUPERVISORS
     | {Action.ACT_ON_ALARMS, Action.ASSIGN_WORK_ORDERS, Action.MOVE_WORK_ORDERS},

@@ -10,7 +10,9 @@ Each of a work order's limits (response, arrival, resolution) has one outcome:
 - ``met``: the step was done by its due time, or the work order closed before the limit fell due.
 
 A work order is *within limits* when it is closed, not a false alarm, and none of its limits was
-missed. The public disclosure and the firm-performance report both use these rules.
+missed. The public disclosure and the firm-performance report both use these rules, and neither
+counts a work order whose alarm opened while its device was under maintenance
+(:data:`NOT_IN_MAINTENANCE`, ``lifecycle.maintenance``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ CROSS JOIN LATERAL (VALUES ('response', w.response_due, w.responded_at),
                            ('resolution', w.resolution_due, w.closed_at)) AS l(kind, due, done)
 LEFT JOIN work_order_breaches b ON b.work_order_id = w.id AND b.limit_kind = l.kind
 """)
+
+
+# Keeps the work orders (alias ``w``) whose alarm did not open during a maintenance window of
+# its device: those are the maintenance's own doing and do not count against the firm.
+NOT_IN_MAINTENANCE: Final = SQL(
+    "NOT EXISTS (SELECT 1 FROM alarms ma WHERE ma.id = w.alarm_id"
+    " AND device_in_maintenance(ma.device_id, ma.opened_at))"
+)
 
 
 def share(part: int, whole: int) -> float | None:

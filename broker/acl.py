@@ -1,7 +1,9 @@
 """Broker: the broker's password file and ACL, rendered from the registry's accounts.
 
 Pure: accounts in, file text out. A device may publish only under its own topics; a site gateway
-only its batch and status topics; ingest reads everything (one worker directly, several through a
+only its batch, status and config-answer topics, and reads its command subtree (storage
+acknowledgements from ingest; config pushes and state requests from the admin account, which the
+command line and the API use); ingest reads everything (one worker directly, several through a
 shared subscription); the
 notify stage writes to duty apps' topics and a duty app (a person) reads only its own; the admin account (operators, benchmarks) may do anything.
 """
@@ -50,6 +52,8 @@ def acl_lines(account: Account, share_group: str) -> list[str]:
             return [
                 f"topic write {gateway_topic(u, Channel.BATCH)}",
                 f"topic write {gateway_topic(u, Channel.STATUS)}",
+                # its answers to pushed configs (wire contract revision 5)
+                f"topic write {gateway_topic(u, Channel.CONFIG)}",
                 f"topic read {PREFIX}/g/{u}/cmd/#",
             ]
         case "ingest":

@@ -52,8 +52,11 @@ RESOURCES: Final = (
     "work_order_arrivals",
     "work_order_handovers",
     "phone_accounts",
+    "gateway_configs",  # config pushes: who pushed which (ingest's answers are not recorded)
+    "maintenance_windows",
+    "maintenance_window_devices",
 )
-NAMED_ONLY: Final = frozenset({"alarms", "work_orders", "platform_alarms"})
+NAMED_ONLY: Final = frozenset({"alarms", "work_orders", "platform_alarms", "gateway_configs"})
 
 # Network logs are kept at least six months (Cybersecurity Law of the PRC, art. 21); the
 # database's audit_log_prune refuses less.

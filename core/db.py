@@ -1,13 +1,17 @@
 """Shared: database connections and versioned schema migrations.
 
 Migrations are the numbered ``core/migrations/NNNN_name.sql`` files, applied in order, each in
-its own transaction, under an advisory lock so concurrent ``migrate`` runs are safe. After them
-the metric and event catalogue (``core.catalogue``) is synced into its tables.
+its own transaction, under an advisory lock so concurrent ``migrate`` runs are safe. Each is
+recorded with its file's checksum; an applied migration whose file changed stops ``migrate``
+before anything is applied (``core.migration_history``). After them the metric and event
+catalogue (``core.catalogue``) is synced into its tables.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +20,13 @@ from psycopg.rows import TupleRow
 
 from core.audit import Actor, act_as
 from core.catalogue import EVENT_CODES, METRICS, DeviceClass
-from core.errors import ServiceUnavailable
+from core.errors import ConfigError, ServiceUnavailable
+from core.migration_history import Applied, MigrationChanged, checksum, mismatches, unrecorded
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 Conn = psycopg.Connection[TupleRow]
 _LOCK_KEY = 0x5357_4D49  # "SWMI"
+log = logging.getLogger("shouwang.migrate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +34,11 @@ class Migration:
     version: int
     name: str
     sql: str
+    path: Path
+
+    @property
+    def checksum(self) -> str:
+        return checksum(self.sql)
 
 
 def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
@@ -36,7 +47,7 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
         m = re.fullmatch(r"(\d{4})_([a-z0-9_]+)\.sql", path.name)
         if m is None:
             raise ValueError(f"{path}: migration files are named NNNN_name.sql")
-        out.append(Migration(int(m.group(1)), m.group(2), path.read_text()))
+        out.append(Migration(int(m.group(1)), m.group(2), path.read_text(), path))
     versions = [m.version for m in out]
     if versions != list(range(1, len(out) + 1)):
         raise ValueError(f"{directory}: migration versions must run 1..n without gaps: {versions}")
@@ -67,26 +78,46 @@ def connect(
     return conn
 
 
-def migrate(conn: Conn) -> list[Migration]:
-    """Apply pending migrations and sync the catalogue; return what was applied."""
+def migrate(
+    conn: Conn, *, directory: Path = MIGRATIONS_DIR, accept: Collection[int] = ()
+) -> list[Migration]:
+    """Apply pending migrations and sync the catalogue; return what was applied. Refuses
+    (:class:`MigrationChanged`, nothing done) when an applied migration's file changed, unless
+    its version is in ``accept``: its file as it is now is then recorded as applied."""
     applied: list[Migration] = []
+    files = load_migrations(directory)
+    unknown = sorted(set(accept) - {m.version for m in files})
+    if unknown:
+        raise ConfigError(
+            f"accept {', '.join(map(str, unknown))}",
+            f"no migration file with that number in {directory}; give an applied one's number",
+        )
     conn.autocommit = True
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
     try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version int PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-        for mig in load_migrations():
+        with conn.transaction():
+            history = _history(conn)
+            wrong = mismatches(history, files, accept)
+            if wrong:
+                raise MigrationChanged(wrong)
+            _record(conn, [m for m in files if m.version in accept])
+            legacy = unrecorded(history, files)
+            if legacy:  # the one-time rule (core.migration_history)
+                _record(conn, legacy)
+                log.warning(
+                    "recorded the checksums of %d migrations applied before checksums were "
+                    "kept; from now on a change to an applied migration's file stops migrate",
+                    len(legacy),
+                )
+        done = {row.version for row in history}
+        for mig in files:
             if mig.version in done:
                 continue
             with conn.transaction():
                 conn.execute(mig.sql.encode())
                 conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                    (mig.version, mig.name),
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    (mig.version, mig.name, mig.checksum),
                 )
             applied.append(mig)
         with conn.transaction():
@@ -94,6 +125,33 @@ def migrate(conn: Conn) -> list[Migration]:
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied
+
+
+def _history(conn: Conn) -> list[Applied]:
+    """The bookkeeping table (made, or given its checksum column, on first use) and its rows."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version int PRIMARY KEY, name text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now(), checksum text)"
+    )
+    has_checksum = conn.execute(
+        "SELECT EXISTS (SELECT FROM information_schema.columns WHERE table_schema ="
+        " current_schema() AND table_name = 'schema_migrations' AND column_name = 'checksum')"
+    ).fetchone()
+    if has_checksum == (False,):  # migrated before checksums were kept
+        conn.execute("ALTER TABLE schema_migrations ADD COLUMN checksum text")
+    rows = conn.execute("SELECT version, name, checksum, applied_at FROM schema_migrations")
+    return [Applied(*row) for row in rows]
+
+
+def _record(conn: Conn, migrations: list[Migration]) -> None:
+    if not migrations:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "UPDATE schema_migrations SET name = %s, checksum = %s WHERE version = %s",
+            [(m.name, m.checksum, m.version) for m in migrations],
+        )
 
 
 def sync_catalogue(conn: Conn) -> None:

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
 
     state_dir: Path = Field(default_factory=default_state_dir)
 
+    # Logs (core/logs.py), on stderr: auto writes JSON lines when stderr is not a terminal and
+    # human lines on one; json or human choose one whatever it is.
+    log_format: Literal["auto", "json", "human"] = "auto"
+
     # Database (TimescaleDB). The local stack listens on this port; point it elsewhere for an
     # external database.
     database_url: str = "postgresql://shouwang@127.0.0.1:54329/shouwang"
@@ -80,7 +84,14 @@ class Settings(BaseSettings):
     # for some time, each sender may send that much more of its rate, up to this many seconds'
     # worth, for as long again: the backlog the broker held (0: none).
     ingest_catch_up_seconds: float = Field(default=3600.0, ge=0)
-    retention_days: float = 400.0
+    # Readings (recent and archived) are kept retention_days; the per-minute rollup and events
+    # (with device statuses) their own number of days, by default the same.
+    retention_days: float = Field(default=400.0, gt=0)
+    rollup_retention_days: float | None = Field(default=None, gt=0)
+    events_retention_days: float | None = Field(default=None, gt=0)
+    # Readings older than this are kept compactly (ingest/archive.py; native compression where
+    # TimescaleDB has it); at least a day, as ingest guards readings older than 20 hours.
+    archive_after_days: float = Field(default=2.0, ge=1.0)
 
     # Analytics.
     analytics_client_id: str = "shouwang-analytics"
@@ -209,9 +220,11 @@ class Settings(BaseSettings):
     # communities every demo_fault_every_s (the first a minute in); 0 injects none.
     demo_fault_every_s: float = Field(default=180.0, ge=0)
 
-    # Duty pages (/duty, docs/pages.md): session cookies are Secure unless pages_cookie_secure
-    # is false (plain HTTP on loopback only); a session lasts pages_session_hours, one opened
-    # from a notification's link pages_link_session_minutes. pages_lockout_failures wrong
+    # Duty pages (/duty, docs/pages.md): session cookies are Secure (HTTPS; browsers also keep
+    # them over plain HTTP to localhost and loopback addresses, as the demo serves the pages)
+    # unless pages_cookie_secure is false (a plain-HTTP trial on a trusted network only); a
+    # session lasts pages_session_hours, one opened from a notification's link
+    # pages_link_session_minutes. pages_lockout_failures wrong
     # passwords in a row lock a login for pages_lockout_minutes; more than
     # pages_failures_per_phone / pages_failures_per_client failures within
     # pages_failure_window_minutes refuse further tries from that phone number / address.

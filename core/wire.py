@@ -1,4 +1,4 @@
-"""Shared: the wire contract between devices, gateways and the platform (version 1).
+"""Shared: the wire contract between devices, gateways and the platform (version 1, revision 5).
 
 One definition serves the simulator (which publishes), the gateway (which authorises topics) and
 ingest (which decodes). ``docs/wire-contract.md`` is its prose; the pydantic models below are its
@@ -11,7 +11,10 @@ Topics::
     sw/v1/d/{device}/status      online/offline, retained; the device's MQTT last will
     sw/v1/g/{gateway}/batch      samples and events of many devices, from a site gateway
     sw/v1/g/{gateway}/status     the gateway's own online/offline
+    sw/v1/g/{gateway}/config     a gateway's answer to a pushed config (revision 5)
     sw/v1/g/{gateway}/cmd/stored the platform to a gateway: the batches it stored (revision 4)
+    sw/v1/g/{gateway}/cmd/config the platform to a gateway: a new site config (revision 5)
+    sw/v1/g/{gateway}/cmd/state  the platform to a gateway: report your state now (revision 5)
 
 Time ``ts`` is milliseconds since the Unix epoch (UTC) or an RFC 3339 string with an offset.
 """
@@ -36,6 +39,7 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
+    ValidationError,
     model_validator,
 )
 
@@ -51,6 +55,7 @@ class Channel(StrEnum):
     EVENT = "event"
     STATUS = "status"
     BATCH = "batch"
+    CONFIG = "config"  # a site gateway's answer to a pushed config (revision 5)
 
 
 class Reason(StrEnum):
@@ -107,7 +112,7 @@ def parse_topic(topic: str) -> tuple[str, str, Channel]:
             Reason.BAD_TOPIC, f"unknown channel {parts[4]!r} in {topic!r}"
         ) from None
     allowed = (
-        (Channel.BATCH, Channel.STATUS)
+        (Channel.BATCH, Channel.STATUS, Channel.CONFIG)
         if parts[2] == "g"
         else (Channel.TELEMETRY, Channel.EVENT, Channel.STATUS)
     )
@@ -170,6 +175,8 @@ class GatewayState(BaseModel):
     clock_offset_ms: Annotated[StrictInt, Field(ge=-(2**62), le=2**62)] | None = None
     devices: NonNegative
     devices_online: NonNegative
+    # Revision 5: the version of the pushed config it runs (0: its own file's, none pushed).
+    config_version: NonNegative | None = None
 
 
 class GatewayStatus(Status):
@@ -197,6 +204,7 @@ class BatchStatus(BaseModel):
 
 
 SEQ_MAX: Final = 2**63 - 1
+MAX_TEXT: Final = 1000  # characters of a status reason (and of a problem in a config answer)
 
 
 class Batch(BaseModel):
@@ -239,6 +247,47 @@ class Stored(BaseModel):
 
 COMMAND: Final = "cmd"
 STORED: Final = "stored"
+CONFIG: Final = "config"  # revision 5: a site config pushed to the gateway
+STATE: Final = "state"  # revision 5: the platform asks for the gateway's state
+MAX_PUSHED_CONFIG: Final = 1024 * 1024  # characters of a pushed site config's YAML
+MAX_ANSWER_ERRORS: Final = 100
+
+
+class ConfigPush(BaseModel):
+    """``sw/v1/g/{gateway}/cmd/config`` (revision 5): a whole site config (YAML, as the
+    gateway's config file holds it), its version (each push to a gateway has a higher one), the
+    networks the gateway's registration declares (nothing outside them may be reached), and the
+    platform's clock when it was sent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: Annotated[StrictInt, Field(ge=1, le=2**31 - 1)]
+    config: Annotated[str, Field(min_length=1, max_length=MAX_PUSHED_CONFIG)]
+    networks: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=255)]],
+        Field(min_length=1, max_length=256),
+    ]
+    ts: StrictInt
+
+
+class StateRequest(BaseModel):
+    """``sw/v1/g/{gateway}/cmd/state`` (revision 5): report your state now (on your status)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ts: StrictInt
+
+
+class ConfigAnswer(BaseModel):
+    """``sw/v1/g/{gateway}/config`` (revision 5): the gateway applied the pushed ``version``,
+    or refused it with its problems (``file:line: path: what to fix``) and runs the config it
+    ran before."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)]  # 0: a push it could not read
+    applied: StrictBool
+    errors: Annotated[
+        list[Annotated[str, Field(max_length=MAX_TEXT)]], Field(max_length=MAX_ANSWER_ERRORS)
+    ] = Field(default_factory=list)
+    ts: StrictInt
 
 
 def gateway_command_topic(uid: str, command: str) -> str:
@@ -316,6 +365,32 @@ def encode_stored(ranges: list[tuple[int, int]], ts_ms: int) -> bytes:
     return orjson.dumps({"stored": ranges, "ts": ts_ms})
 
 
+def encode_config_push(version: int, config: str, networks: list[str], ts_ms: int) -> bytes:
+    return orjson.dumps({"version": version, "config": config, "networks": networks, "ts": ts_ms})
+
+
+def encode_state_request(ts_ms: int) -> bytes:
+    return orjson.dumps({"ts": ts_ms})
+
+
+def encode_config_answer(version: int, applied: bool, errors: list[str], ts_ms: int) -> bytes:
+    """An answer; more problems than an answer holds are summed up in its last line."""
+    if len(errors) > MAX_ANSWER_ERRORS:
+        n = len(errors) - MAX_ANSWER_ERRORS + 1
+        errors = [*errors[: MAX_ANSWER_ERRORS - 1], f"{n} more problem(s) not listed"]
+    errors = [e if len(e) <= MAX_TEXT else e[: MAX_TEXT - 1] + "…" for e in errors]
+    return orjson.dumps({"version": version, "applied": applied, "errors": errors, "ts": ts_ms})
+
+
+def decode_config_answer(payload: bytes) -> ConfigAnswer:
+    """A gateway's answer (rare: validated by the model); InvalidMessage when it is not one."""
+    obj = loads(payload)
+    try:
+        return ConfigAnswer.model_validate(obj)
+    except ValidationError as e:
+        raise InvalidMessage(Reason.INVALID, f"not a config answer: {shown(str(e))}") from None
+
+
 def decode_stored(payload: bytes) -> tuple[list[tuple[int, int]], int]:
     """The ranges of a ``cmd/stored`` message and the platform's clock when it was sent
     (validated by the model: it comes from the platform, so speed does not matter)."""
@@ -345,7 +420,6 @@ def loads(payload: bytes) -> Any:
         raise InvalidMessage(Reason.MALFORMED, f"not valid JSON: {e}") from None
 
 
-MAX_TEXT: Final = 1000  # characters of a status reason
 MAX_DETAIL_DEPTH: Final = 8  # nesting of an event's detail object
 _SHOWN = reprlib.Repr()
 _SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 3, 120, 120
@@ -484,8 +558,8 @@ class GatewayBatch:
 
 
 # (buffer_entries, buffer_bytes, buffer_max_bytes, dropped, clock_offset_ms, devices,
-# devices_online)
-RawGatewayState = tuple[int, int, int, int, int | None, int, int]
+# devices_online, config_version)
+RawGatewayState = tuple[int, int, int, int, int | None, int, int, int | None]
 _STATE_KEYS = (
     "buffer_entries",
     "buffer_bytes",
@@ -494,7 +568,9 @@ _STATE_KEYS = (
     "clock_offset_ms",
     "devices",
     "devices_online",
+    "config_version",
 )
+_OPTIONAL_STATE_KEYS = ("clock_offset_ms", "config_version")
 
 
 def decode_gateway_status(
@@ -513,9 +589,13 @@ def decode_gateway_status(
     offset = state.get("clock_offset_ms")
     if offset is not None:
         offset = _int_in(state, "clock_offset_ms", -(2**62), 2**62)
-    counts = [_int_in(state, k, 0, SEQ_MAX) for k in _STATE_KEYS if k != "clock_offset_ms"]
+    version = state.get("config_version")
+    if version is not None:
+        version = _int_in(state, "config_version", 0, SEQ_MAX)
+    counts = [_int_in(state, k, 0, SEQ_MAX) for k in _STATE_KEYS if k not in _OPTIONAL_STATE_KEYS]
     b_entries, b_bytes, b_max, dropped, devices, online_n = counts
-    return online, ts, reason, (b_entries, b_bytes, b_max, dropped, offset, devices, online_n)
+    raw = (b_entries, b_bytes, b_max, dropped, offset, devices, online_n, version)
+    return online, ts, reason, raw
 
 
 def _int_in(obj: dict[str, Any], key: str, lo: int, hi: int) -> int:

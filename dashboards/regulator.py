@@ -141,7 +141,9 @@ def build(entries: Iterable[Entry]) -> Dashboard:
         description="The platform's own trouble, open now, whatever the time range: no data"
         " reaching analytics (feed_silent), many devices silent at once (mass_silence), a"
         " device's detector set aside (detector_quarantined), a stage restarted"
-        " (stage_restarted). Not a firm's fault and no work order: the platform operators on"
+        " (stage_restarted), a learned model raising more false alarms than its target"
+        " (model_drift), a site gateway's buffer dropping data (gateway_dropped) or its clock"
+        " off the platform's window (gateway_clock). Not a firm's fault and no work order: the platform operators on"
         " shift are told (docs/operations.md, sections 12 and 13).",
         mappings=(
             ValueMapping("active", "未确认 active", "red"),

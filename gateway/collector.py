@@ -11,8 +11,8 @@ import orjson
 
 from core.wire import MAX_TEXT, storable
 from gateway.connector import Poll
-from gateway.converter import active_codes, edges
 from gateway.store import Kind
+from sites.converter import active_codes, edges
 
 Item = tuple[Kind, bytes]
 

@@ -5,7 +5,7 @@ answering costs only its own polls: its task waits out its timeout while the oth
 devices of one connection (an RS-485 line, or a Modbus TCP gateway in front of several unit ids)
 share one client and take turns on it, as the line allows only one request at a time.
 
-A poll reads the plan of the device's profile (``gateway/converter.py``: as few requests as the
+A poll reads the plan of the device's profile (``sites/converter.py``: as few requests as the
 device allows) and hands a :class:`Poll` to the caller's sink: the words decoded into values, or
 the reason the device did not answer. What happens next (buffering, events, status) is the
 caller's (``gateway/collector.py``).
@@ -24,8 +24,8 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ModbusPDU
 
-from gateway.config import DeviceConfig, Serial, Tcp
-from gateway.converter import Decoded, Function, Read, decode
+from sites.config import DeviceConfig, Serial, Tcp
+from sites.converter import Decoded, Function, Read, decode
 
 log = logging.getLogger("shouwang.gateway")
 

@@ -2,8 +2,21 @@
 asyncio loop until SIGTERM or SIGINT, and stops in order (``shouwang gateway run CONFIG``).
 
 Polling and forwarding never wait for each other: a poll's entries go to the buffer, and the
-forwarder drains the buffer whenever the broker is reachable. A crash at any point loses nothing
-that was committed to the buffer, and the platform's identity rules absorb what is sent twice.
+forwarder drains the buffer whenever the broker is reachable. The polls that finish within
+``GROUP_COMMIT_S`` are committed together (a group commit: one transaction and one fsync for
+them all, not one a poll); a sample counts as collected, and can be sent, only once its group is
+committed. A crash at any point loses nothing that was committed to the buffer (at most the group
+not yet committed, which nothing had seen), and the platform's identity rules absorb what is sent
+twice.
+
+The forwarder runs every ``batch_interval_s``, and also as soon as a storage acknowledgement
+arrives, to send the full batches of a backlog (ack-clocked; ``gateway/uplink.py``).
+
+The platform's commands (wire contract revision 5) are handled in the same loop: a state request
+is answered with the state at once; a pushed config that passes ``gateway/remote.py`` is written
+over the config file (the one before it kept as ``<file>.previous``), its version kept with the
+buffer, and applied by restarting polling with its devices. The buffer, the forwarder's batches
+in flight and the connection stay: nothing buffered is lost to a change of config.
 """
 
 from __future__ import annotations
@@ -11,23 +24,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import queue
+import shutil
 import signal
 import time
 from pathlib import Path
 
 from core.errors import ConfigError
 from core.mqtt import Tls
-from core.wire import GatewayState
-from gateway.collector import Collector
-from gateway.config import SiteConfig, load_site_config
+from core.wire import STATE, GatewayState
+from gateway.collector import Collector, Item
 from gateway.connector import Connector, Poll
+from gateway.remote import Refused, judge_push
 from gateway.store import Store
 from gateway.uplink import Forwarder, Uplink, UplinkConfig
+from sites.config import SiteConfig, load_site_config
 
 log = logging.getLogger("shouwang.gateway")
 
 LOG_EVERY_S = 60.0
 CLOCK_WARN_MS = 30_000
+CONFIG_VERSION = "config_version"  # the store's counter: the version of the pushed config run
+GROUP_COMMIT_S = 0.02  # polls finishing within this are committed to the buffer together
 
 
 class Gateway:
@@ -40,23 +59,53 @@ class Gateway:
         uplink: Uplink,
         forwarder: Forwarder,
         collector: Collector,
+        config_path: Path | None = None,
     ) -> None:
         self.cfg = cfg
         self.store = store
         self.uplink = uplink
         self.forwarder = forwarder
         self.collector = collector
+        self.config_path = config_path  # where an applied push is kept; None: not kept
+        self.config_version = store.counter(CONFIG_VERSION)
         self.connector = Connector(cfg.devices, self._collected)
+        self._polling: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()  # an acknowledgement or a command came, or stop
+        self._group: list[Item] = []  # polled entries not committed yet
+        self._group_due: asyncio.TimerHandle | None = None
+        self._group_failed: BaseException | None = None  # raised by the loop: stop, not limp on
         self.dropped_at_start = store.fill().dropped
         self._reported_at, self._reported_on = 0.0, -1
+        self.pushes_applied = self.pushes_refused = 0
 
     def _collected(self, poll: Poll) -> None:
         items = self.collector.collect(poll)
-        if items:
-            dropped = self.store.add(items)
-            if dropped:
-                log.warning("buffer full: dropped the %d oldest entries", dropped)
+        if not items:
+            return
+        self._group += items
+        if self._group_due is None:
+            loop = asyncio.get_running_loop()
+            self._group_due = loop.call_later(GROUP_COMMIT_S, self._commit_due)
+
+    def _commit_due(self) -> None:
+        try:
+            self._commit_group()
+        except Exception as e:  # the buffer cannot take it (a full disk): the loop stops on it
+            self._group_failed = e
+            self._wake.set()
+
+    def _commit_group(self) -> None:
+        """Commit the polls collected since the last group, in one transaction."""
+        if self._group_due is not None:
+            self._group_due.cancel()
+            self._group_due = None
+        items, self._group = self._group, []
+        if not items:
+            return
+        dropped = self.store.add(items)
+        if dropped:
+            log.warning("buffer full: dropped the %d oldest entries", dropped)
 
     def _maybe_report(self, now: float) -> None:
         """Report the state on each new connection, and every ``state_every_s``."""
@@ -68,6 +117,7 @@ class Gateway:
     def state(self) -> GatewayState:
         """What the gateway reports about itself on its status topic."""
         fill, clock = self.store.fill(), self.forwarder.clock
+        online = self.collector.online()
         return GatewayState(
             buffer_entries=fill.entries,
             buffer_bytes=fill.bytes,
@@ -75,8 +125,66 @@ class Gateway:
             dropped=fill.dropped,
             clock_offset_ms=None if clock is None else clock.offset_ms,
             devices=len(self.cfg.devices),
-            devices_online=sum(self.collector.online().values()),
+            devices_online=sum(online.get(d.uid, False) for d in self.cfg.devices),
+            config_version=self.config_version,
         )
+
+    async def _commands(self) -> None:
+        """The platform's commands that came since the last round, in order."""
+        while True:
+            try:
+                command, payload = self.uplink.commands.get_nowait()
+            except queue.Empty:
+                return
+            if command == STATE:
+                self._reported_on = -1  # report at once
+            else:
+                await self._push(payload)
+
+    async def _push(self, payload: bytes) -> None:
+        base = Path.cwd() if self.config_path is None else self.config_path.parent
+        verdict = judge_push(payload, self.cfg, self.config_version, base)
+        if not isinstance(verdict, Refused) and self.config_path is not None:
+            try:
+                keep(self.config_path, verdict.text)
+            except OSError as e:
+                msg = f"cannot write {self.config_path} ({e.strerror}); free the disk or fix its rights"
+                verdict = Refused(verdict.version, [msg])
+        if isinstance(verdict, Refused):
+            self.pushes_refused += 1
+            log.warning(
+                "refused the pushed config v%d: %s", verdict.version, "; ".join(verdict.errors)
+            )
+            self.uplink.answer(verdict.version, False, verdict.errors)
+            return
+        self.store.set_counter(CONFIG_VERSION, verdict.version)
+        self.config_version = verdict.version
+        await self._restart_polling(verdict.config)
+        self.pushes_applied += 1
+        log.info(
+            "applied the pushed config v%d: %d devices",
+            verdict.version,
+            len(verdict.config.devices),
+        )
+        self.uplink.answer(verdict.version, True, [])
+        self._reported_on = -1
+
+    async def _restart_polling(self, cfg: SiteConfig) -> None:
+        """Poll ``cfg``'s devices from now on; the buffer and what is in flight stay."""
+        self.connector.stop()
+        if self._polling is not None:
+            await asyncio.wait_for(self._polling, 30)
+        self._commit_group()
+        self.cfg = cfg
+        f = self.forwarder
+        f.batch_max_bytes, f.ack_timeout_s = cfg.batch_max_bytes, cfg.ack_timeout_s
+        f.kib_per_minute, f.kib_per_s = cfg.max_kib_per_minute, cfg.max_kib_per_minute / 60.0
+        f.budget_kib = min(f.budget_kib, f.kib_per_minute)
+        dropped = self.store.resize(cfg.buffer_max_bytes)
+        if dropped:
+            log.warning("the smaller buffer dropped the %d oldest entries", dropped)
+        self.connector = Connector(cfg.devices, self._collected)
+        self._polling = asyncio.create_task(self.connector.run(), name="polling")
 
     def _say_state(self) -> None:
         """The buffer and the devices, in the log: what an operator on the box looks at."""
@@ -84,13 +192,14 @@ class Gateway:
         online = sum(c.online().values())
         log.info(
             "buffer: %d entries, %d of %d bytes, %d dropped since start (%d in all);"
-            " %d batches in flight; devices answering: %d of %d",
+            " %d batches (%d bytes) in flight; devices answering: %d of %d",
             fill.entries,
             fill.bytes,
             fill.max_bytes,
             fill.dropped - self.dropped_at_start,
             fill.dropped,
             len(self.forwarder.inflight),
+            self.forwarder.bytes_in_flight,
             online,
             len(self.cfg.devices),
         )
@@ -108,35 +217,64 @@ class Gateway:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self.connector.stop()
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def news() -> None:  # on paho's thread
+            loop.call_soon_threadsafe(self._wake.set)
+
+        self.uplink.on_news = news
         self.uplink.start()
-        polling = asyncio.create_task(self.connector.run(), name="polling")
-        said_at = time.monotonic()
+        self._polling = asyncio.create_task(self.connector.run(), name="polling")
+        said_at = due = time.monotonic()
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
-                self.forwarder.tick(now)
+                self._wake.clear()
+                regular = now >= due  # else: woken by an acknowledgement or a command
+                if regular:
+                    due = now + self.cfg.batch_interval_s
+                self.forwarder.tick(now, full_only=not regular)
+                await self._commands()
                 self._maybe_report(now)
                 if now - said_at >= LOG_EVERY_S:
                     said_at = now
                     self._say_state()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.cfg.batch_interval_s)
-                if polling.done():  # a poll task failed: a bug; stop rather than limp on
-                    polling.result()
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, due - time.monotonic()))
+                if self._polling.done():  # a poll task failed: a bug; stop rather than limp on
+                    self._polling.result()
+                if self._group_failed is not None:
+                    raise self._group_failed
         finally:
             self.connector.stop()
             try:
-                await asyncio.wait_for(polling, 30)
+                await asyncio.wait_for(self._polling, 30)
+                self._commit_group()  # the last polls: committed before the buffer closes
                 self.forwarder.tick(time.monotonic())  # acknowledgements that came meanwhile
             finally:
+                self.uplink.on_news = None
                 self.uplink.stop(self.state())
                 self.store.close()
 
 
-def build(cfg: SiteConfig) -> Gateway:
+def keep(path: Path, text: str) -> None:
+    """Write ``text`` over the config file at ``path`` so that a crash leaves the old file or
+    the new one, never half of one; the old one stays as ``<file>.previous``."""
+    tmp = path.with_name(path.name + ".pushed")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    if path.exists():
+        shutil.copy2(path, path.with_name(path.name + ".previous"))
+    os.replace(tmp, path)
+
+
+def build(cfg: SiteConfig, config_path: Path | None = None) -> Gateway:
     try:
         password = cfg.broker.password_file.read_text(encoding="utf-8").strip()
     except OSError as e:
@@ -163,13 +301,13 @@ def build(cfg: SiteConfig) -> Gateway:
         ack_timeout_s=cfg.ack_timeout_s,
         kib_per_minute=cfg.max_kib_per_minute,
     )
-    return Gateway(cfg, store, uplink, forwarder, Collector())
+    return Gateway(cfg, store, uplink, forwarder, Collector(), config_path)
 
 
 def main(config: Path) -> None:
     cfg = load_site_config(config)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # silent devices are ours to report
-    gateway = build(cfg)
+    gateway = build(cfg, config)
     fill = gateway.store.fill()
     log.info(
         "gateway %s: %d devices, buffer %s holds %d entries (%d bytes of %d)",

@@ -93,11 +93,7 @@ class Store:
                 dropped, dropped_bytes = self._drop_oldest(over)
             db.executemany("INSERT INTO entries (kind, body) VALUES (?, ?)", items)
             if dropped:
-                db.execute(
-                    "INSERT INTO counters (name, value) VALUES ('dropped', ?)"
-                    " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-                    (dropped,),
-                )
+                self._count_dropped(dropped)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -106,6 +102,13 @@ class Store:
         self._bytes += size - dropped_bytes
         self._dropped += dropped
         return dropped
+
+    def _count_dropped(self, n: int) -> None:
+        self._db.execute(
+            "INSERT INTO counters (name, value) VALUES ('dropped', ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            (n,),
+        )
 
     def _drop_oldest(self, need: int) -> tuple[int, int]:
         """Delete the oldest entries until ``need`` bytes are free (inside the caller's
@@ -164,6 +167,40 @@ class Store:
         self._entries -= int(n)
         self._bytes -= int(size)
         return int(n)
+
+    def counter(self, name: str) -> int:
+        """A number kept with the buffer (``dropped``, ``config_version``); 0 when never set."""
+        return self._counter(name)
+
+    def set_counter(self, name: str, value: int) -> None:
+        self._db.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    def resize(self, max_bytes: int) -> int:
+        """A new byte limit (from a pushed config); returns how many of the oldest entries were
+        pushed out (and counted) to fit under a smaller one."""
+        if max_bytes <= 0:
+            raise ValueError("the buffer's byte limit is positive")
+        self.max_bytes = max_bytes
+        over = self._bytes - max_bytes
+        if over <= 0:
+            return 0
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            dropped, dropped_bytes = self._drop_oldest(over)
+            self._count_dropped(dropped)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._entries -= dropped
+        self._bytes -= dropped_bytes
+        self._dropped += dropped
+        return dropped
 
     def fill(self) -> Fill:
         return Fill(self._entries, self._bytes, self.max_bytes, self._dropped)

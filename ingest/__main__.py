@@ -8,6 +8,7 @@ import signal
 import threading
 from dataclasses import replace
 
+from core.logs import configure
 from core.settings import Settings, load_settings
 from ingest.consumer import Consumer, IngestConfig, retire_session
 
@@ -35,6 +36,9 @@ def config_from(s: Settings, client_id: str) -> IngestConfig:
         gateway_burst_messages=s.ingest_gateway_burst_messages,
         catch_up_s=s.ingest_catch_up_seconds,
         retention_days=s.retention_days,
+        rollup_retention_days=s.rollup_retention_days,
+        events_retention_days=s.events_retention_days,
+        archive_after_days=s.archive_after_days,
         rejects_retention_days=s.rejects_retention_days,
         audit_retention_days=s.audit_retention_days,
     )
@@ -61,5 +65,6 @@ def retire_worker(s: Settings, client_id: str) -> None:
 
 
 if __name__ == "__main__":  # python -m ingest: as `shouwang ingest` with its defaults
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    main(load_settings())
+    settings = load_settings()
+    configure("ingest", fmt=settings.log_format)
+    main(settings)

@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -35,6 +36,7 @@ from core.wire import (
     gateway_command_topic,
     is_command_topic,
 )
+from ingest import archive
 from ingest.flood import Allowance, FloodGuard, Kind
 from ingest.rows import REJECT_PAYLOAD_LIMIT, Batch, Decoder, Reject, clean_text
 from ingest.store import drop_old_chunks, write_batch
@@ -77,6 +79,9 @@ class IngestConfig:
     gateway_burst_messages: float = 6000.0
     catch_up_s: float = 3600.0
     retention_days: float = 400.0
+    rollup_retention_days: float | None = None
+    events_retention_days: float | None = None
+    archive_after_days: float = 2.0
     rejects_retention_days: float = 30.0
     audit_retention_days: int = 1095
     retention_every_s: float = 3600.0
@@ -132,6 +137,7 @@ class Consumer:
         self._connected = threading.Event()  # connected and subscribed (SUBACK received)
         self._subscribe_mid: int | None = None
         self._registry_loaded_at = time.monotonic()
+        self._archive_configured = False
         self._retention_at = float("-inf")  # the first pass comes at start, whatever the uptime
         self.client, self._props = new_client(
             cfg.client_id, cfg.username, cfg.password, persistent=True, manual_ack=True
@@ -463,12 +469,34 @@ class Consumer:
                         self.conn,
                         retention_days=self.cfg.retention_days,
                         rejects_retention_days=self.cfg.rejects_retention_days,
+                        rollup_retention_days=self.cfg.rollup_retention_days,
+                        events_retention_days=self.cfg.events_retention_days,
                     )
+                    n += archive.prune(self.conn, retention_days=self.cfg.retention_days)
                     if n:
-                        log.info("retention dropped %d chunks", n)
+                        log.info("retention dropped %d chunks and archived days", n)
                     self._prune_audit_log()
         except psycopg.Error as e:
             log.error("retention failed: %s", e)
+        self._archive()
+
+    def _archive(self) -> None:
+        """Readings at rest: each chunk past the age archived in its own transaction (or native
+        compression configured, once)."""
+        try:
+            if not self._archive_configured:
+                archive.configure(self.conn, after_days=self.cfg.archive_after_days)
+                self._archive_configured = True
+            done = archive.archive_pass(
+                self.conn,
+                now=datetime.now(UTC),
+                after_days=self.cfg.archive_after_days,
+                max_chunks=ARCHIVE_CHUNKS_PER_PASS,
+            )
+            if done.readings:
+                log.info("archived %d readings from %d chunks", done.readings, done.chunks)
+        except (psycopg.Error, RuntimeError) as e:
+            log.error("archiving failed: %s", e)
 
     def _prune_audit_log(self) -> None:
         """The audit log's retention, in a savepoint: its failure leaves the chunks dropped."""
@@ -479,6 +507,11 @@ class Consumer:
                 log.info("retention deleted %d audit log entries", n)
         except psycopg.Error as e:
             log.error("audit log retention failed: %s", e)
+
+
+# Chunks (days) archived per hourly pass: one a day comes due; a backlog (an upgraded database)
+# goes a few a pass, so that ingest is not kept from the broker for long at once.
+ARCHIVE_CHUNKS_PER_PASS = 2
 
 
 def _events_under(
@@ -509,6 +542,7 @@ def _merge(into: Batch, one: Batch) -> None:
     into.messages += one.messages
     into.stored.extend(one.stored)
     into.gateway_states.extend(one.gateway_states)
+    into.config_answers.extend(one.config_answers)
 
 
 def retire_session(cfg: IngestConfig) -> None:

@@ -26,6 +26,7 @@ from core.wire import (
     RawGatewayState,
     RawSample,
     Reason,
+    decode_config_answer,
     decode_event,
     decode_gateway_batch,
     decode_gateway_status,
@@ -101,16 +102,20 @@ class Batch:
     # Gateway batches that carried a sequence range: (gateway uid, first, last), acknowledged
     # to the gateway once this batch is committed (``cmd/stored``).
     stored: list[tuple[str, int, int]] = field(default_factory=list)
-    # Site gateways' own statuses: (ts_ms, gateway_id, online, reason, state, received_ms)
-    gateway_states: list[tuple[int, int, bool, str, RawGatewayState | None, int]] = field(
-        default_factory=list
-    )
+    # Site gateways' own statuses: (ts_ms, gateway_id, online, reason, state, received_ms,
+    # clock), clock: (the platform's clock minus the gateway's in ms, the timestamp window) when
+    # known (wire contract revision 5: an offset beyond the window is flagged, not rejected).
+    gateway_states: list[
+        tuple[int, int, bool, str, RawGatewayState | None, int, tuple[int, int] | None]
+    ] = field(default_factory=list)
+    # Site gateways' answers to pushed configs: (gateway_id, version, applied, errors, received_ms)
+    config_answers: list[tuple[int, int, bool, list[str], int]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ts_ms)
 
 
-def _trace(b: Batch) -> tuple[int, int, int, int, int, int]:
+def _trace(b: Batch) -> tuple[int, int, int, int, int, int, int]:
     return (
         len(b.ts_ms),
         len(b.events),
@@ -118,6 +123,7 @@ def _trace(b: Batch) -> tuple[int, int, int, int, int, int]:
         len(b.rejects),
         b.suppressed.total(),
         len(b.gateway_states),
+        len(b.config_answers),
     )
 
 
@@ -213,12 +219,11 @@ class Decoder:
             self.unknown_devices.add(uid)
             raise InvalidMessage(Reason.UNKNOWN_DEVICE, f"gateway {uid!r} is not in the registry")
         if channel is Channel.STATUS:  # the gateway's own, not its devices'
-            online, ts, reason, state = decode_gateway_status(payload)
-            if ts is not None:  # a will, sent by the broker, has no ts: it is allowed
-                self._check_ts(ts, received_ms)
-            batch.gateway_states.append(
-                (received_ms if ts is None else ts, gw_id, online, reason, state, received_ms)
-            )
+            self._gateway_status(gw_id, payload, received_ms, batch)
+            return
+        if channel is Channel.CONFIG:  # its answer to a pushed config
+            a = decode_config_answer(payload)
+            batch.config_answers.append((gw_id, a.version, a.applied, a.errors, received_ms))
             return
         decoded = decode_gateway_batch(payload)
         for dev_uid, sample in decoded.samples:
@@ -261,6 +266,23 @@ class Decoder:
             return dev
         self._reject_part(batch, received_ms, topic, dev_uid, err, {"device": dev_uid})
         return None
+
+    def _gateway_status(self, gw_id: int, payload: bytes, received_ms: int, batch: Batch) -> None:
+        """A gateway's own status. Its clock's offset, as it measured it, or its status stamped
+        ahead of the platform's clock by more than the window: kept with the state, for the
+        ``gateway_clock`` platform alarm; such a status is stored at the platform's time rather
+        than rejected (a status stamped far in the past is still rejected as stale)."""
+        online, ts, reason, state = decode_gateway_status(payload)
+        offset = None if state is None else state[4]
+        if ts is None:  # a will, sent by the broker, has no ts: it is allowed
+            ts = received_ms
+        elif ts > received_ms + self.max_future_ms:
+            offset = received_ms - ts  # no round trip explains that: its clock is ahead
+            ts = received_ms
+        else:
+            self._check_ts(ts, received_ms)
+        clock = None if offset is None else (offset, self.max_future_ms)
+        batch.gateway_states.append((ts, gw_id, online, reason, state, received_ms, clock))
 
     def _check_ts(self, ts: int, received_ms: int) -> None:
         if ts > received_ms + self.max_future_ms:

@@ -15,10 +15,14 @@ import numpy as np
 import orjson
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from core.db import Conn
+from ingest.archive import ARCHIVE_LOCK, GUARD
 from ingest.copy_format import latest_per_key, readings_buffer
+from ingest.gateway_alarms import Clear, judge
 from ingest.rows import Batch
+from lifecycle.platform import clear_alarm, raise_alarm
 
 
 def _dt(ms: int) -> datetime:
@@ -43,12 +47,19 @@ def write_batch(conn: Conn, batch: Batch) -> int:
     with conn.transaction():
         if len(batch):
             buffer = readings_buffer(batch.ts_ms, batch.device, batch.metric, batch.value)
-            try:
-                with conn.transaction():
-                    copy_readings(conn, buffer)
-            except psycopg.errors.UniqueViolation:
+            if min(batch.ts_ms) < (time.time() - GUARD.total_seconds()) * 1000:
+                # Old enough to meet an archived day (ingest/archive.py): not while a pass
+                # archives, and not a reading the archive holds already.
+                conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (ARCHIVE_LOCK,))
                 slow = len(batch)
-                _insert_absorbing_duplicates(conn, buffer)
+                _insert_absorbing_duplicates(conn, buffer, archived=True)
+            else:
+                try:
+                    with conn.transaction():
+                        copy_readings(conn, buffer)
+                except psycopg.errors.UniqueViolation:
+                    slow = len(batch)
+                    _insert_absorbing_duplicates(conn, buffer)
             _upsert_latest(conn, batch)
             _mark_late_minutes(conn, batch)
         if batch.events:
@@ -57,6 +68,8 @@ def write_batch(conn: Conn, batch: Batch) -> int:
             _insert_statuses(conn, batch)
         if batch.gateway_states:
             _upsert_gateway_states(conn, batch)
+        if batch.config_answers:
+            _record_config_answers(conn, batch)
         if batch.rejects:
             with conn.cursor() as cur:
                 cur.executemany(
@@ -109,16 +122,31 @@ def _mark_late_minutes(conn: Conn, batch: Batch) -> None:
         )
 
 
-def _insert_absorbing_duplicates(conn: Conn, buffer: bytes) -> None:
+# The staged readings that the archive holds already (their days' rows unpacked once each).
+_NOT_ARCHIVED = (
+    " WHERE NOT EXISTS (SELECT 1 FROM ("
+    "  SELECT a.device_id, a.metric_id, u.ts FROM (SELECT DISTINCT device_id, metric_id,"
+    "   time_bucket('1 day', ts) AS day FROM readings_stage) k"
+    "  JOIN readings_archive a ON a.device_id = k.device_id AND a.metric_id = k.metric_id"
+    "   AND a.period >= k.day AND a.period < k.day + interval '1 day',"
+    "  LATERAL readings_archive_unpack(a.first_ts, a.ts_slope, a.ts_off,"
+    "   a.scale, a.v0, a.v_slope, a.v_off, a.raw) u"
+    " ) x WHERE x.device_id = s.device_id AND x.metric_id = s.metric_id AND x.ts = s.ts)"
+)
+
+
+def _insert_absorbing_duplicates(conn: Conn, buffer: bytes, *, archived: bool = False) -> None:
     conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS readings_stage"
         " (ts timestamptz, device_id int, metric_id smallint, value float8) ON COMMIT DELETE ROWS"
     )
     copy_readings(conn, buffer, "readings_stage")
     conn.execute(
-        "INSERT INTO readings (ts, device_id, metric_id, value)"
-        " SELECT ts, device_id, metric_id, value FROM readings_stage"
-        " ON CONFLICT (device_id, metric_id, ts) DO NOTHING"
+        sql.SQL(
+            "INSERT INTO readings (ts, device_id, metric_id, value)"
+            " SELECT ts, device_id, metric_id, value FROM readings_stage s"
+            "{} ON CONFLICT (device_id, metric_id, ts) DO NOTHING"
+        ).format(sql.SQL(_NOT_ARCHIVED if archived else ""))
     )
     conn.execute("TRUNCATE readings_stage")
 
@@ -174,16 +202,43 @@ def _insert_statuses(conn: Conn, batch: Batch) -> None:
 
 def _upsert_gateway_states(conn: Conn, batch: Batch) -> None:
     """Each gateway's latest report about itself; a report without a state (its last will, or a
-    gateway before revision 4) keeps the numbers last reported."""
+    gateway before revision 4) keeps the numbers last reported. Then the platform alarms the
+    reports call for (``ingest/gateway_alarms.py``)."""
+    reports = sorted(batch.gateway_states, key=lambda r: (r[0], r[1], r[5]))
+    ids = sorted({r[1] for r in reports})
+    dropped: dict[int, int | None] = {}
+    uids: dict[int, str] = {}
+    for gw, uid, before in conn.execute(
+        "SELECT g.id, g.uid, s.dropped FROM gateways g"
+        " LEFT JOIN gateway_state s ON s.gateway_id = g.id WHERE g.id = ANY(%s)"
+        " ORDER BY g.id",
+        (ids,),
+    ):
+        uids[gw], dropped[gw] = uid, before
     rows = []
-    for ts, gw, online, reason, state, received in sorted(batch.gateway_states):
-        numbers = state if state is not None else (None,) * 7
+    for ts, gw, online, reason, state, received, clock in reports:
+        numbers = state if state is not None else (None,) * 8
         rows.append((gw, _dt(ts), _dt(received), online, reason, *numbers))
+        for action in judge(dropped.get(gw), state, clock):
+            if isinstance(action, Clear):
+                clear_alarm(conn, action.kind, uids[gw], reason=action.reason, at=_dt(received))
+            else:
+                raise_alarm(
+                    conn,
+                    action.kind,
+                    uids[gw],
+                    severity=action.severity,
+                    at=_dt(received),
+                    detail=action.detail,
+                )
+        if state is not None:
+            dropped[gw] = state[3]
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO gateway_state (gateway_id, ts, received_at, online, reason,"
             " buffer_entries, buffer_bytes, buffer_max_bytes, dropped, clock_offset_ms, devices,"
-            " devices_online) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " devices_online, config_version)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (gateway_id) DO UPDATE SET ts = excluded.ts,"
             " received_at = excluded.received_at, online = excluded.online,"
             " reason = excluded.reason,"
@@ -194,20 +249,45 @@ def _upsert_gateway_states(conn: Conn, batch: Batch) -> None:
             " clock_offset_ms = CASE WHEN excluded.devices IS NULL"
             "  THEN gateway_state.clock_offset_ms ELSE excluded.clock_offset_ms END,"
             " devices = coalesce(excluded.devices, gateway_state.devices),"
-            " devices_online = coalesce(excluded.devices_online, gateway_state.devices_online)"
+            " devices_online = coalesce(excluded.devices_online, gateway_state.devices_online),"
+            " config_version = coalesce(excluded.config_version, gateway_state.config_version)"
             " WHERE gateway_state.ts <= excluded.ts",
             rows,
         )
 
 
-def drop_old_chunks(conn: Conn, *, retention_days: float, rejects_retention_days: float) -> int:
-    """Drop whole chunks past retention (works on TimescaleDB's Apache edition); return count."""
+def _record_config_answers(conn: Conn, batch: Batch) -> None:
+    """Each gateway's answer to a pushed config, against the version it answers (an answer to
+    a version the platform never recorded, such as 0 for a push it could not read, changes
+    nothing: the gateway's log and its reported ``config_version`` tell the rest)."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "UPDATE gateway_configs SET state = %s, errors = %s, answered_at = %s"
+            " WHERE gateway_id = %s AND version = %s",
+            [
+                ("applied" if ok else "refused", Jsonb(errors), _dt(received), gw, version)
+                for gw, version, ok, errors, received in batch.config_answers
+            ],
+        )
+
+
+def drop_old_chunks(
+    conn: Conn,
+    *,
+    retention_days: float,
+    rejects_retention_days: float,
+    rollup_retention_days: float | None = None,
+    events_retention_days: float | None = None,
+) -> int:
+    """Drop whole chunks past retention (works on TimescaleDB's Apache edition); return count.
+    The rollup and events (with device statuses) keep ``retention_days`` unless given their own.
+    Archived readings go by :func:`ingest.archive.prune`."""
     dropped = 0
     for table, days in (
         ("readings", retention_days),
-        ("readings_1m", retention_days),
-        ("events", retention_days),
-        ("device_status", retention_days),
+        ("readings_1m", rollup_retention_days or retention_days),
+        ("events", events_retention_days or retention_days),
+        ("device_status", events_retention_days or retention_days),
         ("rejects", rejects_retention_days),
     ):
         rows = conn.execute(

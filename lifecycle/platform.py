@@ -2,7 +2,8 @@
 
 Not a device's fault and not a firm's work order: the feed from ingest silent, a large share of
 devices silent at once, a device's detector state set aside after it failed, a stage the main
-job restarted. One alarm is open per (kind, subject) (the table's partial unique index); raising
+job restarted, a site gateway that dropped data or whose clock is off the platform's (raised by
+ingest from the gateway's state, ``ingest/gateway_alarms.py``). One alarm is open per (kind, subject) (the table's partial unique index); raising
 it again while it is open re-triggers it (``triggers + 1``, ``last_triggered_at``), never a
 second row. Clearing closes it with a reason. Acknowledging records who and when (the API,
 ``shouwang platform ack``); the first acknowledgement stands, re-triggers keep it, and a cleared
@@ -30,6 +31,8 @@ class PlatformKind(StrEnum):
     DETECTOR_QUARANTINED = "detector_quarantined"  # subject: the device uid
     STAGE_RESTARTED = "stage_restarted"  # subject: the stage
     MODEL_DRIFT = "model_drift"  # subject: the list entry's code; its model's false alarms drift up
+    GATEWAY_DROPPED = "gateway_dropped"  # subject: the gateway uid; its buffer dropped data
+    GATEWAY_CLOCK = "gateway_clock"  # subject: the gateway uid; its clock is off the window
 
 
 @dataclass(frozen=True, slots=True)

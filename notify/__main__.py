@@ -10,6 +10,7 @@ import threading
 
 import httpx
 
+from core.logs import configure
 from core.outlasting_db import Stopping
 from core.settings import Settings, load_settings
 from notify.dispatcher import Dispatcher, from_settings
@@ -44,5 +45,6 @@ def main(s: Settings, *, name: str = "notify-0") -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    main(load_settings())
+    settings = load_settings()
+    configure("notify", fmt=settings.log_format)
+    main(settings)

@@ -366,12 +366,16 @@ class Dispatcher:
 
     def _message(self, c: Claim) -> dict[str, Any] | None:
         """What a claimed row says now: None when it is no longer worth saying (a reminder or
-        escalation for a settled alarm, a batch with nothing left in it)."""
+        escalation for a settled alarm, a batch with nothing left in it, an alarm that opened
+        during a maintenance window of its device)."""
         if c.kind in ("reminder", "escalation", "voice_call") and self.db.read(
             lambda conn: outbox.alarm_settled(conn, c.alarm_id)
         ):
             return None
         if c.batch_id is None:
+            if self.db.read(lambda conn: outbox.alarm_in_maintenance(conn, c.alarm_id)):
+                log.info("outbox %s: its device was under maintenance; not sent", c.id)
+                return None
             return c.payload
         return batch_message(self.db.read(lambda conn: outbox.batch_members(conn, c.id)))
 

@@ -70,6 +70,8 @@ PLATFORM_KINDS = {
         "detector_quarantined": "检测器状态已隔离",
         "stage_restarted": "服务已重启",
         "model_drift": "学习模型误报率偏高",
+        "gateway_dropped": "网关缓存已满，丢弃了数据",
+        "gateway_clock": "网关时钟偏差过大",
     },
     "en": {
         "feed_silent": "No data reaching analytics",
@@ -77,6 +79,8 @@ PLATFORM_KINDS = {
         "detector_quarantined": "Detector state set aside",
         "stage_restarted": "Stage restarted",
         "model_drift": "Learned model's false alarms above target",
+        "gateway_dropped": "Gateway buffer full: data dropped",
+        "gateway_clock": "Gateway clock off",
     },
 }
 DUE_ORDER = ("response", "arrival", "resolution")

@@ -106,11 +106,23 @@ def alarm_settled(conn: Conn, alarm_id: int) -> bool:
     return row is None or row[0] != "active"
 
 
+def alarm_in_maintenance(conn: Conn, alarm_id: int) -> bool:
+    """Whether the alarm's device was under maintenance when the alarm opened (a maintenance
+    window, ``lifecycle.maintenance``): such an alarm is shown but never notified."""
+    row = conn.execute(
+        "SELECT device_in_maintenance(device_id, opened_at) FROM alarms WHERE id = %s",
+        (alarm_id,),
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def batch_members(conn: Conn, lead: int) -> list[tuple[dict[str, Any], str]]:
-    """(payload, alarm state) of every row in the batch led by ``lead``, in id order."""
+    """(payload, alarm state) of every row in the batch led by ``lead``, in id order, but those
+    of alarms that opened during a maintenance window of their device."""
     return conn.execute(
         "SELECT o.payload, a.state FROM outbox o JOIN alarms a ON a.id = o.alarm_id"
-        " WHERE o.batch_id = %s ORDER BY o.id",
+        " WHERE o.batch_id = %s AND NOT device_in_maintenance(a.device_id, a.opened_at)"
+        " ORDER BY o.id",
         (lead,),
     ).fetchall()
 

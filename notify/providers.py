@@ -50,6 +50,8 @@ from notify.recipients import Recipient
 from notify.sms import category, code_of, permanent, positional, variables
 
 T = TypeVar("T")
+C = TypeVar("C")  # an SDK client
+R = TypeVar("R")  # its request
 Reader = Callable[[Callable[[Conn], T]], T]
 TENCENT_NO_ANSWER = frozenset({"ClientNetworkError", "ServerNetworkError"})
 
@@ -90,10 +92,20 @@ def _runtime(timeout_s: float) -> Any:
     )
 
 
-def _aliyun(call: Callable[[], Any]) -> Receipt:
-    """One Aliyun call: accepted when its body's ``Code`` is ``OK``."""
+def _aliyun(
+    client_type: Callable[[Any], C],
+    send: Callable[[C, R, Any], Any],
+    endpoint: str,
+    req: R,
+    a: Account,
+    ep: Endpoints,
+    timeout_s: float,
+) -> Receipt:
+    """One Aliyun call, ``send(client, req, runtime)`` with a client of ``client_type`` for
+    ``endpoint``: accepted when its body's ``Code`` is ``OK``."""
+    client = client_type(_aliyun_config(a, endpoint, ep.protocol, timeout_s))
     try:
-        resp = call()
+        resp = send(client, req, _runtime(timeout_s))
     except ResponseException as e:  # the provider answered with an HTTP error
         data = e.data if isinstance(e.data, dict) else {}
         code = code_of(e.code or data.get("Code"))
@@ -121,31 +133,27 @@ def _aliyun(call: Callable[[], Any]) -> Receipt:
     )
 
 
-def aliyun_sms(
+def aliyun(
     a: Account, phone: str, values: dict[str, str], delivery: str, ep: Endpoints, timeout_s: float
 ) -> Receipt:
-    client = AliyunSmsClient(_aliyun_config(a, ep.aliyun_sms, ep.protocol, timeout_s))
-    req = sms_models.SendSmsRequest(
+    """The account's kind: an SMS (Dysmsapi ``SendSms``, its template and sign name) or a voice
+    call (Dyvmsapi ``SingleCallByTts``, reading its TTS template), with the values."""
+    params = orjson.dumps(values).decode()
+    if a.kind == "voice":
+        call = voice_models.SingleCallByTtsRequest(
+            called_number=phone, tts_code=a.template_code, tts_param=params, out_id=delivery
+        )
+        send_call = AliyunVoiceClient.single_call_by_tts_with_options
+        return _aliyun(AliyunVoiceClient, send_call, ep.aliyun_voice, call, a, ep, timeout_s)
+    sms = sms_models.SendSmsRequest(
         phone_numbers=phone,
         sign_name=a.sign_name,
         template_code=a.template_code,
-        template_param=orjson.dumps(values).decode(),
+        template_param=params,
         out_id=delivery,
     )
-    return _aliyun(lambda: client.send_sms_with_options(req, _runtime(timeout_s)))
-
-
-def aliyun_voice(
-    a: Account, phone: str, values: dict[str, str], delivery: str, ep: Endpoints, timeout_s: float
-) -> Receipt:
-    client = AliyunVoiceClient(_aliyun_config(a, ep.aliyun_voice, ep.protocol, timeout_s))
-    req = voice_models.SingleCallByTtsRequest(
-        called_number=phone,
-        tts_code=a.template_code,
-        tts_param=orjson.dumps(values).decode(),
-        out_id=delivery,
-    )
-    return _aliyun(lambda: client.single_call_by_tts_with_options(req, _runtime(timeout_s)))
+    send_sms = AliyunSmsClient.send_sms_with_options
+    return _aliyun(AliyunSmsClient, send_sms, ep.aliyun_sms, sms, a, ep, timeout_s)
 
 
 def tencent_sms(
@@ -194,8 +202,8 @@ def tencent_sms(
 
 
 SENDERS = {
-    ("aliyun", "sms"): aliyun_sms,
-    ("aliyun", "voice"): aliyun_voice,
+    ("aliyun", "sms"): aliyun,
+    ("aliyun", "voice"): aliyun,
     ("tencent", "sms"): tencent_sms,
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what shouwang needs on a fresh Debian machine, and nothing twice:
 #   Debian packages (mosquitto, PostgreSQL + server headers, cmake),
-#   TimescaleDB (Apache edition) built from Debian's source package when absent,
+#   TimescaleDB (Apache edition) built from Debian's source package when absent (fetched from
+#   the Debian archive of the machine's apt sources, or SHOUWANG_DEBIAN_ARCHIVE: a mirror's URL),
 #   a virtualenv at .venv with the project and its development tools,
 #   the local CA and the broker's TLS certificate under .state/tls/ (scripts/certs.sh).
 # Safe to run again: every step checks before it acts.
@@ -50,12 +51,9 @@ if ! ls "$pkglib"/timescaledb*.so >/dev/null 2>&1; then
     apt_install "postgresql-server-dev-$pg_major" cmake build-essential dpkg-dev
     log "building TimescaleDB (Apache edition) from Debian's source package"
     aptdir="$state/apt-src"
-    mkdir -p "$aptdir/lists/partial" "$aptdir/cache/archives/partial" "$aptdir/build"
-    echo "deb-src http://deb.debian.org/debian trixie main" > "$aptdir/sources.list"
-    aptopts=(-o APT::Sandbox::User=root -o "Dir::Etc::sourcelist=$aptdir/sources.list" -o Dir::Etc::sourceparts=/dev/null
-             -o "Dir::State::lists=$aptdir/lists" -o "Dir::Cache=$aptdir/cache")
-    apt-get "${aptopts[@]}" update -qq
-    (cd "$aptdir/build" && apt-get "${aptopts[@]}" source --download-only -qq timescaledb)
+    # From the Debian archive of this machine's apt sources (a local mirror, say), or
+    # SHOUWANG_DEBIAN_ARCHIVE; says what to do when it cannot be fetched.
+    bash "$root/scripts/debian_source.sh" timescaledb trixie "$aptdir"
     dsc=$(ls "$aptdir"/build/timescaledb_*.dsc | head -n1)
     rm -rf "$aptdir/build/src" && dpkg-source -x --no-check "$dsc" "$aptdir/build/src" >/dev/null
     (cd "$aptdir/build/src" &&

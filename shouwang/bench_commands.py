@@ -85,6 +85,32 @@ def bench_api(
     run_logged(main, load, url=url, workers=workers, firm=firm)
 
 
+@app.command("gateway")
+def bench_gateway(
+    devices: Annotated[int, typer.Option(help="Modbus devices the gateway polls")] = 500,
+    interval: Annotated[float, typer.Option(help="seconds between polls of a device")] = 1.0,
+    seconds: Annotated[float, typer.Option(help="length of the measured polling window")] = 20.0,
+    outage: Annotated[float, typer.Option(help="seconds the broker is down")] = 60.0,
+    per_port: Annotated[int, typer.Option(help="unit ids per Modbus TCP server port")] = 50,
+    batch_interval: Annotated[
+        float, typer.Option(help="the gateway's uplink.batch_interval_s")
+    ] = 2.0,
+    reference: Annotated[
+        int, typer.Option(help="readings of the batched ingest reference phase")
+    ] = 300_000,
+    batch_bytes: Annotated[int, typer.Option(help="the gateway's uplink.batch_max_bytes")] = 128
+    * 1024,
+) -> None:
+    """One gateway process: devices and registers polled per second, CPU, RSS, and the drain of
+    an outage's backlog against the platform's batched ingest rate."""
+    from bench.gateway import Plan, main
+
+    plan = Plan(
+        devices, interval, seconds, outage, per_port, batch_interval, reference, batch_bytes
+    )
+    run_logged(main, plan)
+
+
 @app.command("pages")
 def bench_pages(
     seconds: Annotated[float, typer.Option(help="measured time per page")] = 20.0,

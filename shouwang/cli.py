@@ -22,11 +22,13 @@ from shouwang import (
     drill_commands,
     evaluation_commands,
     gateway_commands,
+    maintenance_commands,
     operations,
     people_commands,
     phone_commands,
     platform_commands,
     stages,
+    storage_commands,
 )
 from shouwang.console import console
 
@@ -47,8 +49,10 @@ app.add_typer(calendar_commands.app, name="calendar")
 app.add_typer(platform_commands.app, name="platform")
 app.add_typer(db_commands.app, name="db")
 app.add_typer(people_commands.app, name="people")
+app.add_typer(maintenance_commands.app, name="maintenance")
 app.add_typer(phone_commands.app, name="phone")
 app.add_typer(demo_commands.app, name="demo")
+app.add_typer(storage_commands.app)
 
 
 @app.callback()

@@ -1,4 +1,5 @@
-"""The command line: ``shouwang db``: the stages' database login roles (least privilege)."""
+"""The command line: ``shouwang db``: the schema's upgrade (``db migrate``: the TimescaleDB
+extension, then the migrations) and the stages' database login roles (least privilege)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,31 @@ import typer
 from core.settings import load_settings
 from shouwang.console import console
 
-app = typer.Typer(no_args_is_help=True, help="The stages' database roles.")
+app = typer.Typer(no_args_is_help=True, help="The schema's upgrade and the stages' database roles.")
+
+
+@app.command("migrate")
+def db_migrate(
+    accept: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="record this applied migration's file as it is now (it was changed on purpose "
+            "and the database made to match by hand); repeatable"
+        ),
+    ] = None,
+) -> None:
+    """Update the TimescaleDB extension to the server's version, apply pending schema
+    migrations and sync the metric catalogue. Refuses, changing nothing, when an applied
+    migration's file changed since."""
+    from core.audit import cli_actor
+    from core.db import connect, migrate
+    from core.extension import upgrade
+
+    url = load_settings().database_url
+    console.print(upgrade(url).sentence())  # first: before the migrations load the extension
+    with connect(url, actor=cli_actor()) as conn:
+        applied = migrate(conn, accept=accept or [])
+    console.print(f"schema up to date ({len(applied)} migration(s) applied)")
 
 
 @app.command("login")

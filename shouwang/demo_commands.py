@@ -5,14 +5,17 @@ are new at every run and kept, for ``shouwang up`` to show again, in the state d
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import typer
 
 from core.settings import Settings, load_settings
+from core.wire import DUTY_PREFIX
 from shouwang.console import console
 
 app = typer.Typer(no_args_is_help=True, help="The demo: its duty roster and logins.")
@@ -21,7 +24,41 @@ LOGINS_FILE = "demo-logins.txt"
 
 
 def duty_url(s: Settings) -> str:
-    return f"http://{s.api_host}:{s.api_port}/duty"
+    """The duty pages' address on this machine. Plain HTTP on loopback, where browsers keep
+    the pages' Secure cookies (elsewhere they need HTTPS: docs/pages.md)."""
+    host = s.api_host
+    try:
+        unspecified = ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        unspecified = host == ""
+    if unspecified:  # listening on every address: this machine's loopback
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{s.api_port}/duty"
+
+
+def link_trouble(s: Settings) -> str:
+    """Why the notifications' links would not open these pages, or "" (they would)."""
+    if not s.notify_ack_secret.get_secret_value():
+        return "SHOUWANG_NOTIFY_ACK_SECRET is empty: the notices carry no link"
+    ack = urlsplit(s.notify_ack_url)
+    if ack.port != s.api_port or ack.path.rstrip("/") != "/v1/ack":
+        here = duty_url(s).removesuffix("/duty") + "/v1/ack"
+        return (
+            f"SHOUWANG_NOTIFY_ACK_URL is {s.notify_ack_url}, not this API's {here}:"
+            " set it so that the notices' links open here"
+        )
+    return ""
+
+
+def notices_command(s: Settings) -> str:
+    """How to watch the notifications the demo's people get (the duty app's topics), each
+    with its one-tap link."""
+    return (
+        f"mosquitto_sub -h {s.mqtt_host} -p {s.mqtt_port} -u {s.mqtt_admin_username}"
+        f" -P <SHOUWANG_MQTT_ADMIN_PASSWORD> -t '{DUTY_PREFIX}/+/notifications' -v"
+    )
 
 
 def logins_file(s: Settings) -> Path:
@@ -61,6 +98,15 @@ def demo_roster() -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(lines) + "\n")
-    console.print(f"duty page  {duty_url(s)}  (on a phone-sized window)")
-    for line in lines:
-        console.print(f"login      {line}", markup=False, highlight=False)
+    shown = [
+        f"duty page  {duty_url(s)}  (in a browser on this machine; a phone-sized window)",
+        *(f"login      {line}" for line in lines),
+        f"notices    {notices_command(s)}",
+        f"           (the password is in {s.state_dir / 'shouwang.env'}; each notice has its"
+        " one-tap link)",
+        f"logins in  {path}",
+    ]
+    if trouble := link_trouble(s):
+        shown.append(f"warning    {trouble}")
+    for line in shown:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)

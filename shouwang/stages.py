@@ -17,15 +17,11 @@ app = typer.Typer()
 
 @app.command()
 def migrate() -> None:
-    """Apply pending schema migrations and sync the metric catalogue."""
-    from core.audit import cli_actor
-    from core.db import connect
-    from core.db import migrate as run_migrations
+    """Update the TimescaleDB extension, apply pending schema migrations and sync the metric
+    catalogue (as 'shouwang db migrate')."""
+    from shouwang.db_commands import db_migrate
 
-    s = load_settings()
-    with connect(s.database_url, actor=cli_actor()) as conn:
-        applied = run_migrations(conn)
-    console.print(f"schema up to date ({len(applied)} migration(s) applied)")
+    db_migrate(accept=None)
 
 
 @app.command()
@@ -123,9 +119,10 @@ def ingest(
     from ingest.__main__ import main as ingest_main
     from ingest.__main__ import retire_worker
 
-    setup_logging()
+    s = load_settings()
+    setup_logging("ingest", fmt=s.log_format)
     if retire is not None:
-        retire_worker(load_settings(), retire)
+        retire_worker(s, retire)
         return
     if workers > 1:
         from shouwang.supervisor import Supervisor, run_until_signalled
@@ -133,7 +130,7 @@ def ingest(
         ids = [f"shouwang-ingest-{i}" for i in range(workers)]
         run_until_signalled(Supervisor({i: ["ingest", "--client-id", i, "--shared"] for i in ids}))
         return
-    ingest_main(load_settings(), client_id=client_id, shared=shared)
+    ingest_main(s, client_id=client_id, shared=shared)
 
 
 @app.command()

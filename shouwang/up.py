@@ -1,7 +1,10 @@
 """The command line: the platform's main job for a demo. Ingest workers, analytics, notify, the
 HTTP API and the simulator together, with a status line every few seconds, until Ctrl-C stops
 everything cleanly. The simulator injects a fault on the demo firm's devices every
-``SHOUWANG_DEMO_FAULT_EVERY_S`` (``simulators.demo``), for the duty page to show."""
+``SHOUWANG_DEMO_FAULT_EVERY_S`` (``simulators.demo``), for the duty page to show. The county's
+Modbus-class devices (pump rooms, fire-water transmitters, water-quality analysers,
+residual-current monitors) answer on Modbus servers, one per community, and reach the platform
+through the real site gateway program, one per community (``shouwang/demo_sites.py``)."""
 
 from __future__ import annotations
 
@@ -14,12 +17,14 @@ from datetime import datetime
 from psycopg.conninfo import conninfo_to_dict
 from rich.console import Console
 
+from core.audit import cli_actor
 from core.db import connect
 from core.holiday_store import calendar_in_force
 from core.settings import Settings
 from core.severity import Severity
 from lifecycle.platform import PlatformKind, raise_alarm
 from shouwang.demo_commands import duty_url, logins_file
+from shouwang.demo_sites import DemoSites, Uplink, attach_field_devices, field_classes
 from shouwang.status import snapshot, status_line
 from shouwang.supervisor import Supervisor
 from simulators.demo import demo_firm, firm_devices
@@ -41,7 +46,11 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
             "api": ["api", "serve"],
         }
     )
-    with connect(s.database_url) as conn:
+    with connect(s.database_url, actor=cli_actor()) as conn:
+        # before ingest loads the registry: it accepts these devices' readings from the gateway
+        moved = attach_field_devices(conn, field_classes())
+        if moved:
+            log.info("%d Modbus-class devices put behind their site's gateway", len(moved))
         firm = demo_firm(conn)
         faulty = firm_devices(conn, firm) if firm is not None else None
     services.start()
@@ -59,6 +68,10 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
             "stop_event": stop,
             "fault_every_s": s.demo_fault_every_s,
             "fault_devices": faulty,
+            "field_sites": DemoSites(
+                Uplink(s.mqtt_host, s.mqtt_port, s.mqtt_tls, s.mqtt_ca_file),
+                s.state_dir / "gateways",
+            ),
         },
         name="simulator",
     )

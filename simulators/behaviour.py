@@ -2,13 +2,16 @@
 
 Each model owns its random generator (seeded per device) and is advanced with ``sample(t)`` at
 non-decreasing simulated times ``t`` (Unix seconds); it returns the readings a real device of
-that class would report at ``t``. Daily shapes follow local time (UTC+8).
+that class would report at ``t``. Daily shapes follow local time (UTC+8). The classes that follow
+residential demand take it from ``load`` (default :func:`demand`; ``simulators.nuisance`` gives
+one that changes from day to day).
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -49,6 +52,7 @@ class Elevator:
     # current trip: (start, end of motion, end of door cycle, from floor, to floor)
     trip: tuple[float, float, float, int, int] | None = None
     last_t: float | None = None
+    load: Callable[[float], float] = demand
 
     def __post_init__(self) -> None:
         self.trip_count = float(self.rng.randrange(10_000, 400_000))
@@ -75,7 +79,7 @@ class Elevator:
                 self.run_hours += (moving_end - self.trip[0]) / 3600
                 self.floor, self.trip_count, self.trip = to, self.trip_count + 1, None
                 last = door_end
-            rate = 1 / 20.0 * demand(last)  # trips per second at peak ~ one per 20 s
+            rate = 1 / 20.0 * self.load(last)  # trips per second at peak ~ one per 20 s
             wait = self.rng.expovariate(rate)
             if last + wait > t:
                 break
@@ -142,12 +146,13 @@ class FireWater:
 class ElectricalFire:
     rng: random.Random
     base_leak: float = field(default=0.0)
+    load: Callable[[float], float] = demand
 
     def __post_init__(self) -> None:
         self.base_leak = self.rng.uniform(80, 150)
 
     def sample(self, t: float) -> dict[str, float]:
-        load = demand(t)
+        load = self.load(t)
         return {
             "residual_current": round(self.base_leak + 50 * load + self.rng.gauss(0, 3), 1),
             "cable_temp": round(22 + 18 * load + self.rng.gauss(0, 0.3), 2),
@@ -180,11 +185,12 @@ class PumpRoom:
     refilling: bool = False
     energy: float = 0.0
     last_t: float | None = None
+    load: Callable[[float], float] = demand
 
     def sample(self, t: float) -> dict[str, float]:
         dt = 0.0 if self.last_t is None else max(0.0, t - self.last_t)
         self.last_t = t
-        flow = 8 + 60 * demand(t) + self.rng.gauss(0, 1.0)  # m³/h
+        flow = 8 + 60 * self.load(t) + self.rng.gauss(0, 1.0)  # m³/h
         inflow = 90.0 if self.refilling else 0.0
         self.level += (inflow - flow) * dt / 3600 / self.tank_area_m2
         if self.level <= self.refill_on_m:
@@ -197,7 +203,7 @@ class PumpRoom:
         power_kw = 0.38 * 1.732 * (current1 + current2) * 0.85
         self.energy += power_kw * dt / 3600
         g = self.rng.gauss
-        dip = 0.03 * demand(t)
+        dip = 0.03 * self.load(t)
         return {
             "tank_level": round(self.level, 3),
             "inlet_pressure": round(0.22 + g(0, 0.003), 4),
@@ -224,27 +230,36 @@ class PumpRoom:
 @dataclass(slots=True)
 class WaterQuality:
     rng: random.Random
+    load: Callable[[float], float] = demand
 
     def sample(self, t: float) -> dict[str, float]:
         g = self.rng.gauss
         return {
-            "residual_chlorine": round(0.45 - 0.1 * demand(t) + g(0, 0.01), 3),
+            "residual_chlorine": round(0.45 - 0.1 * self.load(t) + g(0, 0.01), 3),
             "turbidity": round(abs(0.25 + g(0, 0.03)), 3),
             "ph": round(7.3 + g(0, 0.03), 3),
             "water_temp": round(15 + g(0, 0.1), 2),
         }
 
 
-def behaviour_for(device_class: str, attributes: dict[str, float], rng: random.Random) -> Behaviour:
+def behaviour_for(
+    device_class: str,
+    attributes: dict[str, float],
+    rng: random.Random,
+    load: Callable[[float], float] = demand,
+) -> Behaviour:
     match DeviceClass(device_class):
         case DeviceClass.ELEVATOR:
             return Elevator(
-                rng, int(attributes.get("floors", 18)), float(attributes.get("rated_speed", 1.0))
+                rng,
+                int(attributes.get("floors", 18)),
+                float(attributes.get("rated_speed", 1.0)),
+                load=load,
             )
         case DeviceClass.FIRE_WATER:
             return FireWater(rng)
         case DeviceClass.ELECTRICAL_FIRE:
-            return ElectricalFire(rng)
+            return ElectricalFire(rng, load=load)
         case DeviceClass.FIRE_PANEL:
             return FirePanel(rng)
         case DeviceClass.PUMP_ROOM:
@@ -253,6 +268,7 @@ def behaviour_for(device_class: str, attributes: dict[str, float], rng: random.R
                 float(attributes.get("tank_area_m2", 40.0)),
                 float(attributes.get("refill_on_m", 2.0)),
                 float(attributes.get("refill_off_m", 3.5)),
+                load=load,
             )
         case DeviceClass.WATER_QUALITY:
-            return WaterQuality(rng)
+            return WaterQuality(rng, load=load)

@@ -74,21 +74,7 @@ def fault_schedule(
         uid = rng.choice(free)
         end = t0 + max(sc.duration_s, hold_s)
         busy_until[uid] = end
-        out.append(
-            Fault(
-                sc.name,
-                uid,
-                t0,
-                end,
-                sc.expect,
-                sc.party,
-                dict(sc.values),
-                dict(sc.drift_per_hour),
-                sc.events,
-                sc.transport,
-                sc.severity,
-            )
-        )
+        out.append(sc.fault(uid, t0, end))
     return out
 
 

@@ -26,6 +26,7 @@ class Fault:
     events: tuple[str, ...] = ()  # device event codes raised at start, cleared at end
     transport: str | None = None  # offline | duplicate | out_of_order | noisy
     severity: str | None = None  # expected severity (P0 for the delay target)
+    offset: dict[str, float] = field(default_factory=dict)  # added during the fault
 
     def active(self, t: float) -> bool:
         return self.start <= t < self.end
@@ -45,11 +46,39 @@ class Scenario:
     drift_per_hour: dict[str, float] = field(default_factory=dict)
     transport: str | None = None
     duration_s: float = 300.0
+    offset: dict[str, float] = field(default_factory=dict)
+
+    def fault(self, device_uid: str, start: float, end: float) -> Fault:
+        """This scenario on one device from ``start`` to ``end``."""
+        return Fault(
+            self.name,
+            device_uid,
+            start,
+            end,
+            self.expect,
+            self.party,
+            dict(self.values),
+            dict(self.drift_per_hour),
+            self.events,
+            self.transport,
+            self.severity,
+            dict(self.offset),
+        )
 
 
-def scenarios(entries: list[Any]) -> list[Scenario]:
+STUCK_SAMPLES = 360  # the shipped list's stuck filings: this many equal values in a row
+
+
+def scenarios(
+    entries: list[Any], *, interval_s: float = 10.0, learned: bool = False
+) -> list[Scenario]:
     """The standard scenario set, with the event code and responsible party the list in force
-    says each should be filed under."""
+    says each should be filed under. Devices report every ``interval_s`` (a stuck sensor lasts
+    long enough for the list's stuck filings to see it). With ``learned``, two faults only the
+    learned detectors see: a worn pump drawing 4 A more at the same flow, for the class model
+    (``multivariate``), and an overloaded pump drawing 15 A more (a seizing bearing), for the
+    device's own baseline (``baseline``); both need the detectors calibrated (a model trained, two
+    days of data)."""
     codes = scenario_codes(entries)
     by_code = {str(e.code): e for e in entries}
 
@@ -71,6 +100,11 @@ def scenarios(entries: list[Any]) -> list[Scenario]:
     el, fw, pr, wq, fp = "elevator", "fire_water", "pump_room", "water_quality", "fire_panel"
     stopped = {"car_status": 0.0, "speed": 0.0, "direction": 0.0}
     trapped = {**stopped, "door_zone": 0.0, "door_state": 0.0, "passenger_present": 1.0}
+    stuck_s = STUCK_SAMPLES * interval_s + 600.0
+    learned_set = [
+        sc("pump_wear", pr, None, offset={"pump1_current": 4.0}, duration_s=3 * 3600.0),
+        sc("pump_overload", pr, None, offset={"pump1_current": 15.0}, duration_s=3 * 3600.0),
+    ]
     return [
         sc("trapped_passengers", el, "P0", trapped, ("93",)),
         sc(
@@ -92,12 +126,13 @@ def scenarios(entries: list[Any]) -> list[Scenario]:
         sc("chlorine_drop", wq, None, {"residual_chlorine": 0.02}, duration_s=1200.0),
         sc("turbidity_spike", wq, None, {"turbidity": 3.5}, duration_s=1200.0),
         sc("pump_room_flood", pr, None, {"flood": 1.0}),
-        sc("stuck_sensor", fw, None, {"hydrant_pressure": 0.4123}, duration_s=4200.0),
+        sc("stuck_sensor", fw, None, {"hydrant_pressure": 0.4123}, duration_s=stuck_s),
         sc("slow_drift", pr, None, drift_per_hour={"zone_low_pressure": -0.3}, duration_s=3600.0),
         sc("device_offline", fw, None, transport="offline", duration_s=600.0),
         sc("noisy", wq, None, transport="noisy", duration_s=900.0),
         sc("duplicated", el, None, transport="duplicate", duration_s=600.0),
         sc("out_of_order", fw, None, transport="out_of_order", duration_s=600.0),
+        *(learned_set if learned else []),
     ]
 
 
@@ -123,21 +158,7 @@ def plan_faults(
         uid = min(candidates, key=lambda u: (free_at.get(u, 0.0), rng.random()))
         t0 = max(t0, free_at.get(uid, 0.0))
         free_at[uid] = t0 + sc.duration_s + gap_s
-        out.append(
-            Fault(
-                sc.name,
-                uid,
-                t0,
-                t0 + sc.duration_s,
-                sc.expect,
-                sc.party,
-                dict(sc.values),
-                dict(sc.drift_per_hour),
-                sc.events,
-                sc.transport,
-                sc.severity,
-            )
-        )
+        out.append(sc.fault(uid, t0, t0 + sc.duration_s))
     return out
 
 
@@ -147,6 +168,9 @@ def apply_values(
     """The values a faulty device reports at ``t``."""
     out = dict(values)
     out.update(fault.values)
+    for k, d in fault.offset.items():
+        if k in out:
+            out[k] = max(0.0, out[k] + d)
     for k, per_hour in fault.drift_per_hour.items():
         if k in out:
             out[k] = max(0.0, out[k] + per_hour * (t - fault.start) / 3600)
@@ -179,6 +203,8 @@ _MATCH: dict[str, tuple[str, str, str, str | None]] = {
     "stuck_sensor": ("fire_water", "stuck", "hydrant_pressure", None),
     "slow_drift": ("pump_room", "threshold", "zone_low_pressure", "below"),
     "device_offline": ("fire_water", "offline", "", None),
+    "pump_wear": ("pump_room", "multivariate", "", None),
+    "pump_overload": ("pump_room", "baseline", "pump1_current", None),
 }
 
 
@@ -196,11 +222,11 @@ def scenario_codes(entries: list[object]) -> dict[str, str]:
                 if (
                     (detector == "event_code" and what in p.get("codes", ()))
                     or (
-                        detector in ("threshold", "state", "stuck")
+                        detector in ("threshold", "state", "stuck", "baseline")
                         and p.get("metric") == what
                         and (direction is None or p.get(direction) is not None)
                     )
-                    or detector == "offline"
+                    or detector in ("offline", "multivariate")
                 ):
                     out.setdefault(scenario, str(getattr(e, "code", "")))
     return out

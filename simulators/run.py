@@ -25,6 +25,7 @@ from core.wire import (
 from simulators.behaviour import Behaviour, behaviour_for
 from simulators.faults import Fault, apply_values
 from simulators.fleet import Fleet
+from simulators.nuisance import Nuisance, NuisanceParams
 
 Recorder = Callable[[str, int, dict[str, float]], None]
 
@@ -36,6 +37,7 @@ class SimDevice:
     interval_s: float
     gateway: str | None
     behaviour: Behaviour
+    nuisance: Nuisance | None = None  # what it does that is not a fault (simulators.nuisance)
 
 
 @dataclass(slots=True)
@@ -66,13 +68,23 @@ class SimClock:
 
 
 def build_devices(
-    rows: Iterable[tuple[str, str, int, str | None, dict[str, float]]], seed: int
+    rows: Iterable[tuple[str, str, int, str | None, dict[str, float]]],
+    seed: int,
+    *,
+    nuisance: NuisanceParams | None = None,
 ) -> list[SimDevice]:
-    """Devices from registry rows (uid, class, interval, gateway uid, attributes)."""
+    """Devices from registry rows (uid, class, interval, gateway uid, attributes); with
+    ``nuisance``, each warms, has noise bursts, follows a demand that changes from day to day and
+    loses reports now and then (``simulators.nuisance``)."""
     out = []
     for uid, cls, interval, gw, attrs in rows:
         rng = random.Random(f"{seed}:{uid}")
-        out.append(SimDevice(uid, cls, float(interval), gw, behaviour_for(cls, attrs, rng)))
+        if nuisance is None:
+            out.append(SimDevice(uid, cls, float(interval), gw, behaviour_for(cls, attrs, rng)))
+            continue
+        n = Nuisance(random.Random(f"{seed}:{uid}:nuisance"), nuisance)
+        behaviour = behaviour_for(cls, attrs, rng, load=n.demand)
+        out.append(SimDevice(uid, cls, float(interval), gw, behaviour, n))
     return out
 
 
@@ -90,7 +102,8 @@ def run(  # noqa: PLR0915 (one scheduling loop, read top to bottom)
 ) -> RunStats:
     """Publish from ``clock.start`` until simulated time ``until`` (or ``stop()``).
 
-    A fault's device also reports at the fault's start and end, as terminals report on change.
+    A fault's device also reports at the fault's start and end, as terminals report on change;
+    those reports are never lost to a device's nuisances, its regular ones may be.
     """
     rng = random.Random(0)
     stats = RunStats(sim_start=clock.start)
@@ -127,6 +140,10 @@ def run(  # noqa: PLR0915 (one scheduling loop, read top to bottom)
             heapq.heapreplace(heap, (t + devices[i].interval_s, i, False))
         dev = devices[i]
         values = dev.behaviour.sample(t)
+        if dev.nuisance is not None:
+            if not extra and dev.nuisance.skip(t):
+                continue
+            values = dev.nuisance.apply(t, values)
         ts_ms = int(t * 1000)
         transport = None
         for f in faults_of.get(i, ()):

@@ -74,6 +74,15 @@ class Scorecard:
             )
         console.print(t)
         p0 = self.p0_median_delay_s
+        faults = [o for o in self.outcomes if o.fault.expect is not None]
+        by_detector: dict[str, int] = {}
+        for r in self.false_alarms:
+            by_detector[r.detector or "-"] = by_detector.get(r.detector or "-", 0) + 1
+        console.print(
+            f"faults found with the right code and party: {sum(o.passed for o in faults)} of"
+            f" {len(faults)}; false alarms by detector: "
+            + (", ".join(f"{d} {n}" for d, n in sorted(by_detector.items())) or "none")
+        )
         console.print(
             f"P0 median detection delay: {'-' if p0 is None else f'{p0:.1f} s'} (target < 10 s); "
             f"false alarms: {len(self.false_alarms)} over {self.device_days:.1f} device-days = "

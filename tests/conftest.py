@@ -14,9 +14,9 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
@@ -30,6 +30,9 @@ from core.settings import Settings, load_settings
 from shouwang.launch import command
 from simulators.county import County, demo_county
 from simulators.seed import seed
+
+if TYPE_CHECKING:
+    from ingest.consumer import Consumer
 
 ROOT = Path(__file__).resolve().parent.parent
 INGEST_PASSWORD = "ingest-test-password"
@@ -281,11 +284,12 @@ def settings_env(s: Settings) -> dict[str, str]:
 
 
 def clear_people(db: Conn) -> None:
-    """Remove everyone on the roster, their channels, shifts and duty-app accounts, and every
-    notification; device credentials stay (TRUNCATE people CASCADE would take them too)."""
+    """Remove everyone on the roster, their channels, shifts, duty-app accounts, page logins,
+    sessions and field records, and every notification; device credentials stay (TRUNCATE people
+    CASCADE would take them too)."""
     db.execute(
-        "TRUNCATE ack_tokens_used, deliveries, outbox, notify_groups, duty_shifts, contact_channels"
-        " CASCADE"
+        "TRUNCATE ack_tokens_used, deliveries, outbox, notify_groups, duty_shifts, contact_channels,"
+        " person_logins, page_sessions, work_order_arrivals, work_order_handovers CASCADE"
     )
     db.execute("DELETE FROM mqtt_accounts WHERE kind = 'person'")
     db.execute("DELETE FROM people")
@@ -293,3 +297,25 @@ def clear_people(db: Conn) -> None:
 
 def shouwang(*args: str) -> list[str]:
     return command(*args)
+
+
+@pytest.fixture
+def ingest_worker(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Consumer]:
+    """An ingest worker running in a thread of the test process, against the test services
+    (``request.param``: overrides of its config, for an indirect parametrisation)."""
+    from ingest.__main__ import config_from
+    from ingest.consumer import Consumer, retire_session
+    from tests.background import running
+
+    cfg = config_from(settings, f"test-ingest-{request.node.name}"[:60])
+    overrides = getattr(request, "param", {})
+    if overrides:
+        cfg = replace(cfg, **overrides)
+    consumer = Consumer(cfg, settings.database_url)
+    try:
+        with running(consumer.run, consumer.stop, "ingest"):
+            assert consumer._connected.wait(10), "ingest did not connect"
+            yield consumer
+    finally:
+        retire_session(cfg)
+        consumer.conn.close()

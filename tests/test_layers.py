@@ -5,7 +5,8 @@ function-level ones included).
     ingest, analytics, notify, api,    core, the shared domain modules and themselves:
     dashboards, gateway (stages)       never another stage
     simulators                         core, the shared domain modules and itself
-    responsibility, lifecycle, broker  core and each other (the shared domain modules)
+    responsibility, lifecycle, broker, core and each other (the shared domain modules)
+    sites
     core                               nothing of the platform but itself
 """
 
@@ -19,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = frozenset({"core"})
-SHARED = frozenset({"responsibility", "lifecycle", "broker"})
+SHARED = frozenset({"responsibility", "lifecycle", "broker", "sites"})
 STAGES = frozenset({"ingest", "analytics", "notify", "api", "dashboards", "gateway"})
 TOP = frozenset({"shouwang", "bench"})
 PLATFORM = CORE | SHARED | STAGES | TOP | {"simulators"}

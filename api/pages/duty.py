@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -204,6 +205,15 @@ _MINE_SQL: Final = (
 )
 
 
+_ON_DUTY_SQL: Final = (
+    "SELECT c.name_zh, s.role, p.name, s.ends_at FROM duty_shifts s"
+    " JOIN people p ON p.id = s.person_id AND p.active"
+    " JOIN communities c ON c.id = s.community_id"
+    " WHERE {on_shift} AND s.starts_at <= now() AND now() < s.ends_at"
+    " ORDER BY c.name_zh, s.role, p.name LIMIT 200"
+)
+
+
 def _next_limit(row: dict[str, Any]) -> tuple[str, datetime | None, str, str]:
     """The limit that matters next for an open work order: (kind, due, countdown, css)."""
     now = web.now()
@@ -227,23 +237,12 @@ async def home(request: Request, db: Db) -> Response:
     params: dict[str, Any]
     if p.role == "maintenance_unit":
         scope, params = "wo.maintenance_unit_id = %(unit)s", {"unit": p.maintenance_unit_id}
-        duty_sql = (
-            "SELECT c.name_zh, s.role, p.name, s.ends_at FROM duty_shifts s"
-            " JOIN people p ON p.id = s.person_id AND p.active"
-            " JOIN communities c ON c.id = s.community_id"
-            " WHERE p.unit_id = %(unit)s AND s.starts_at <= now() AND now() < s.ends_at"
-            " ORDER BY c.name_zh, s.role, p.name LIMIT 200"
-        )
+        on_shift = "p.unit_id = %(unit)s"  # my unit's people, wherever they are on shift
     else:
         communities = sorted(p.community_ids or ())
         scope, params = "wo.community_id = ANY(%(communities)s)", {"communities": communities}
-        duty_sql = (
-            "SELECT c.name_zh, s.role, p.name, s.ends_at FROM duty_shifts s"
-            " JOIN people p ON p.id = s.person_id AND p.active"
-            " JOIN communities c ON c.id = s.community_id"
-            " WHERE s.community_id = ANY(%(communities)s) AND s.starts_at <= now()"
-            " AND now() < s.ends_at ORDER BY c.name_zh, s.role, p.name LIMIT 200"
-        )
+        on_shift = "s.community_id = ANY(%(communities)s)"
+    duty_sql = _ON_DUTY_SQL.format(on_shift=on_shift)
     cur = await db.execute(duty_sql, params)
     on_duty = await cur.fetchall()
     cur = await db.execute(_MINE_SQL.format(scope=scope), {**params, "me": me.person_id})
@@ -376,116 +375,80 @@ async def _photo(request: Request, form: FormData) -> tuple[str, bytes] | None:
     return kind, data
 
 
-Step = Callable[
-    [Request, AsyncConn, Session, web.StaffPrincipal, dict[str, Any], FormData], Awaitable[None]
-]
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One action on an alarm: the request and its form, the database, who acts (their session
+    and their caller as the API sees it) and the alarm (``_alarm``)."""
+
+    request: Request
+    db: AsyncConn
+    me: Session
+    p: web.StaffPrincipal
+    a: dict[str, Any]
+    form: FormData
+
+    async def move(self, to: str, note: str = "") -> None:
+        """The alarm's work order to ``to``, through the API's own route."""
+        if self.a["wo_id"] is None:
+            raise Refused(409, "这条告警没有工单 This alarm has no work order")
+        move = wo_routes.Move.model_validate({"to": to, "note": note})
+        await wo_routes.move(self.db, self.request, self.p, self.a["wo_id"], move)
+
+    async def record(self, query: str, params: tuple[Any, ...]) -> None:
+        """One row more (an arrival, a handover), as the acting person."""
+
+        def run(c: Conn) -> None:
+            c.execute(query, params)
+
+        await blocking(self.request, run)
 
 
-async def _move(
-    request: Request,
-    db: AsyncConn,
-    p: web.StaffPrincipal,
-    a: dict[str, Any],
-    to: str,
-    note: str = "",
-) -> None:
-    if a["wo_id"] is None:
-        raise Refused(409, "这条告警没有工单 This alarm has no work order")
-    await wo_routes.move(
-        db, request, p, a["wo_id"], wo_routes.Move.model_validate({"to": to, "note": note})
+async def _ack(c: Call) -> None:
+    if may(c.p, Action.ACT_ON_ALARMS):
+        await alarm_routes.acknowledge_alarm(c.db, c.request, c.p, c.a["id"])
+    else:  # a maintenance unit takes the work order on
+        await c.move("responded", "acknowledged")
+
+
+async def _arrive(c: Call) -> None:
+    lat = _coordinate(c.form, "latitude", 90)
+    lon = _coordinate(c.form, "longitude", 180)
+    if (lat is None) != (lon is None):
+        raise Refused(422, "位置需同时填写纬度和经度 Give both latitude and longitude")
+    photo = await _photo(c.request, c.form)
+    await c.move("on_site", _text(c.form, "note"))
+    await c.record(
+        "INSERT INTO work_order_arrivals (work_order_id, person_id, latitude, longitude,"
+        " photo_type, photo) VALUES (%s, %s, %s, %s, %s, %s)",
+        (c.a["wo_id"], c.me.person_id, lat, lon, *(photo or (None, None))),
     )
 
 
-async def _ack(
-    request: Request,
-    db: AsyncConn,
-    me: Session,
-    p: web.StaffPrincipal,
-    a: dict[str, Any],
-    form: FormData,
-) -> None:
-    if may(p, Action.ACT_ON_ALARMS):
-        await alarm_routes.acknowledge_alarm(db, request, p, a["id"])
-    else:  # a maintenance unit takes the work order on
-        await _move(request, db, p, a, "responded", "acknowledged")
+async def _complete(c: Call) -> None:
+    await c.move("completed", _text(c.form, "note", required=True))
 
 
-async def _arrive(
-    request: Request,
-    db: AsyncConn,
-    me: Session,
-    p: web.StaffPrincipal,
-    a: dict[str, Any],
-    form: FormData,
-) -> None:
-    lat = _coordinate(form, "latitude", 90)
-    lon = _coordinate(form, "longitude", 180)
-    if (lat is None) != (lon is None):
-        raise Refused(422, "位置需同时填写纬度和经度 Give both latitude and longitude")
-    photo = await _photo(request, form)
-    await _move(request, db, p, a, "on_site", _text(form, "note"))
-
-    def record(c: Conn) -> None:
-        c.execute(
-            "INSERT INTO work_order_arrivals (work_order_id, person_id, latitude, longitude,"
-            " photo_type, photo) VALUES (%s, %s, %s, %s, %s, %s)",
-            (a["wo_id"], me.person_id, lat, lon, *(photo or (None, None))),
-        )
-
-    await blocking(request, record)
+async def _false_alarm(c: Call) -> None:
+    await c.move("false_alarm", _text(c.form, "reason", required=True))
 
 
-async def _complete(
-    request: Request,
-    db: AsyncConn,
-    me: Session,
-    p: web.StaffPrincipal,
-    a: dict[str, Any],
-    form: FormData,
-) -> None:
-    await _move(request, db, p, a, "completed", _text(form, "note", required=True))
-
-
-async def _false_alarm(
-    request: Request,
-    db: AsyncConn,
-    me: Session,
-    p: web.StaffPrincipal,
-    a: dict[str, Any],
-    form: FormData,
-) -> None:
-    await _move(request, db, p, a, "false_alarm", _text(form, "reason", required=True))
-
-
-async def _handover(
-    request: Request,
-    db: AsyncConn,
-    me: Session,
-    p: web.StaffPrincipal,
-    a: dict[str, Any],
-    form: FormData,
-) -> None:
-    if a["wo_id"] is None or a["wo_status"] in ("completed", "false_alarm"):
+async def _handover(c: Call) -> None:
+    if c.a["wo_id"] is None or c.a["wo_status"] in ("completed", "false_alarm"):
         raise Refused(409, "工单已关闭或不存在 The work order is closed or missing")
     try:
-        to = int(str(form.get("to", "")))
+        to = int(str(c.form.get("to", "")))
     except ValueError:
         raise Refused(422, "请选择同事 Choose a colleague") from None
-    if to not in {pid for pid, _ in await _colleagues(db, me, a["community_id"])}:
+    if to not in {pid for pid, _ in await _colleagues(c.db, c.me, c.a["community_id"])}:
         raise Refused(422, "此人现在不在班 That person is not on shift now")
-    note = _text(form, "note")
-
-    def record(c: Conn) -> None:
-        c.execute(
-            "INSERT INTO work_order_handovers (work_order_id, from_person, to_person, note)"
-            " VALUES (%s, %s, %s, %s)",
-            (a["wo_id"], me.person_id, to, note),
-        )
-
-    await blocking(request, record)
+    await c.record(
+        "INSERT INTO work_order_handovers (work_order_id, from_person, to_person, note)"
+        " VALUES (%s, %s, %s, %s)",
+        (c.a["wo_id"], c.me.person_id, to, _text(c.form, "note")),
+    )
 
 
-STEPS: Final[dict[str, Step]] = {
+STEPS: Final[dict[str, Callable[[Call], Awaitable[None]]]] = {
     "acknowledge": _ack,
     "arrive": _arrive,
     "complete": _complete,
@@ -505,7 +468,7 @@ async def act_on(request: Request, db: Db, alarm_id: int, step: str) -> Response
             a = await _alarm(db, me, p, alarm_id)
             act(request, Actor(p.actor, "api"))
             try:
-                await STEPS[step](request, db, me, p, a, form)
+                await STEPS[step](Call(request, db, me, p, a, form))
             except ApiError as e:
                 raise Refused(e.status, e.message) from None
     except Refused as e:

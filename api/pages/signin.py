@@ -74,7 +74,7 @@ async def login(
     next: Field = "/duty",
 ) -> Response:
     if not web.double_submitted(request, csrf):
-        return _login_page(request, next, "页面已过期，请重试 The form expired; try again", 403)
+        return _login_page(request, next, web.refused_form(request), 403)
     client = web.client_of(request)
     limits = _limits(request)
     s = web.settings_of(request)
@@ -114,9 +114,7 @@ async def logout(request: Request, db: Db, csrf: Field = "") -> Response:
     if me is None:
         return web.redirect("/duty/login")
     if not web.same_token(me.csrf, csrf):
-        return web.message(
-            403, "请求无效 Refused", "页面已过期，请重试 The form expired; try again"
-        )
+        return web.message(403, "请求无效 Refused", web.EXPIRED)
     act(request, Actor(f"{me.name} (duty pages, person {me.person_id})", "api"))
     await blocking(request, lambda c: end_session(c, me.id, web.now()))
     response = web.redirect("/duty/login")
@@ -181,9 +179,7 @@ async def use_link(request: Request, db: Db, token: str, csrf: Field = "") -> Re
     if t.person_id is None or t.for_group:
         return _sign_in_first(t)
     if not web.double_submitted(request, csrf):
-        return web.message(
-            403, "请求无效 Refused", "页面已过期，请重试 The form expired; try again"
-        )
+        return web.message(403, "请求无效 Refused", web.refused_form(request))
     me = await web.session(request, db)
     if me is not None and me.full and me.person_id == t.person_id:
         return web.redirect(f"/duty/alarms/{t.alarm_id}")  # already signed in: keep the link

@@ -105,6 +105,34 @@ def double_submitted(request: Request, sent: str) -> bool:
     return bool(cookie) and hmac.compare_digest(cookie.encode(), sent.encode())
 
 
+def refused_form(request: Request) -> str:
+    """Why a form sent before a session (sign-in, a link's Open button) was refused: the
+    browser kept none of the pages' cookies over plain HTTP (a Secure cookie is kept over
+    HTTPS, and over http://localhost or a loopback address by Chromium and Firefox, never over
+    plain HTTP to another host), or else the form expired."""
+    s = settings_of(request)
+    if (
+        s.pages_cookie_secure
+        and request.url.scheme == "http"
+        and CSRF_COOKIE not in request.cookies
+    ):
+        return NO_COOKIES
+    return EXPIRED
+
+
+EXPIRED: Final = "页面已过期，请重试 The form expired; try again"
+NO_COOKIES: Final = (
+    "浏览器没有送回本页的 Cookie，无法登录：页面经明文 HTTP 打开，而登录 Cookie 只经 HTTPS 传送。"
+    "请用 https:// 地址打开；本机试用可用 http://127.0.0.1 或 http://localhost"
+    "（Chromium、Firefox）；只在可信网络上试用时，可由管理员设置"
+    " SHOUWANG_PAGES_COOKIE_SECURE=false。"
+    " The browser sent back no cookie for this page, so you cannot sign in: the page came over"
+    " plain HTTP and its cookies go over HTTPS only (Secure). Open the https:// address; on this"
+    " machine http://127.0.0.1 or http://localhost works (Chromium, Firefox); for a trial on a"
+    " trusted network only, the operator may set SHOUWANG_PAGES_COOKIE_SECURE=false."
+)
+
+
 def same_token(expected: str, sent: str) -> bool:
     return bool(sent) and hmac.compare_digest(expected.encode(), sent.encode())
 

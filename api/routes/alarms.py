@@ -48,6 +48,9 @@ class Alarm(BaseModel):
     acknowledged_by: str | None
     list_version: str
     work_order_id: int | None
+    in_maintenance: bool = Field(
+        False, description="it opened during a maintenance window of its device: not notified"
+    )
 
 
 class Clearing(BaseModel):
@@ -62,7 +65,8 @@ _SELECT = (
     "SELECT a.id, a.device_id, d.uid AS device_uid, d.community_id, a.event_code, a.severity,"
     " a.state, a.detector, a.detail, a.opened_at, a.last_triggered_at, a.normal_since,"
     " a.cleared_at, a.cleared_reason, a.triggers, a.flaps, a.acknowledged_at, a.acknowledged_by,"
-    " a.list_version, wo.id AS work_order_id"
+    " a.list_version, wo.id AS work_order_id,"
+    " device_in_maintenance(a.device_id, a.opened_at) AS in_maintenance"
     " FROM alarms a JOIN devices d ON d.id = a.device_id"
     " LEFT JOIN work_orders wo ON wo.alarm_id = a.id WHERE "
 )

@@ -209,7 +209,7 @@ async def get_readings(
     cur = await db.execute(
         "SELECT m.name, time_bucket(make_interval(secs => %(b)s), r.ts) AS t, avg(r.value),"
         " min(r.value), max(r.value), last(r.value, r.ts), count(*)"
-        " FROM readings r JOIN metrics m ON m.id = r.metric_id"
+        " FROM readings_between(%(start)s, %(end)s) r JOIN metrics m ON m.id = r.metric_id"
         " WHERE r.device_id = %(d)s AND m.device_class = %(cls)s AND m.name = ANY(%(names)s)"
         " AND r.ts >= %(start)s AND r.ts < %(end)s GROUP BY m.name, t ORDER BY m.name, t",
         {

@@ -17,6 +17,7 @@ from analytics.multivariate import DEFAULT_FEATURES, Episodes, Model, train
 from core.catalogue import DeviceClass, metrics_by_class
 from core.db import Conn
 from core.errors import ConfigError
+from tests.analytics.history_helpers import pump_room_with_history
 from tests.analytics.test_baseline import DAY, STEP, T0, pump_room
 
 FEATURES = DEFAULT_FEATURES["pump_room"]
@@ -117,38 +118,10 @@ def test_episodes_are_independent_of_cuts_and_survive_json() -> None:
 @pytest.fixture
 def pump_room_device(db: Conn) -> Iterator[int]:
     """A registered pump room with three days of readings of its model features."""
-    (region,) = db.execute(
-        "INSERT INTO regions (code, kind, name_zh) VALUES ('t-analytics-county', 'county', '测试县')"
-        " RETURNING id"
-    ).fetchone() or (0,)
-    (community,) = db.execute(
-        "INSERT INTO communities (code, region_id, name_zh) VALUES ('t-analytics', %s, '测试小区')"
-        " RETURNING id",
-        (region,),
-    ).fetchone() or (0,)
-    (device,) = db.execute(
-        "INSERT INTO devices (uid, device_class, community_id) VALUES ('t-analytics-pr', 'pump_room', %s)"
-        " RETURNING id",
-        (community,),
-    ).fetchone() or (0,)
-    ids: dict[str, int] = dict(
-        db.execute("SELECT name, id FROM metrics WHERE device_class = 'pump_room'").fetchall()
-    )
     ts, x = rows(3, 3)
-    with (
-        db.cursor() as cur,
-        cur.copy("COPY readings (ts, device_id, metric_id, value) FROM STDIN") as cp,
-    ):
-        for t, row in zip(ts.tolist(), x.tolist(), strict=True):
-            when = datetime.fromtimestamp(t, UTC)
-            for name, v in zip(FEATURES, row, strict=True):
-                cp.write_row((when, device, ids[name], v))
-    yield device
-    db.execute("DELETE FROM detector_models WHERE version LIKE '20270111T000000Z-%'")
-    db.execute("DELETE FROM readings WHERE device_id = %s", (device,))
-    db.execute("DELETE FROM devices WHERE id = %s", (device,))
-    db.execute("DELETE FROM communities WHERE id = %s", (community,))
-    db.execute("DELETE FROM regions WHERE id = %s", (region,))
+    with pump_room_with_history(db, "t-analytics", ts, x, FEATURES) as device:
+        yield device
+        db.execute("DELETE FROM detector_models WHERE version LIKE '20270111T000000Z-%'")
 
 
 def test_train_save_and_pick_up_a_new_version(db: Conn, pump_room_device: int) -> None:

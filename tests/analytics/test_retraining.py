@@ -21,6 +21,7 @@ from core.db import Conn
 from core.outlasting_db import Database
 from core.settings import Settings
 from lifecycle.platform import PlatformKind, open_alarms
+from tests.analytics.history_helpers import pump_room_with_history
 from tests.analytics.test_baseline import DAY, STEP, T0, pump_room
 
 FEATURES = DEFAULT_FEATURES["pump_room"]
@@ -78,50 +79,21 @@ def test_the_learned_detector_remembers_its_own_anomalies() -> None:
 @pytest.fixture
 def device(db: Conn) -> Iterator[int]:
     """A pump room with three days of history, a 6-hour fault on day 2 under an alarm."""
-    (region,) = db.execute(
-        "INSERT INTO regions (code, kind, name_zh) VALUES ('t-retrain-county', 'county', '县')"
-        " RETURNING id"
-    ).fetchone() or (0,)
-    (community,) = db.execute(
-        "INSERT INTO communities (code, region_id, name_zh) VALUES ('t-retrain', %s, '小区')"
-        " RETURNING id",
-        (region,),
-    ).fetchone() or (0,)
-    (dev,) = db.execute(
-        "INSERT INTO devices (uid, device_class, community_id) VALUES ('t-retrain-pr', 'pump_room',"
-        " %s) RETURNING id",
-        (community,),
-    ).fetchone() or (0,)
-    ids: dict[str, int] = dict(
-        db.execute("SELECT name, id FROM metrics WHERE device_class = 'pump_room'").fetchall()
-    )
     ts, cols = pump_room(DAYS, 3)
     x = np.column_stack([cols[f] for f in FEATURES])
     x[(ts >= FAULT[0]) & (ts < FAULT[1]), FEATURES.index("pump1_current")] += 4.0
-    with (
-        db.cursor() as cur,
-        cur.copy("COPY readings (ts, device_id, metric_id, value) FROM STDIN") as cp,
-    ):
-        for t, row in zip(ts.tolist(), x.tolist(), strict=True):
-            when = datetime.fromtimestamp(t, UTC)
-            for name, v in zip(FEATURES, row, strict=True):
-                cp.write_row((when, dev, ids[name], v))
-    db.execute(
-        "INSERT INTO alarms (device_id, event_code, severity, state, detector, opened_at,"
-        " last_triggered_at, cleared_at, cleared_reason, list_version)"
-        " VALUES (%s, 'PR.BASELINE', 'P3', 'cleared', 'baseline', %s, %s, %s, 'recovered', 't')",
-        (dev, _dt(FAULT[0]), _dt(FAULT[0]), _dt(FAULT[1])),
-    )
-    db.execute("DELETE FROM detector_models WHERE device_class = 'pump_room'")
-    db.execute("DELETE FROM platform_alarms WHERE kind = 'model_drift'")
-    yield dev
-    db.execute("DELETE FROM detector_models WHERE device_class = 'pump_room'")
-    db.execute("DELETE FROM platform_alarms WHERE kind = 'model_drift'")
-    db.execute("DELETE FROM alarms WHERE device_id = %s", (dev,))
-    db.execute("DELETE FROM readings WHERE device_id = %s", (dev,))
-    db.execute("DELETE FROM devices WHERE id = %s", (dev,))
-    db.execute("DELETE FROM communities WHERE id = %s", (community,))
-    db.execute("DELETE FROM regions WHERE id = %s", (region,))
+    with pump_room_with_history(db, "t-retrain", ts, x, FEATURES) as dev:
+        db.execute(
+            "INSERT INTO alarms (device_id, event_code, severity, state, detector, opened_at,"
+            " last_triggered_at, cleared_at, cleared_reason, list_version)"
+            " VALUES (%s, 'PR.BASELINE', 'P3', 'cleared', 'baseline', %s, %s, %s, 'recovered', 't')",
+            (dev, _dt(FAULT[0]), _dt(FAULT[0]), _dt(FAULT[1])),
+        )
+        db.execute("DELETE FROM detector_models WHERE device_class = 'pump_room'")
+        db.execute("DELETE FROM platform_alarms WHERE kind = 'model_drift'")
+        yield dev
+        db.execute("DELETE FROM detector_models WHERE device_class = 'pump_room'")
+        db.execute("DELETE FROM platform_alarms WHERE kind = 'model_drift'")
 
 
 def _dt(t: float) -> datetime:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -139,8 +140,22 @@ def test_cookies_are_secure_unless_set_otherwise(
     with pages(secure) as p:
         r = p.get("/duty/login")
         assert "sw_csrf=" in r.headers["set-cookie"] and "Secure" in r.headers["set-cookie"]
-        # Over plain HTTP the browser keeps a Secure cookie to itself: no sign-in without TLS.
-        assert p.sign_in(staff["wang"].phone).status_code == 403
+        # Over plain HTTP the browser keeps a Secure cookie to itself: no sign-in without TLS,
+        # and the page says why and what to do.
+        refused = p.sign_in(staff["wang"].phone)
+        assert refused.status_code == 403
+        assert "SHOUWANG_PAGES_COOKIE_SECURE=false" in refused.text and "https://" in refused.text
+        # Over HTTPS the same cookies come back: signed in.
+        p.client.base_url = httpx.URL("https://api")
+        signed_in = p.sign_in(staff["wang"].phone)
+        assert signed_in.status_code == 303 and "Secure" in signed_in.headers["set-cookie"]
+    with pages(api_settings.model_copy(update=PAGE_SETTINGS)) as p:
+        r = p.get("/duty/login")
+        assert "Secure" not in r.headers["set-cookie"]
+        # A form sent without its cookie where cookies are not Secure: just expired.
+        bare = p.post("/duty/login", data={"phone": "13800000000", "password": "x" * 12})
+        assert bare.status_code == 403 and "expired" in bare.text
+        assert "SHOUWANG_PAGES_COOKIE_SECURE" not in bare.text
 
 
 def test_wrong_passwords_lock_the_login(

@@ -35,8 +35,15 @@ PHONE: ViewportSize = {"width": 360, "height": 740}
 
 @pytest.fixture(scope="module")
 def server(api_settings: Settings) -> Iterator[LiveServer]:
+    """The pages as the demo serves them: plain HTTP on loopback, with the default cookies
+    (Secure, which Chromium keeps for http://127.0.0.1 and localhost)."""
+    default = Settings.model_fields["pages_cookie_secure"].default
     settings = api_settings.model_copy(
-        update={**PAGE_SETTINGS, "notify_ack_secret": SecretStr(SECRET)}
+        update={
+            **PAGE_SETTINGS,
+            "pages_cookie_secure": default,
+            "notify_ack_secret": SecretStr(SECRET),
+        }
     )
     with live(settings) as s:
         yield s
@@ -115,6 +122,8 @@ def test_a_p0_from_notification_to_completion_on_a_phone(
     desk.fill("input[name=password]", PASSWORD)
     desk.click("button[type=submit]")
     desk.wait_for_url(f"{server.url}/duty")
+    kept = {c["name"]: c["secure"] for c in desk.context.cookies()}
+    assert kept.get("sw_session") is True, kept  # Secure, and kept over http://127.0.0.1
     card = desk.locator(f'a[href="/duty/alarms/{alarm}"]')
     assert "电梯困人" in card.inner_text() and "P0" in card.inner_text()
     width = desk.evaluate("document.documentElement.scrollWidth")
@@ -179,3 +188,44 @@ def test_a_p0_from_notification_to_completion_on_a_phone(
     assert desk.locator(f'a[href="/duty/alarms/{alarm}"]').count() == 0
     shots.take(desk, "home-after")
     assert len(shots.taken) == 6
+
+
+def test_plain_http_to_another_host_says_why_no_one_can_sign_in(
+    server: LiveServer,
+    chromium: Browser,
+    shots: Shots,
+    api_settings: Settings,
+    ids: Ids,
+    api_db: Conn,
+) -> None:
+    """Over plain HTTP to a name that is not this machine, Chromium keeps no Secure cookie:
+    the sign-in says why and what to do. With SHOUWANG_PAGES_COOKIE_SECURE=false (a trial on a
+    trusted network) the same address signs in."""
+    officer = add_staff(api_db, "值班员 郑", "13900000031", firm_id=ids.firms["F01"])
+    remote = chromium.browser_type.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=["--no-sandbox", "--host-resolver-rules=MAP duty.test 127.0.0.1"],
+    )
+    trial = api_settings.model_copy(update={**PAGE_SETTINGS, "pages_cookie_secure": False})
+    try:
+        with live(trial) as plain:
+            for url, signs_in in ((server.url, False), (plain.url, True)):
+                base = url.replace("127.0.0.1", "duty.test")
+                page = phone_page(remote)
+                page.goto(f"{base}/duty/login")
+                page.fill("input[name=phone]", officer.phone)
+                page.fill("input[name=password]", PASSWORD)
+                page.click("button[type=submit]")
+                if signs_in:
+                    page.wait_for_url(f"{base}/duty")
+                    kept = {c["name"]: c["secure"] for c in page.context.cookies()}
+                    assert kept.get("sw_session") is False
+                    continue
+                error = page.inner_text(".error")
+                assert "/duty/login" in page.url
+                assert "HTTPS" in error and "SHOUWANG_PAGES_COOKIE_SECURE=false" in error
+                assert "http://localhost" in error
+                shots.take(page, "plain-http-refused")
+    finally:
+        remote.close()

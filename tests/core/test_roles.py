@@ -40,6 +40,9 @@ NEEDS: dict[str, list[tuple[str, str]]] = {
         ("rejects_counted", "INSERT, UPDATE"),
         ("rollup_dirty", "INSERT"),
         ("schema_migrations", "SELECT"),
+        ("gateway_state", "SELECT, INSERT, UPDATE"),
+        ("gateway_configs", "SELECT, UPDATE"),  # the gateways' answers to config pushes
+        ("platform_alarms", "SELECT, INSERT, UPDATE"),  # gateway_dropped, gateway_clock
     ],
     "analytics": [
         ("readings", "SELECT"),
@@ -86,6 +89,8 @@ NEEDS: dict[str, list[tuple[str, str]]] = {
         ("change_log", "SELECT, INSERT, DELETE"),
         ("readings", "SELECT"),
         ("latest_readings", "SELECT"),
+        ("gateway_configs", "SELECT, INSERT, DELETE"),  # config pushes
+        ("gateway_state", "SELECT"),
     ],
 }
 # What each stage must not do.
@@ -286,3 +291,29 @@ def test_a_stage_runs_under_its_own_login(
     if stage == "analytics":
         assert "analytics running" in said, said
         assert rolled_up(db, at), "the rollup pass wrote nothing"
+
+
+def test_ingest_archives_old_readings_and_the_api_reads_them(
+    db: Conn, logins: dict[str, str], county: object
+) -> None:
+    from ingest.archive import archive_pass
+
+    old = datetime(2024, 7, 1, 12, tzinfo=UTC)
+    device = db.execute("SELECT min(id) FROM devices").fetchone()
+    assert device is not None and device[0] is not None
+    with connect(logins["ingest"], autocommit=True) as ingest:
+        ingest.execute(
+            "INSERT INTO readings (ts, device_id, metric_id, value)"
+            " SELECT %s, %s, min(id), 1.5 FROM metrics",
+            (old, device[0]),
+        )
+        done = archive_pass(ingest, now=old + timedelta(days=3), after_days=2)
+        assert done.readings >= 1
+    assert db.execute("SELECT count(*) FROM readings WHERE ts = %s", (old,)).fetchone() == (0,)
+    with connect(logins["api"], autocommit=True) as api:
+        assert api.execute(
+            "SELECT value FROM readings_between(%s, %s) WHERE device_id = %s",
+            (old, old + timedelta(seconds=1), device[0]),
+        ).fetchall() == [(1.5,)]
+    assert refused(logins["api"], "DELETE FROM readings_archive")
+    assert refused(logins["analytics"], "DELETE FROM readings_archive")

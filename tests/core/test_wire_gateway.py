@@ -103,6 +103,7 @@ STATE = {
     "clock_offset_ms": -120,
     "devices": 5,
     "devices_online": 4,
+    "config_version": 2,  # revision 5
 }
 
 
@@ -110,7 +111,7 @@ STATE = {
     st.dictionaries(
         st.sampled_from([*STATE, "colour"]),
         st.one_of(st.integers(-(2**63), 2**63 - 1), st.none(), st.booleans(), st.just(1.5)),
-        max_size=8,
+        max_size=9,
     )
 )
 def test_gateway_status_decoder_agrees_with_the_model(state: dict[str, Any]) -> None:
@@ -131,7 +132,7 @@ def test_gateway_status_decoder_agrees_with_the_model(state: dict[str, Any]) -> 
 
 def test_a_gateway_reports_its_state_and_a_device_cannot() -> None:
     payload = encode_status(True, 7, state=GatewayState(**STATE))
-    assert decode_gateway_status(payload) == (True, 7, "", (3, 300, 4096, 0, -120, 5, 4))
+    assert decode_gateway_status(payload) == (True, 7, "", (3, 300, 4096, 0, -120, 5, 4, 2))
     assert decode_gateway_status(encode_status(False)) == (False, None, "", None)
     with pytest.raises(InvalidMessage):
         decode_status(payload)  # a device's status has no state

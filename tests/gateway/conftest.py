@@ -1,5 +1,5 @@
-"""Fixtures of the gateway's tests: an ingest worker on the test services, Modbus servers in a
-thread of the test process, and a site config for the demo county's gateway C01-GW."""
+"""Fixtures of the gateway's tests: Modbus servers in a thread of the test process, and a site
+config for the demo county's gateway C01-GW (the ingest worker is ``tests/conftest.py``'s)."""
 
 from __future__ import annotations
 
@@ -12,27 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import Settings
-from gateway.converter import Function
-from ingest.__main__ import config_from
-from ingest.consumer import Consumer, retire_session
 from simulators.county import County
-from tests.background import running
+from sites.converter import Function
 from tests.conftest import Broker, free_port
 from tests.gateway.modbus_servers import load, tcp_server
-
-
-@pytest.fixture
-def ingest_worker(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Consumer]:
-    cfg = config_from(settings, f"test-gw-ingest-{request.node.name}"[:60])
-    consumer = Consumer(cfg, settings.database_url)
-    try:
-        with running(consumer.run, consumer.stop, "ingest"):
-            assert consumer._connected.wait(10), "ingest did not connect"
-            yield consumer
-    finally:
-        retire_session(cfg)
-        consumer.conn.close()
 
 
 @dataclass

@@ -17,8 +17,8 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
-from gateway.converter import DataType, Function, raw_to_registers
-from gateway.profiles import Profile
+from sites.converter import DataType, Function, raw_to_registers
+from sites.profiles import Profile
 
 FC_WRITE = {Function.COILS: 1, Function.DISCRETE_INPUTS: 2, Function.HOLDING: 3, Function.INPUT: 4}
 SIZE = 64

@@ -9,6 +9,7 @@ copies every committed entry into a journal the gateway knows nothing about.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -19,11 +20,11 @@ import orjson
 import pytest
 
 from core.db import Conn
-from gateway.converter import Function
-from gateway.profiles import shipped_profiles
 from gateway.store import Store
 from simulators.county import County
-from tests.conftest import Broker, shouwang
+from sites.converter import Function
+from sites.profiles import shipped_profiles
+from tests.conftest import Broker, shouwang, start_broker
 from tests.gateway.conftest import ModbusSite, site_config
 from tests.gateway.modbus_servers import words_for
 
@@ -81,6 +82,23 @@ def start(config: Path, env: dict[str, str], log: Path) -> subprocess.Popen[byte
         return subprocess.Popen(
             shouwang("gateway", "run", str(config)), env=env, stdout=f, stderr=f
         )
+
+
+def own_broker(broker: Broker, tmp_path: Path) -> tuple[Path, Broker]:
+    """A broker of the test's own, to stop and start, with the county's accounts as the session
+    broker has them; its folder, to start it again in."""
+    own = tmp_path / "broker"
+    own.mkdir()
+    for name in ("passwd", "acl"):
+        shutil.copy(broker.directory / name, own / name)
+    return own, start_broker(own)
+
+
+def dropped(buffer: Path) -> int:
+    """The entries the buffer's byte limit pushed out, as the buffer counts them."""
+    with sqlite3.connect(buffer) as db:
+        row = db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
+        return int(row[0]) if row else 0
 
 
 def held(buffer: Path) -> int:

@@ -5,17 +5,16 @@ storage acknowledgement, never on the broker's PUBACK."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from core.db import Conn
-from gateway.converter import Function
 from ingest.__main__ import config_from
 from ingest.consumer import Consumer
 from simulators.county import County
+from sites.converter import Function
 from tests.background import running
 from tests.conftest import Broker, settings_env, settings_for, start_broker
 from tests.gateway.conftest import ModbusSite
@@ -23,6 +22,7 @@ from tests.gateway.site_run import (
     assert_stored_once,
     drain_and_stop,
     held,
+    own_broker,
     prepare,
     start,
     units,
@@ -38,11 +38,7 @@ def test_broker_killed_mid_stream_loses_nothing(
     modbus_site: Callable[[dict[int, dict[tuple[Function, int], int]]], ModbusSite],
     tmp_path: Path,
 ) -> None:
-    own = tmp_path / "broker"
-    own.mkdir()
-    for name in ("passwd", "acl"):  # the county's accounts, as the session broker has them
-        shutil.copy(broker.directory / name, own / name)
-    b = start_broker(own)
+    own, b = own_broker(broker, tmp_path)
     settings = settings_for(database_url, b, tmp_path)
     site = modbus_site(units())
     config, buffer, ids = prepare(db, tmp_path, b, county, site)

@@ -4,21 +4,21 @@ the newest included, is stored exactly once."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 from core.db import Conn
 from core.settings import Settings
-from gateway.converter import Function
 from ingest.__main__ import config_from
 from ingest.consumer import Consumer, retire_session
 from simulators.county import County
+from sites.converter import Function
 from tests.background import running
 from tests.conftest import Broker, settings_env
 from tests.gateway.conftest import ModbusSite
 from tests.gateway.site_run import (
     drain_and_stop,
+    dropped,
     gateway_state,
     journal,
     prepare,
@@ -26,12 +26,6 @@ from tests.gateway.site_run import (
     units,
     wait_for_more,
 )
-
-
-def dropped(buffer: Path) -> int:
-    with sqlite3.connect(buffer) as db:
-        row = db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
-        return int(row[0]) if row else 0
 
 
 def test_the_oldest_are_dropped_counted_and_reported(

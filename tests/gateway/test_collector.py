@@ -6,11 +6,11 @@ import orjson
 
 from core.wire import Batch, join_batch
 from gateway.collector import Collector
-from gateway.config import DeviceConfig, Tcp
 from gateway.connector import Poll
-from gateway.converter import Decoded
-from gateway.profiles import shipped_profiles
 from gateway.store import Kind
+from sites.config import DeviceConfig, Tcp
+from sites.converter import Decoded
+from sites.profiles import shipped_profiles
 
 PR = DeviceConfig(
     "C01-PR", shipped_profiles()["pump-room-controller"], Tcp("127.0.0.1", 502), 1, 1.0, 1.0, 0

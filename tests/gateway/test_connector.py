@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import DeviceConfig, Serial, Tcp
 from gateway.connector import Connector, Poll
-from gateway.profiles import shipped_profiles
+from sites.config import DeviceConfig, Serial, Tcp
+from sites.profiles import shipped_profiles
 from tests.conftest import free_port
 from tests.gateway.modbus_servers import (
     load,

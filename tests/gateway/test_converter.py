@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pymodbus.client.mixin import ModbusClientMixin
 
-from gateway.converter import (
+from sites.converter import (
     DataType,
     EventRule,
     Function,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from core.db import Conn
 from core.settings import Settings
-from gateway.converter import Function
 from ingest.consumer import Consumer
 from simulators.county import County
+from sites.converter import Function
 from tests.conftest import Broker, settings_env
 from tests.gateway.conftest import ModbusSite
 from tests.gateway.site_run import (

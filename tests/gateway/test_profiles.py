@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from core.catalogue import DeviceClass, metrics_by_class
-from gateway.config import SiteConfigError, load_site_config, parse_site_config
-from gateway.converter import Function
-from gateway.profiles import ProfileError, load_profiles, parse_profile, shipped_profiles
+from sites.config import SiteConfigError, load_site_config, parse_site_config
+from sites.converter import Function
+from sites.profiles import ProfileError, load_profiles, parse_profile, shipped_profiles
 
 
 def test_shipped_profiles_cover_the_modbus_models() -> None:

@@ -4,6 +4,7 @@ and the gateway stays under its rate. Time is fast-forwarded through ``tick(now)
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,3 +165,61 @@ def test_the_clock_offset_is_measured_on_first_sends_only(
     assert fwd.clock is not None
     assert abs(fwd.clock.offset_ms - 5000) <= fwd.clock.rtt_ms / 2 + 50
     assert 0 <= fwd.clock.rtt_ms < 5000
+
+
+def sample(i: int) -> bytes:
+    """A small sample, as a residual-current monitor's: the case where the commas between
+    entries add up to more than a batch's envelope."""
+    return orjson.dumps({"device": f"BGW-{i:05d}", "ts": 1_764_562_800_000 + i, "values": {"a": 1}})
+
+
+def test_no_batch_the_forwarder_sends_exceeds_its_limit(
+    uplink: Uplink, platform: Peer, tmp_path: Path
+) -> None:
+    limit = 256 * 1024  # the largest the config allows: the platform's payload limit
+    store = Store(tmp_path / "b.db", 100_000_000)
+    store.add([(Kind.SAMPLE, sample(i)) for i in range(20_000)])
+    fwd = Forwarder(store, uplink, batch_max_bytes=limit, window=100, window_bytes=10 * limit)
+    fwd.tick(1000.0)
+    sizes = [len(b) for _, b in received(platform, fwd.batches_sent)]
+    assert fwd.batches_sent >= 4
+    assert all(n <= limit for n in sizes[:-1]) and sizes[-1] <= limit
+    assert all(n > limit - 200 for n in sizes[:-1])  # and full: the last holds the rest
+    assert sum(len(b.samples) for b in batches(platform, fwd.batches_sent)) == 20_000
+
+
+def test_the_window_is_counted_in_bytes_and_refilled_by_acknowledgements(
+    uplink: Uplink, platform: Peer, tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "b.db", 1_000_000)
+    store.add([(Kind.STATUS, entry(i)) for i in range(30)])  # 4 entries to a 4 KiB batch
+    fwd = Forwarder(
+        store, uplink, batch_max_bytes=4 * 1024, window=100, window_bytes=3 * 4096, ack_timeout_s=60
+    )
+    fwd.tick(1000.0)
+    assert [b.seq for b in batches(platform, 3)] == [(1, 4), (5, 8), (9, 12)]
+    assert fwd.batches_sent == 3 and fwd.bytes_in_flight <= 3 * 4096
+    platform.publish(STORED_TOPIC, encode_stored([(1, 4), (5, 8)], 1))
+    wait_stored(uplink, 2)
+    fwd.tick(1000.1, full_only=True)  # at the acknowledgement, not the next regular round
+    assert [b.seq for b in batches(platform, 5)[3:]] == [(13, 16), (17, 20)]
+    platform.publish(STORED_TOPIC, encode_stored([(9, 12), (13, 16), (17, 20)], 1))
+    wait_stored(uplink, 3)
+    fwd.tick(1000.2, full_only=True)  # 21…24, 25…28 are full; 29, 30 wait for the regular round
+    assert [b.seq for b in batches(platform, 7)[5:]] == [(21, 24), (25, 28)]
+    assert fwd.batches_sent == 7
+    fwd.tick(1002.0)
+    assert batches(platform, 8)[7].seq == (29, 30)
+
+
+def test_a_clean_stop_is_not_a_lost_broker(
+    broker: Broker, county: tuple[County, dict[str, str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    u = Uplink(UplinkConfig("C01-GW", broker.host, broker.port, county[1]["C01-GW"]))
+    u.start()
+    assert u.connected.wait(10), "the gateway did not connect"
+    with caplog.at_level(logging.INFO, logger="shouwang.gateway"):
+        u.stop()
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "shouwang.gateway"]
+    assert (logging.INFO, "disconnected from the broker (Normal disconnection)") in said
+    assert not [m for lv, m in said if lv >= logging.WARNING], said

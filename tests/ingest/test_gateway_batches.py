@@ -77,10 +77,14 @@ def test_a_gateways_own_status_carries_its_state() -> None:
         "sw/v1/g/GW-1/status", orjson.dumps({"online": True, "ts": NOW, "state": state}), NOW, b
     )
     d.decode("sw/v1/g/GW-1/status", b'{"online": false}', NOW + 5, b)  # its last will
+    # Revision 5: a gateway's status far ahead of the platform's clock is kept (at the
+    # platform's time), its clock flagged; one far in the past is still rejected.
     d.decode("sw/v1/g/GW-1/status", orjson.dumps({"online": True, "ts": NOW + 10**9}), NOW, b)
+    d.decode("sw/v1/g/GW-1/status", orjson.dumps({"online": True, "ts": NOW - 10**11}), NOW, b)
     assert b.gateway_states == [
-        (NOW, 1, True, "", (12, 1200, 4096, 40, None, 5, 5), NOW),
-        (NOW + 5, 1, False, "", None, NOW + 5),
+        (NOW, 1, True, "", (12, 1200, 4096, 40, None, 5, 5, None), NOW, None),
+        (NOW + 5, 1, False, "", None, NOW + 5, None),
+        (NOW, 1, True, "", None, NOW, (-(10**9), 300_000)),
     ]
-    assert [r.reason for r in b.rejects] == [Reason.FUTURE_TS]
+    assert [r.reason for r in b.rejects] == [Reason.STALE_TS]
     assert d.traceless == 0

@@ -15,8 +15,9 @@ import pytest
 
 from core.db import Conn
 from core.settings import Settings
+from lifecycle.platform import PlatformKind
 from notify.dispatcher import Dispatcher
-from notify.messages import render
+from notify.messages import PLATFORM_KINDS, render
 from tests.conftest import clear_people
 from tests.notify.test_dispatch import LOCAL, SECRET, Receiver, RobotDouble
 
@@ -305,3 +306,10 @@ def test_several_dispatchers_tell_each_platform_alarm_once(
     assert db.execute("SELECT count(*) FROM platform_notices WHERE done_at IS NULL").fetchone() == (
         0,
     )
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_every_platform_alarm_kind_has_a_name(language: str) -> None:
+    """A new kind of platform alarm must come with its names: the operators on shift would
+    otherwise read the raw kind string."""
+    assert sorted(PLATFORM_KINDS[language]) == sorted(k.value for k in PlatformKind)

@@ -119,6 +119,28 @@ def dispatcher(
     )
 
 
+def send_p0(
+    settings: Settings,
+    db: Conn,
+    double: ProviderDouble,
+    community: int,
+    code: str = "EL.TRAPPED",
+    *,
+    retried: bool = False,
+) -> int:
+    """A P0 of ``code`` in ``community`` through a dispatcher's round (and, if ``retried``, a
+    second round once the backoff has passed); what the first round sent."""
+    with httpx.Client() as http:
+        d = dispatcher(settings, http, double, Clock())
+        notify(db, community, "P0", code)
+        sent = d.run_once()
+        if retried:
+            db.execute("UPDATE outbox SET claimed_until = NULL")  # the backoff, passed
+            d.run_once()
+        d.close()
+    return sent
+
+
 def deliveries(db: Conn) -> list[tuple[Any, ...]]:
     rows = db.execute(
         "SELECT c.kind, d.status, d.provider_request_id, d.provider_status, d.permanent, d.error"
@@ -133,11 +155,7 @@ def test_an_sms_is_delivered_with_the_providers_request_id_in_the_log(
     community, firm_id = firm
     phone_accounts.save(db, aliyun(firm_id), KEY)
     staff(db, community, "李", "sms")
-    with httpx.Client() as http:
-        d = dispatcher(settings, http, double, Clock())
-        notify(db, community, "P0", "EL.TRAPPED")
-        assert d.run_once() == 1
-        d.close()
+    assert send_p0(settings, db, double, community) == 1
     [call] = double.calls
     assert (call.provider, call.action, call.key_id) == ("aliyun", "SendSms", ALIYUN_ID)
     assert call.params["PhoneNumbers"] == PHONE and call.params["TemplateCode"] == "SMS_0001"
@@ -160,11 +178,7 @@ def test_tencent_cloud_sms_is_sent_by_position_in_e164(
     community, firm_id = firm
     phone_accounts.save(db, tencent(firm_id), KEY)
     staff(db, community, "王", "sms")
-    with httpx.Client() as http:
-        d = dispatcher(settings, http, double, Clock())
-        notify(db, community, "P0", "FP.LOW_PRESSURE")
-        d.run_once()
-        d.close()
+    send_p0(settings, db, double, community, "FP.LOW_PRESSURE")
     [call] = double.calls
     assert (call.provider, call.key_id) == ("tencent", TENCENT_ID)
     assert call.params["PhoneNumberSet"] == ["+86" + PHONE]
@@ -240,13 +254,7 @@ def test_the_refusal_is_stored_and_the_row_retried(
     phone_accounts.save(db, aliyun(firm_id), KEY)
     staff(db, community, "赵", "sms")
     double.script.answers.append(("code", "isv.BUSINESS_LIMIT_CONTROL"))
-    with httpx.Client() as http:
-        d = dispatcher(settings, http, double, Clock())
-        notify(db, community, "P0", "EL.TRAPPED")
-        d.run_once()
-        db.execute("UPDATE outbox SET claimed_until = NULL")  # the backoff, passed
-        d.run_once()
-        d.close()
+    send_p0(settings, db, double, community, retried=True)
     assert deliveries(db) == [
         (
             "sms",
@@ -265,11 +273,7 @@ def test_a_firm_without_an_account_fails_for_good_saying_why(
 ) -> None:
     community, firm_id = firm
     staff(db, community, "孙", "sms")
-    with httpx.Client() as http:
-        d = dispatcher(settings, http, double, Clock())
-        notify(db, community, "P0", "EL.TRAPPED")
-        d.run_once()
-        d.close()
+    send_p0(settings, db, double, community)
     [(kind, status, _, _, perm, error)] = deliveries(db)
     assert (kind, status, perm) == ("sms", "failed", True)
     assert f"no SMS account for firm {firm_id}" in error
@@ -329,11 +333,7 @@ def test_keys_are_encrypted_at_rest_and_never_logged_nor_stored_in_clear(
     phone_accounts.save(db, tencent(firm_id), KEY)
     staff(db, community, "吴", "sms")
     double.script.answers += [("http", 200, "AuthFailure.SignatureFailure")]
-    with httpx.Client() as http:
-        d = dispatcher(settings, http, double, Clock())
-        notify(db, community, "P0", "EL.TRAPPED")
-        d.run_once()
-        d.close()
+    send_p0(settings, db, double, community)
     assert double.calls, "the provider was called"
     (stored,) = db.execute(
         "SELECT access_key_secret FROM phone_accounts WHERE firm_id = %s", (firm_id,)

@@ -7,21 +7,25 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import re
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from argon2 import PasswordHasher
+from pydantic import SecretStr
 
 from core.db import Conn
 from core.settings import Settings
-from shouwang.demo_commands import seed
+from shouwang.demo_commands import duty_url, link_trouble, seed
 from shouwang.status import snapshot, status_line
 from simulators.behaviour import behaviour_for
 from simulators.demo import DEMO_SCENARIOS, demo_firm, fault_schedule, firm_devices, seed_roster
 from simulators.faults import scenarios
 from simulators.run import SimDevice
 from simulators.stream import demo_faults
+from tests.conftest import settings_env, shouwang
 
 DEVICES = {
     "elevator": ["EL-1", "EL-2"],
@@ -158,3 +162,46 @@ def test_the_status_line_counts_alarms_and_acknowledgements(db: Conn, settings: 
     assert f"alarms {after.alarms_today:,} acknowledged {after.acknowledged_today:,}" in line
     assert f"completed {after.completed_today:,}" in line
     db.execute("DELETE FROM alarms WHERE event_code = 'DEMO.STATUS'")
+
+
+@pytest.mark.usefixtures("demo_people")
+def test_demo_roster_prints_the_address_the_logins_and_where_notices_go(
+    settings: Settings,
+) -> None:
+    env = settings_env(settings) | {"SHOUWANG_API_PORT": "18999"}
+    out = subprocess.run(
+        shouwang("demo", "roster"), env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    text = out.stderr + out.stdout  # the console writes to stderr
+    assert "duty page  http://127.0.0.1:18999/duty" in text
+    logins = re.findall(
+        r"^login +(.+?) \((\w+)\): phone (\d{11})  password (demo-\S+)$", text, re.M
+    )
+    assert logins and logins[0][1] == "duty_staff", text
+    assert f"-p {settings.mqtt_port} -u svc-admin" in text and "sw/duty/v1/+/notifications" in text
+    kept = (settings.state_dir / "demo-logins.txt").read_text()
+    assert all(f"password {pw}" in kept for *_, pw in logins)
+    assert oct((settings.state_dir / "demo-logins.txt").stat().st_mode & 0o777) == "0o600"
+    # The notices' links point at the default port, not this API's: said, with what to set.
+    assert "warning    SHOUWANG_NOTIFY_ACK_URL is http://127.0.0.1:8080/v1/ack" in text
+
+
+def test_the_notices_links_must_reach_this_api() -> None:
+    def trouble(**kw: object) -> str:
+        base: dict[str, object] = {"notify_ack_secret": SecretStr("s")}
+        return link_trouble(Settings(_env_file=None, **(base | kw)))  # type: ignore[call-arg]
+
+    assert trouble() == ""
+    assert "set it" in trouble(api_port=9000)
+    assert trouble(api_port=9000, notify_ack_url="http://127.0.0.1:9000/v1/ack") == ""
+    assert "carry no link" in trouble(notify_ack_secret=SecretStr(""))
+
+
+def test_the_duty_address_is_one_a_browser_here_opens() -> None:
+    def url(host: str) -> str:
+        return duty_url(Settings(_env_file=None, api_host=host, api_port=8080))  # type: ignore[call-arg]
+
+    assert url("127.0.0.1") == "http://127.0.0.1:8080/duty"
+    assert url("0.0.0.0") == url("::") == "http://127.0.0.1:8080/duty"
+    assert url("::1") == "http://[::1]:8080/duty"

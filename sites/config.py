@@ -40,16 +40,17 @@ networks, a serial port among the declared ports.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from core.located_yaml import Document, Problem, ProblemsError, decode, located, read
+from core.located_yaml import Document, Problem, ProblemsError, located
 from core.wire import UID_PATTERN
-from gateway.profiles import NAME_PATTERN, Profile, ProfileError, load_profiles, problems_from
+from sites.documents import parse_document, read_document
+from sites.networks import Networks, Serial, Tcp, parse_network
+from sites.profiles import NAME_PATTERN, Profile, ProfileError, load_profiles
 
 MAX_CONFIG_BYTES: Final = 4 * 1024 * 1024
 MAX_DEVICES: Final = 5000
@@ -134,21 +135,6 @@ class _Site(_Model):
 
 
 @dataclass(frozen=True, slots=True)
-class Tcp:
-    host: str
-    port: int
-
-
-@dataclass(frozen=True, slots=True)
-class Serial:
-    port: str
-    baudrate: int
-    parity: str
-    bytesize: int
-    stopbits: int
-
-
-@dataclass(frozen=True, slots=True)
 class DeviceConfig:
     uid: str
     profile: Profile
@@ -185,32 +171,14 @@ class SiteConfig:
     source: str
 
 
-def _within(
-    link: Tcp | Serial, nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network], ports: set[str]
-) -> bool:
-    if isinstance(link, Serial):
-        return link.port in ports
-    try:
-        ip = ipaddress.ip_address(link.host)
-    except ValueError:
-        return False  # a host name could resolve anywhere: only addresses are checked
-    return any(ip in n for n in nets)
-
-
 def parse_site_config(data: bytes, source: str, base: Path) -> SiteConfig:
     """A site config from its bytes; relative paths are taken from ``base``. Raises
     :class:`SiteConfigError` with every problem, or :class:`ProfileError` for a bad profile."""
-    if len(data) > MAX_CONFIG_BYTES:
-        raise SiteConfigError([Problem(source, 1, "(document)", f"over {MAX_CONFIG_BYTES} bytes")])
-    doc, problems = read(decode(data, source, SiteConfigError), source, SiteConfigError)
-    if not isinstance(doc.data, dict):
-        raise SiteConfigError([Problem(source, 1, "(document)", "a site config is a mapping")])
-    try:
-        raw = _Site.model_validate(doc.data)
-    except ValidationError as e:
-        raise SiteConfigError(problems + problems_from(e, doc)) from None
+    doc, raw, problems = parse_document(
+        data, source, _Site, SiteConfigError, max_bytes=MAX_CONFIG_BYTES, what="a site config"
+    )
     profiles = load_profiles(None if raw.profiles_dir is None else base / raw.profiles_dir)
-    nets, ports = _networks(doc, raw, problems)
+    nets = _networks(doc, raw, problems)
     devices: list[DeviceConfig] = []
     seen: dict[str, int] = {}
     for i, d in enumerate(raw.devices):
@@ -228,7 +196,7 @@ def parse_site_config(data: bytes, source: str, base: Path) -> SiteConfig:
         link: Tcp | Serial = (
             Tcp(d.tcp.host, d.tcp.port) if d.tcp is not None else Serial(*_serial_fields(d.serial))
         )
-        if not _within(link, nets, ports):
+        if not nets.reaches(link):
             key = "tcp" if isinstance(link, Tcp) else "serial"
             msg = "not on a declared network: list its network (or serial port) under 'networks'"
             if isinstance(link, Tcp):
@@ -266,30 +234,28 @@ def _serial_fields(s: _Serial | None) -> tuple[str, int, str, int, int]:
     return s.port, s.baudrate, s.parity, s.bytesize, s.stopbits
 
 
-def _networks(
-    doc: Document, raw: _Site, problems: list[Problem]
-) -> tuple[list[ipaddress.IPv4Network | ipaddress.IPv6Network], set[str]]:
-    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-    ports: set[str] = set()
+def _networks(doc: Document, raw: _Site, problems: list[Problem]) -> Networks:
+    good = []
     for i, n in enumerate(raw.networks):
-        if n.startswith("/"):
-            ports.add(n)
-            continue
         try:
-            nets.append(ipaddress.ip_network(n, strict=True))
+            parse_network(n)
         except ValueError as e:
-            msg = f"not an IP network (192.168.10.0/24) nor a serial port (/dev/ttyUSB0): {e}"
-            problems.append(located(doc, ("networks", i), msg))
-    return nets, ports
+            problems.append(located(doc, ("networks", i), str(e)))
+        else:
+            good.append(n)
+    return Networks.of(good)
 
 
 def load_site_config(path: Path) -> SiteConfig:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        msg = f"cannot read it ({e.strerror})"
-        raise SiteConfigError([Problem(str(path), 1, "(document)", msg)]) from e
-    return parse_site_config(data, str(path), path.parent)
+    return parse_site_config(read_document(path, SiteConfigError), str(path), path.parent)
 
 
-__all__ = ["ProfileError", "SiteConfig", "SiteConfigError", "load_site_config", "parse_site_config"]
+__all__ = [
+    "ProfileError",
+    "Serial",
+    "SiteConfig",
+    "SiteConfigError",
+    "Tcp",
+    "load_site_config",
+    "parse_site_config",
+]

@@ -1,7 +1,7 @@
 """Gateway: device profiles, the register maps of field-device models, as YAML data (pure).
 
 A profile names a model's device class and every point the gateway reads from it. Adding a model
-is adding a file: the shipped ones are in ``gateway/profiles/``, and a site config may name a
+is adding a file: the shipped ones are in ``sites/profiles/``, and a site config may name a
 folder of its own. A profile is checked on load against the metric catalogue
 (``core/catalogue.py``), every problem reported at once as ``file:line: path: what to fix``::
 
@@ -33,11 +33,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from core.catalogue import DeviceClass, event_codes_by_class, metrics_by_class
-from core.located_yaml import Document, Loc, Problem, ProblemsError, decode, located, read
-from gateway.converter import (
+from core.located_yaml import Document, Loc, Problem, ProblemsError, located
+from sites.converter import (
     ADDRESS_SPACE,
     MAX_BITS_PER_READ,
     MAX_REGISTERS_PER_READ,
@@ -48,6 +48,7 @@ from gateway.converter import (
     Read,
     plan_reads,
 )
+from sites.documents import parse_document, read_document
 
 MAX_PROFILE_BYTES: Final = 1024 * 1024
 MAX_POINTS: Final = 2000
@@ -101,25 +102,6 @@ class Profile:
     points: tuple[Point, ...]
     reads: tuple[Read, ...]  # the plan: as few requests as the device allows
     source: str
-
-
-def problems_from(err: ValidationError, doc: Document, prefix: Loc = ()) -> list[Problem]:
-    """Each of pydantic's complaints as a problem at its line."""
-    out = []
-    for e in err.errors(include_url=False):
-        loc: Loc = prefix + tuple(
-            p
-            for p in e["loc"]
-            if isinstance(p, int)
-            or not str(p).startswith(("function-", "int", "float", "constrained"))
-        )
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "this key is not part of the format; remove it or check its spelling"
-        elif e["type"] == "missing":
-            msg = "this key is required"
-        out.append(located(doc, loc, msg))
-    return out
 
 
 def _check(doc: Document, raw: _Profile) -> tuple[list[Problem], tuple[Point, ...]]:
@@ -192,15 +174,9 @@ def _check(doc: Document, raw: _Profile) -> tuple[list[Problem], tuple[Point, ..
 
 def parse_profile(data: bytes, source: str) -> Profile:
     """A profile from the bytes of its file; :class:`ProfileError` lists every problem."""
-    if len(data) > MAX_PROFILE_BYTES:
-        raise ProfileError([Problem(source, 1, "(document)", f"over {MAX_PROFILE_BYTES} bytes")])
-    doc, problems = read(decode(data, source, ProfileError), source, ProfileError)
-    if not isinstance(doc.data, dict):
-        raise ProfileError([Problem(source, 1, "(document)", "a profile is a mapping")])
-    try:
-        raw = _Profile.model_validate(doc.data)
-    except ValidationError as e:
-        raise ProfileError(problems + problems_from(e, doc)) from None
+    doc, raw, problems = parse_document(
+        data, source, _Profile, ProfileError, max_bytes=MAX_PROFILE_BYTES, what="a profile"
+    )
     more, points = _check(doc, raw)
     problems += more
     if problems:
@@ -215,13 +191,7 @@ def parse_profile(data: bytes, source: str) -> Profile:
 
 
 def load_profile(path: Path) -> Profile:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ProfileError(
-            [Problem(str(path), 1, "(document)", f"cannot read it ({e.strerror})")]
-        ) from e
-    profile = parse_profile(data, str(path))
+    profile = parse_profile(read_document(path, ProfileError), str(path))
     if profile.model != path.stem:
         raise ProfileError(
             [
@@ -239,9 +209,9 @@ def load_profile(path: Path) -> Profile:
 def shipped_profiles() -> dict[str, Profile]:
     """The profiles that come with the gateway, by model."""
     out = {}
-    for item in resources.files("gateway").joinpath("profiles").iterdir():
+    for item in resources.files("sites").joinpath("profiles").iterdir():
         if item.name.endswith(".yaml"):
-            profile = parse_profile(item.read_bytes(), f"gateway/profiles/{item.name}")
+            profile = parse_profile(item.read_bytes(), f"sites/profiles/{item.name}")
             out[profile.model] = profile
     return out
 

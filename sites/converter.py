@@ -1,6 +1,6 @@
 """Gateway: registers to readings and events (pure).
 
-A device profile (``gateway/profiles.py``) describes each value a field device holds as a
+A device profile (``sites/profiles.py``) describes each value a field device holds as a
 :class:`Point`: which Modbus table it sits in, at which address, how its registers encode it, and
 which catalogue metric or event code it feeds. This module turns the words a poll returned into
 metric values, turns discrete values into event edges, and plans the reads themselves: points
