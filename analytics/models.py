@@ -179,6 +179,7 @@ def false_alarms(
         " JOIN devices d ON d.id = a.device_id"
         " WHERE d.device_class = %(cls)s AND a.event_code = %(code)s"
         " AND a.opened_at >= %(since)s AND a.opened_at < %(until)s"
+        " AND NOT device_in_maintenance(a.device_id, a.opened_at)"  # a drill is not a false alarm
         " AND (w.status = 'false_alarm'"
         "  OR (a.cleared_reason = 'recovered' AND w.responded_at IS NULL))",
         {"cls": device_class, "code": code, "since": since, "until": until},

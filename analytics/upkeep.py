@@ -20,11 +20,12 @@ from datetime import UTC, datetime, timedelta
 
 from analytics.learned import Learned
 from analytics.models import active_trained_at, alarm_spans, false_alarms, save, train_from_history
-from analytics.retraining import MIN_TRAIN_ROWS, Drift, due, padded
+from analytics.retraining import MIN_TRAIN_ROWS, Drift, Span, due, padded
 from core.db import Conn
 from core.errors import ConfigError
 from core.outlasting_db import Database
 from core.severity import Severity
+from lifecycle.maintenance_windows import maintenance_spans
 from lifecycle.platform import PlatformKind, clear_alarm, open_alarms, raise_alarm
 
 log = logging.getLogger("shouwang.analytics")
@@ -84,7 +85,9 @@ class Upkeep:
         own = learned.anomaly_spans(cls, now)
 
         def train(c: Conn) -> str:
-            spans = padded([*alarm_spans(c, cls, since, until), *own])
+            # Not normal operation: alarm episodes, and maintenance windows (a drill, a repair).
+            serviced = [Span(*w) for w in maintenance_spans(c, cls, since, until)]
+            spans = padded([*alarm_spans(c, cls, since, until), *serviced, *own])
             fresh = train_from_history(
                 c,
                 cls,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Column, Table
 
@@ -75,4 +76,8 @@ def storage(
                 "–" if per is None else f"[bold]{per:.2f}[/bold]",
                 end_section=True,
             )
-    console.print(t, width=max(console.width, Measurement.get(console, console.options, t).maximum))
+    need = Measurement.get(console, console.options.update_width(1000), t).maximum
+    wide = Console(
+        file=console.file, width=max(console.width, need), force_terminal=console.is_terminal
+    )
+    wide.print(t)

@@ -13,7 +13,7 @@ import pytest
 
 from analytics.__main__ import config_from
 from analytics.learned import Learned, LearnedRule
-from analytics.models import save, train_from_history
+from analytics.models import false_alarms, save, train_from_history
 from analytics.multivariate import DEFAULT_FEATURES, Model, train
 from analytics.retraining import PAD_S, Drift, Span, due, padded
 from analytics.upkeep import RETRY_S, Upkeep, UpkeepConfig
@@ -23,6 +23,7 @@ from core.settings import Settings
 from lifecycle.platform import PlatformKind, open_alarms
 from tests.analytics.history_helpers import pump_room_with_history
 from tests.analytics.test_baseline import DAY, STEP, T0, pump_room
+from tests.notify.test_maintenance import window
 
 FEATURES = DEFAULT_FEATURES["pump_room"]
 CODE = "PR.ANOMALY"
@@ -223,6 +224,27 @@ def test_false_alarms_above_target_raise_model_drift_and_clear_when_back(
         "SELECT cleared_reason FROM platform_alarms WHERE kind = 'model_drift'"
     ).fetchone() or ("",)
     assert reason == "within_target"
+
+
+def test_alarms_in_a_maintenance_window_are_not_false_alarms(db: Conn, device: int) -> None:
+    """A fire drill or a repair sets detectors off on purpose: those alarms do not count towards
+    a learned model's false-alarm rate."""
+    now = T0 + 10 * DAY
+    for i in range(4):
+        at = now - 2 * DAY + i * 3600
+        db.execute(
+            "INSERT INTO alarms (device_id, event_code, severity, state, detector, opened_at,"
+            " last_triggered_at, cleared_at, cleared_reason, list_version) VALUES"
+            " (%s, %s, 'P3', 'cleared', 'multivariate', %s, %s, %s, 'recovered', 't')",
+            (device, CODE, _dt(at), _dt(at), _dt(at + 1800)),
+        )
+    since, until = _dt(now - 7 * DAY), _dt(now)
+    try:
+        assert false_alarms(db, "pump_room", CODE, since, until)[0] == 4
+        window(db, device, _dt(now - 2 * DAY - 60), _dt(now - 2 * DAY + 1.5 * 3600))
+        assert false_alarms(db, "pump_room", CODE, since, until)[0] == 2
+    finally:
+        db.execute("TRUNCATE maintenance_windows CASCADE")
 
 
 def test_settings_reach_the_upkeep(settings: Settings) -> None:

@@ -5,9 +5,11 @@ combine; a window ends by itself and when closed early."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from psycopg.types.json import Jsonb
 
 from core.db import Conn
@@ -18,6 +20,14 @@ from tests.notify.test_dispatch import LOCAL, Receiver, duty, receiver  # noqa: 
 from tests.notify.test_routing import GROUPED, Clock, clean, dispatcher, notify, on_duty_now  # noqa: F401
 
 MIN = timedelta(minutes=1)
+
+
+@pytest.fixture(autouse=True)
+def windows_removed(db: Conn) -> Iterator[None]:
+    """Each test's windows are removed afterwards: a window left behind, even one in the past,
+    keeps later tests' alarms on the same devices and times from being notified."""
+    yield
+    db.execute("TRUNCATE maintenance_windows CASCADE")
 
 
 def window(db: Conn, device_id: int, start: datetime, end: datetime) -> int:
