@@ -35,12 +35,18 @@ from typing import Final
 
 import orjson
 import psutil
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from rich.console import Console
 from rich.table import Table
 
 from bench.drills.stack import PrivateBroker, Proc, stage_env, start_stage
-from bench.ingest import Publisher, batched_payloads, register_devices, wait_committed
+from bench.ingest import (
+    Publisher,
+    batched_payloads,
+    drop_database,
+    register_devices,
+    scratch_database,
+    wait_committed,
+)
 from broker.accounts import issue
 from core.db import Conn, connect, migrate
 from core.settings import Settings
@@ -100,22 +106,6 @@ class Figures:
     @property
     def drain_ratio(self) -> float:
         return self.drain_rows / self.ingest_batched_rows if self.ingest_batched_rows else 0.0
-
-
-def scratch_database(admin_url: str) -> str:
-    params = conninfo_to_dict(admin_url)
-    name = f"{params.get('dbname', 'shouwang')}_bench_gw"
-    with connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params["dbname"] = name
-    return make_conninfo(**params)  # type: ignore[arg-type]
-
-
-def drop_database(admin_url: str, url: str) -> None:
-    name = conninfo_to_dict(url)["dbname"]
-    with connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def site_classes(n: int) -> list[str]:
@@ -324,7 +314,7 @@ class Run:
     def __init__(self, s: Settings, plan: Plan, console: Console) -> None:
         self.s, self.plan, self.console = s, plan, console
         self.work = Path(tempfile.mkdtemp(prefix="bench-gateway-", dir=_state_dir(s)))
-        self.url = scratch_database(s.database_url)
+        self.url = scratch_database(s.database_url, "_bench_gw")
         self.procs: list[Proc] = []
         self.field: multiprocessing.process.BaseProcess | None = None
         self.pipe: Connection | None = None

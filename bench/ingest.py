@@ -47,9 +47,9 @@ class Figures:
     peak_rss_mb: float
 
 
-def scratch_database(admin_url: str) -> str:
+def scratch_database(admin_url: str, suffix: str = "_bench") -> str:
     params = conninfo_to_dict(admin_url)
-    name = f"{params.get('dbname', 'shouwang')}_bench"
+    name = f"{params.get('dbname', 'shouwang')}{suffix}"
     with connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
