@@ -13,6 +13,7 @@ COPY core ./core
 COPY responsibility ./responsibility
 COPY lifecycle ./lifecycle
 COPY broker ./broker
+COPY backups ./backups
 COPY sites ./sites
 COPY gateway ./gateway
 COPY ingest ./ingest

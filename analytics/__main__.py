@@ -14,6 +14,7 @@ from analytics.upkeep import UpkeepConfig
 from core.db import Conn
 from core.holiday_store import calendar_in_force
 from core.logs import configure
+from core.metrics import Heartbeat, serve
 from core.outlasting_db import Database, Stopping
 from core.settings import Settings, load_settings
 from responsibility.in_force import InForce, list_in_force
@@ -59,7 +60,13 @@ def in_force(s: Settings, conn: Conn, current: InForce | None = None) -> InForce
     )
 
 
-def build(s: Settings, *, clock: str = "wall", stop: threading.Event | None = None) -> Analytics:
+def build(
+    s: Settings,
+    *,
+    clock: str = "wall",
+    stop: threading.Event | None = None,
+    heartbeat: Heartbeat | None = None,
+) -> Analytics:
     """Analytics with the list in force: the file in SHOUWANG_RESPONSIBILITY_LIST when set
     (pinned), else the newest published through the API, else the shipped list; the override
     files in SHOUWANG_RESPONSIBILITY_OVERRIDES on top. Waits for the database while it cannot
@@ -71,7 +78,14 @@ def build(s: Settings, *, clock: str = "wall", stop: threading.Event | None = No
         found = db.read(lambda c: in_force(s, c))
     finally:
         db.close()
-    return Analytics(config_from(s, clock), s.database_url, found, calendar, stopping=stop)
+    return Analytics(
+        config_from(s, clock),
+        s.database_url,
+        found,
+        calendar,
+        stopping=stop,
+        heartbeat=Heartbeat("analytics") if heartbeat is None else heartbeat,
+    )
 
 
 def main(s: Settings, *, clock: str = "wall") -> None:
@@ -79,8 +93,11 @@ def main(s: Settings, *, clock: str = "wall") -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
+    heartbeat, port = serve("analytics", s.metrics_host, s.metrics_port("analytics"), [s.state_dir])
+    if port:
+        log.info("metrics on http://%s:%d/metrics", s.metrics_host, port)
     try:
-        service = build(s, clock=clock, stop=stop)
+        service = build(s, clock=clock, stop=stop, heartbeat=heartbeat)
     except Stopping:
         log.warning("stopped before the database could be reached")
         return

@@ -31,6 +31,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
+from analytics import metrics
 from analytics.conditions import DeviceView
 from analytics.engine import Engine, compile_rules
 from analytics.health import NEVER, FeedWatch, MassSilence
@@ -54,12 +55,15 @@ from core.db import Conn
 from core.feed import EVENTS_TOPIC, READINGS_TOPIC, unpack_events, unpack_readings
 from core.holiday_schedule import ScheduleWarning
 from core.holiday_store import calendar_in_force, fingerprint
+from core.metrics import Heartbeat
 from core.mqtt import new_client
 from core.outlasting_db import Database, Stopping
 from core.severity import Severity
 from core.workcalendar import WorkCalendar
-from lifecycle.alarms import Lifecycle, Observation, Policy, Transition, policy_of
+from lifecycle.alarms import Kind, Lifecycle, Observation, Policy, Transition, policy_of
+from lifecycle.alarms import correlation_id as alarm_correlation_id
 from lifecycle.platform import PlatformKind, clear_alarm, open_alarms, raise_alarm
+from lifecycle.work_orders import filed_for
 from responsibility.in_force import InForce
 from responsibility.loader import ResponsibilityList
 from responsibility.model import Entry
@@ -125,6 +129,9 @@ class Analytics:
     wall_clock: Callable[[], float] = time.time  # the wall clock (tests move it)
     # Set to stop (``stop()``); also ends a wait for the database, the one at the start included.
     stopping: threading.Event = field(default_factory=threading.Event)
+    # The stage's liveness on its metrics endpoint (``core.metrics``; ``main`` passes the one
+    # ``serve`` returned).
+    heartbeat: Heartbeat = field(default_factory=lambda: Heartbeat("analytics"))
 
     def __post_init__(self) -> None:
         self._stop = self.stopping
@@ -170,6 +177,14 @@ class Analytics:
             self._retire(device_id, None)
         self.watermark = 0.0
         self._next_data_tick = 0.0
+        # The metrics read from the database (analytics.metrics): before the first reading, what
+        # was committed before the start counts as processed (in data time: the newest then).
+        self._processed_from = (
+            self.wall_clock()
+            if self.cfg.clock == "wall"
+            else self.db.read(metrics.newest_committed) or 0.0
+        )
+        self._figures_at = float("-inf")
         self._connected = threading.Event()
         self.rollup_thread: threading.Thread | None = None  # while running
         self._last_breach_check = 0.0
@@ -472,8 +487,11 @@ class Analytics:
         """Alarms cleared by hand are closed here too, so the next fault opens a new alarm."""
         ids = {a.id: key for key, a in self.lifecycle.open.items() if a.id is not None}
         for alarm_id in self.db.read(lambda c: cleared_elsewhere(c, list(ids))):
-            self.lifecycle.open.pop(ids[alarm_id], None)
-            log.info("alarm %s was cleared by hand", alarm_id)
+            alarm = self.lifecycle.open.pop(ids[alarm_id], None)
+            extra: dict[str, object] = {"alarm_id": alarm_id}
+            if alarm is not None:
+                extra["cid"] = alarm_correlation_id(alarm, self._uid(alarm.device_id))
+            log.info("alarm %s was cleared by hand", alarm_id, extra=extra)
 
     # -- the step ------------------------------------------------------------------------------
 
@@ -487,6 +505,7 @@ class Analytics:
         return self.wall_clock()
 
     def step(self) -> None:
+        self.heartbeat.beat()
         wall = self.wall_clock()
         if self.cfg.clock == "wall" and self.feed.start(wall):
             self._resume(wall, grace=True)
@@ -498,6 +517,8 @@ class Analytics:
         self._held_messages = len(items)
         transitions: list[Transition] = []
         self._held_changes = transitions
+        done_before = self.stats.samples + self.stats.events
+        started = time.perf_counter()
         for topic, payload, *_ in items:
             try:
                 transitions.extend(self._process(topic, payload, wall))
@@ -509,9 +530,13 @@ class Analytics:
             self._watch_feed(now)
         if now and self.cfg.clock == "wall":
             transitions.extend(self._tick(now))
+        if items or (now and self.cfg.clock == "wall"):
+            metrics.TICK_SECONDS.observe(time.perf_counter() - started)
         self._apply(transitions)  # waits for the database, if it must, until committed
         self._held_changes = []
         self._resync_alarms()
+        self.heartbeat.progressed(self.stats.samples + self.stats.events - done_before)
+        self._show_figures(changed=bool(transitions))
         if now and time.monotonic() - self._last_breach_check > 5.0:
             self._last_breach_check = time.monotonic()
             self.db.write(lambda c: record_breaches(c, now))
@@ -520,6 +545,28 @@ class Analytics:
             if qos:
                 self.client.ack(mid, qos)
         self._held_messages = 0
+
+    def _show_figures(self, *, changed: bool) -> None:
+        """The metrics read from the database (``analytics.metrics``): feed lag and pending
+        readings every few seconds, open alarms then and after a step that changed alarms. A
+        failure is logged and tried again next time; detection goes on."""
+        due = time.monotonic() - self._figures_at >= metrics.REFRESH_EVERY_S
+        if not (due or changed):
+            return
+        try:
+            if due:
+                self._figures_at = time.monotonic()
+                processed = self.watermark or self._processed_from
+                newest = self.db.read(metrics.newest_committed)
+                metrics.FEED_LAG.set(metrics.feed_lag(newest, processed))
+                self.heartbeat.pending(
+                    self.db.read(partial(metrics.readings_after, t=processed))
+                    if newest is not None and newest > processed
+                    else 0
+                )
+            metrics.show_open_alarms(self.db.read(metrics.open_alarms))
+        except Exception as e:
+            log.error("reading the metrics failed: %s: %s", type(e).__name__, e)
 
     def _refresh(self) -> None:
         """Re-read the registry, the list in force, models and calendar; one failing (a model
@@ -574,8 +621,9 @@ class Analytics:
         """One transaction, committed exactly once (``Database.write``): while the database is
         away it waits here with the transitions, which are written when it is back; a commit
         the outage cut off is not written again if it went through."""
-        self.db.write(
-            lambda c: apply(
+
+        def write(c: Conn) -> dict[int, int]:
+            apply(
                 c,
                 transitions,
                 entry_of=self._entry,
@@ -583,9 +631,52 @@ class Analytics:
                 calendar=self.calendar,
                 list_version=str(self.entries.version),
             )
-        )
+            opened = [t.alarm.id for t in transitions if t.kind == Kind.OPEN]
+            return filed_for(c, [i for i in opened if i is not None])
+
+        filed = self.db.write(write)
+        for t in transitions:
+            if t.kind == Kind.OPEN:
+                metrics.ALARMS_OPENED.labels(str(t.alarm.severity)).inc()
         self.stats.transitions += len(transitions)
         self.stats.opened += sum(1 for t in transitions if t.kind == "open")
+        self._log_transitions(transitions, filed)
+
+    def _log_transitions(self, transitions: list[Transition], filed: dict[int, int]) -> None:
+        """One line per alarm opened, raised or cleared and per work order filed (all rare),
+        each with the alarm's correlation id (``lifecycle.alarms.correlation_id``)."""
+        for t in transitions:
+            if t.kind not in (Kind.OPEN, Kind.RAISE, Kind.CLEAR):
+                continue
+            a = t.alarm
+            uid = self._uid(a.device_id)
+            fields = {
+                "cid": alarm_correlation_id(a, uid),
+                "alarm_id": a.id,
+                "device": uid,
+                "code": a.code,
+                "severity": a.severity,
+            }
+            log.info(
+                "alarm %s %s: %s %s (%s)",
+                a.id,
+                {Kind.OPEN: "opened", Kind.RAISE: "raised", Kind.CLEAR: "cleared"}[t.kind],
+                uid,
+                a.code,
+                a.severity,
+                extra=fields | {"transition": str(t.kind), "detector": a.detector},
+            )
+            wo = filed.get(a.id) if t.kind == Kind.OPEN and a.id is not None else None
+            if wo is not None:
+                log.info(
+                    "work order %s filed for alarm %s: %s %s (%s)",
+                    wo,
+                    a.id,
+                    uid,
+                    a.code,
+                    a.severity,
+                    extra=fields | {"work_order_id": wo},
+                )
 
     def _resync_alarms(self) -> None:
         """Devices quarantined in this step: their open alarms as the database has them (what

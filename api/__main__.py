@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import uvicorn
@@ -9,7 +10,24 @@ from fastapi import FastAPI
 
 from api.app import create_app, tune_gc
 from core.logs import configure
+from core.metrics import Heartbeat, serve
 from core.settings import Settings, load_settings
+
+log = logging.getLogger("shouwang.api")
+
+
+def metrics_endpoint(settings: Settings) -> Heartbeat:
+    """This process's metrics endpoint (``core.metrics.serve``, once) and the stage's heartbeat.
+    With several workers each is its own process: the first takes the port, each other one any
+    free port, which it logs."""
+    heartbeat, _port = serve(
+        "api",
+        settings.metrics_host,
+        settings.metrics_port("api"),
+        [settings.state_dir],
+        any_port_if_taken=True,
+    )
+    return heartbeat
 
 
 def factory() -> FastAPI:
@@ -17,7 +35,7 @@ def factory() -> FastAPI:
     tune_gc()
     settings = load_settings()
     configure("api", fmt=settings.log_format)  # a worker process logs as its parent does
-    return create_app(settings)
+    return create_app(settings, metrics_endpoint(settings))
 
 
 def main(
@@ -35,7 +53,7 @@ def main(
     if workers > 1:  # each worker builds its own app (its own pools) from the environment
         uvicorn.run("api.__main__:factory", factory=True, workers=workers, **common)
         return
-    app = create_app(settings)
+    app = create_app(settings, metrics_endpoint(settings))
     tune_gc()
     uvicorn.run(app, **common)
 

@@ -7,6 +7,8 @@ stream's listener, and closes them on shutdown.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api import errors, limits
 from api.deps import TokenCache
+from api.metrics import RequestMetrics, keep_alive
 from api.routes import (
     alarms,
     audit,
@@ -41,6 +44,7 @@ from api.routes import (
     work_orders,
 )
 from api.stream import Hub
+from core.metrics import Heartbeat
 from core.settings import Settings
 
 DESCRIPTION = """\
@@ -65,7 +69,11 @@ def tune_gc() -> None:
     gc.set_threshold(10_000, 20, 20)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, heartbeat: Heartbeat | None = None) -> FastAPI:
+    """The app for ``settings``; ``heartbeat``: the stage's on its metrics endpoint
+    (``core.metrics.serve``; ``api.metrics`` records every request and beats while it runs)."""
+    beat = Heartbeat("api") if heartbeat is None else heartbeat
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
@@ -94,9 +102,13 @@ def create_app(settings: Settings) -> FastAPI:
             )
             app.state.settings = settings
             app.state.token_cache = TokenCache(settings.api_token_cache_s)
+            alive = asyncio.create_task(keep_alive(beat, [pool, sync_pool]), name="heartbeat")
             try:
                 yield
             finally:
+                alive.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await alive
                 await app.state.hub.close()
                 sync_pool.close()
         finally:
@@ -112,6 +124,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     limits.install(app, settings)
+    # Outermost of the middlewares: it sees every answer, the body limit's refusals included.
+    app.add_middleware(RequestMetrics, heartbeat=beat)
 
     for module in (
         regions,
@@ -149,4 +163,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(signin.router)
     app.include_router(duty.router)
+    # The community notice board (docs/pages.md): public pages, and the firm's routes setting it.
+    from api.pages import board  # noqa: PLC0415
+    from api.routes import notice_board  # noqa: PLC0415
+
+    app.include_router(board.router)
+    app.include_router(notice_board.router, prefix="/v1")
+    # Residents' complaints from the notice board, and the firm's page for each (docs/pages.md).
+    from api.pages import complaints  # noqa: PLC0415
+
+    app.include_router(complaints.router)
     return app

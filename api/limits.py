@@ -45,10 +45,11 @@ UPLOADS: Final = frozenset(
 # is at most 1 MiB (broker/site_configs.py), so it gets no larger allowance.
 RAW_BODIES: Final = frozenset({"/v1/gateways/{uid}/configs"})
 # The writes that need no API token: acknowledgement links (the signed link is the credential)
-# and the duty pages (a session cookie and a CSRF token, api/pages).
-ANONYMOUS_WRITES: Final = re.compile(r"/v1/ack/[^/]+|/duty/[^?]*")
-# The duty pages' route taking a photo: the upload limit, then the page's own photo limit.
-PAGE_UPLOADS: Final = re.compile(r"/duty/alarms/[0-9]+/arrive")
+# and the duty pages (a session cookie and a CSRF token, api/pages), and residents' complaint
+# form (a CSRF cookie and the abuse limits of api/pages/complaints.py).
+ANONYMOUS_WRITES: Final = re.compile(r"/v1/ack/[^/]+|/duty/[^?]*|/board/[^/?]+/complaint")
+# The pages' routes taking a photo: the upload limit, then the page's own photo limit.
+PAGE_UPLOADS: Final = re.compile(r"/duty/alarms/[0-9]+/arrive|/board/[^/?]+/complaint")
 WRITES: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _DISCONNECT: Final[Message] = {"type": "http.disconnect"}
 

@@ -20,6 +20,12 @@ communities the caller may see:
 Work orders whose alarm opened while the device was under maintenance are left out throughout
 (``api.sla.NOT_IN_MAINTENANCE``).
 
+Residents' complaints (work orders with ``source = 'complaint'``, ``lifecycle.complaints``) are
+counted on their own, under ``complaints``, and not in the figures above: received in the
+period, closed, closed as not valid, *handled in time* (completed with every limit met) and
+late (some limit missed, ``api.sla``); ``share_in_time`` is handled in time over the decided
+ones (handled in time + late).
+
 Queries take an open async connection; :func:`check_period`, :func:`scope_for` and
 :func:`assemble` are pure.
 """
@@ -119,6 +125,15 @@ class Availability(BaseModel):
     share_online: float | None
 
 
+class Complaints(BaseModel):
+    received: int
+    closed: int
+    not_valid: int = Field(description="closed as not valid (no action)")
+    handled_in_time: int = Field(description="completed with every limit met")
+    late: int = Field(description="some limit missed")
+    share_in_time: float | None
+
+
 class FirmPerformance(BaseModel):
     rank: int | None = Field(description="by compliance, best first; null without decided orders")
     firm: Firm
@@ -133,6 +148,7 @@ class FirmPerformance(BaseModel):
     arrival_time: Durations
     repeat_faults: Repeats
     availability: Availability
+    complaints: Complaints
 
 
 class PerformanceReport(BaseModel):
@@ -164,6 +180,8 @@ class FirmFigures:
     devices_reporting: int = 0
     online_s: float = 0.0
     known_s: float = 0.0
+    # complaints: received, closed, not valid, handled in time, late
+    complaints: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
 
 
 def _counts(d: Mapping[str, int]) -> list[Count]:
@@ -187,6 +205,7 @@ def _performance(f: FirmFigures) -> FirmPerformance:
         met, missed = f.limits.get(kind, (0, 0))
         limits[kind] = LimitCompliance(met=met, missed=missed, share_met=share(met, met + missed))
     real = f.work_orders - f.false_alarms
+    received, closed, not_valid, in_time, late = f.complaints
     return FirmPerformance(
         rank=None,
         firm=Firm(code=f.code, name_zh=f.name_zh, name_en=f.name_en),
@@ -208,6 +227,14 @@ def _performance(f: FirmFigures) -> FirmPerformance:
             devices=f.devices,
             devices_reporting=f.devices_reporting,
             share_online=None if f.known_s <= 0 else round(f.online_s / f.known_s, 4),
+        ),
+        complaints=Complaints(
+            received=received,
+            closed=closed,
+            not_valid=not_valid,
+            handled_in_time=in_time,
+            late=late,
+            share_in_time=share(in_time, in_time + late),
         ),
     )
 
@@ -231,12 +258,15 @@ _FILTER = SQL(
     " (%(firms)s::int[] IS NULL OR c.firm_id = ANY(%(firms)s))"
     " AND (%(communities)s::int[] IS NULL OR c.id = ANY(%(communities)s))"
 )
-_SCOPED = SQL(
-    "WITH scoped AS (SELECT * FROM work_orders w WHERE w.firm_id IS NOT NULL"
+_IN_SCOPE = SQL(
+    "w.firm_id IS NOT NULL"
     " AND (%(firms)s::int[] IS NULL OR w.firm_id = ANY(%(firms)s))"
     " AND (%(communities)s::int[] IS NULL OR w.community_id = ANY(%(communities)s))"
-    " AND w.opened_at >= %(start)s AND w.opened_at < %(end)s AND {})"
-).format(NOT_IN_MAINTENANCE)
+    " AND w.opened_at >= %(start)s AND w.opened_at < %(end)s"
+)
+_SCOPED = SQL(
+    "WITH scoped AS (SELECT * FROM work_orders w WHERE w.source = 'alarm' AND {} AND {})"
+).format(_IN_SCOPE, NOT_IN_MAINTENANCE)
 _OUTCOMES = _SCOPED + SQL(", outcomes AS (") + LIMIT_OUTCOMES + SQL(")")
 
 # Firms running a community in scope, or with work orders in scope from one they ran before.
@@ -286,6 +316,19 @@ _REPEATS = _SCOPED + SQL(
     "  AND p.opened_at >= w.opened_at - make_interval(days => %(window)s))"
     " GROUP BY w.firm_id"
 )
+# Residents' complaints: received, closed, not valid, completed within every limit, late.
+_COMPLAINTS = SQL(
+    "WITH scoped AS (SELECT * FROM work_orders w WHERE w.source = 'complaint' AND {}),"
+    " outcomes AS ({}),"
+    " per_order AS (SELECT o.work_order_id, bool_or(o.outcome = 'missed') AS missed,"
+    "  bool_and(coalesce(o.outcome = 'met', false) OR o.due IS NULL) AS met"
+    "  FROM outcomes o GROUP BY o.work_order_id)"
+    " SELECT w.firm_id, count(*), count(w.closed_at),"
+    " count(*) FILTER (WHERE w.status = 'false_alarm'),"
+    " count(*) FILTER (WHERE w.status = 'completed' AND p.met AND NOT coalesce(p.missed, false)),"
+    " count(*) FILTER (WHERE p.missed)"
+    " FROM scoped w LEFT JOIN per_order p ON p.work_order_id = w.id GROUP BY w.firm_id"
+).format(_IN_SCOPE, LIMIT_OUTCOMES)
 # Device-time online: each status message starts a segment lasting until the next one (or the
 # period's end); the state at the period's start is the last message before it, if any.
 _AVAILABILITY = SQL(
@@ -360,6 +403,10 @@ async def _collect(conn: AConn, params: Mapping[str, Any], figures: dict[int, Fi
         f.arrival = (int(na), _float(a50), _float(a90))
     for fid, n in await _rows(conn, _REPEATS, params):
         figures[int(fid)].repeats = int(n)
+    for fid, *counts in await _rows(conn, _COMPLAINTS, params):
+        if int(fid) in figures:
+            a, b, c, d, e = (int(n) for n in counts)
+            figures[int(fid)].complaints = (a, b, c, d, e)
     for fid, devices, reporting, online, known in await _rows(conn, _AVAILABILITY, params):
         f = figures[int(fid)]
         f.devices, f.devices_reporting = int(devices), int(reporting)

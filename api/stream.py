@@ -58,7 +58,7 @@ class Change:
     id: int
     community_id: int | None
     maintenance_unit_id: int | None
-    device_id: int
+    device_id: int | None  # None: a work order filed for a resident's complaint
     event_code: str
     severity: str
     state: str  # an alarm's state, a work order's status
@@ -76,7 +76,7 @@ class Change:
             id=int(d["id"]),
             community_id=d["community_id"],
             maintenance_unit_id=d["maintenance_unit_id"],
-            device_id=int(d["device_id"]),
+            device_id=None if d["device_id"] is None else int(d["device_id"]),
             event_code=str(d["event_code"]),
             severity=str(d["severity"]),
             state=str(d["state"]),

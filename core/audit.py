@@ -55,6 +55,10 @@ RESOURCES: Final = (
     "gateway_configs",  # config pushes: who pushed which (ingest's answers are not recorded)
     "maintenance_windows",
     "maintenance_window_devices",
+    "notice_boards",  # the community notice board (0031): what the firm publishes
+    "notice_board_fees",
+    "notice_board_contacts",
+    "elevator_spending",
 )
 NAMED_ONLY: Final = frozenset({"alarms", "work_orders", "platform_alarms", "gateway_configs"})
 

@@ -1,20 +1,35 @@
 """Shared: how every stage logs. One event per line, on stderr: a JSON object when that stream is
 not a terminal (containers, CI, files: ``SHOUWANG_LOG_FORMAT=auto``), a human line on a terminal;
 ``json`` or ``human`` choose one. Every event carries the stage that wrote it, and its
-correlation id when it has one (``cid``, :func:`correlation_id`). Secrets never reach a line:
-passwords in URLs and connection strings, tokens and keys in query strings, bearer tokens and
-acknowledgement links are replaced by ``***`` in the message, its arguments and tracebacks.
+correlation id when it has one (``cid``, :mod:`core.correlation`). Secrets never reach a line:
+passwords in URLs and connection strings, tokens, keys and signatures in query strings and
+fields, bearer tokens, webhook secrets and signatures, and acknowledgement links are replaced
+by ``***`` in the message, its arguments, its extra fields and tracebacks.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
 import sys
 from datetime import UTC, datetime
 from typing import Literal, TextIO
+
+from core.correlation import correlation_id  # the one derivation, for the stages' convenience
+
+__all__ = [
+    "HUMAN_FORMAT",
+    "QUIET_LOGGERS",
+    "UVICORN_LOGGERS",
+    "Context",
+    "JsonLines",
+    "LogFormat",
+    "configure",
+    "correlation_id",
+    "redact",
+    "wants_json",
+]
 
 LogFormat = Literal["auto", "json", "human"]
 
@@ -27,7 +42,8 @@ _REDACTIONS: list[tuple[re.Pattern[str], str]] = [
     # conninfo / form fields: password=..., secret=...
     (
         re.compile(
-            r"\b(password|passwd|pwd|secret|token|access_token|access_key_secret|api_key)"
+            r"\b(password|passwd|pwd|secret|token|access_token|access_key_secret|api_key"
+            r"|accesskeysecret|secret_key|secretkey|signature|sign)"
             r"(\s*=\s*)(?:'[^']*'|\"[^\"]*\"|[^\s&,;)]+)",
             re.IGNORECASE,
         ),
@@ -41,7 +57,8 @@ _REDACTIONS: list[tuple[re.Pattern[str], str]] = [
     # "password": "...", 'token': '...' (a dict or JSON in a message)
     (
         re.compile(
-            r"""(['"](?:password|passwd|secret|token|access_token|api_key|authorization)['"]"""
+            r"""(['"](?:password|passwd|secret|token|access_token|api_key|authorization"""
+            r"""|access_key_secret|accesskeysecret|secret_key|secretkey|signature|sign)['"]"""
             r"""\s*:\s*)(['"])[^'"]*\2""",
             re.IGNORECASE,
         ),
@@ -51,6 +68,9 @@ _REDACTIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
     # signed acknowledgement links: .../ack/<token>
     (re.compile(r"(/ack/)[^/\s?#'\"]+"), r"\1***"),
+    # a webhook channel's signing secret (Standard Webhooks) and a signature made with it
+    (re.compile(r"\b(whsec_)[A-Za-z0-9+/=]+"), r"\1***"),
+    (re.compile(r"\b(v1,)[A-Za-z0-9+/]{20,}={0,2}"), r"\1***"),
 ]
 
 # Attributes every LogRecord has; anything else came in through ``extra=`` and is logged.
@@ -67,13 +87,6 @@ def redact(text: str) -> str:
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
     return text
-
-
-def correlation_id(device_uid: str, ts_ms: int) -> str:
-    """The id that follows a device's reading or event through the platform: its alarm, work
-    order, notifications and deliveries. Derived from the message's identity (device and
-    timestamp), so any stage holding the reading computes the same id without being told."""
-    return hashlib.sha256(f"{device_uid}\x00{ts_ms}".encode()).hexdigest()[:16]
 
 
 class Context(logging.Filter):
@@ -128,6 +141,10 @@ def wants_json(fmt: LogFormat, stream: TextIO) -> bool:
 
 
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+# httpx logs every request at INFO with its full URL, and a robot's or webhook's URL is a
+# credential (its key or token in the path or the query): only their warnings are logged; notify
+# logs each delivery itself, without the address.
+QUIET_LOGGERS = ("httpx", "httpcore")
 
 
 def configure(
@@ -164,4 +181,6 @@ def configure(
             server.removeHandler(old)
         server.propagate = True
         server.setLevel(logging.NOTSET)  # the root's level decides, as for every other logger
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     return handler

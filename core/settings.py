@@ -32,6 +32,19 @@ class Settings(BaseSettings):
     # human lines on one; json or human choose one whatever it is.
     log_format: Literal["auto", "json", "human"] = "auto"
 
+    # Metrics (core/metrics.py, docs/operations.md): each long-running stage's Prometheus
+    # endpoint, on metrics_host at its own port (0: any free port, -1: no endpoint). A stage is
+    # stuck when its loop has not turned for health_stuck_after_s, or when work is pending and it
+    # finished nothing for that long (`shouwang health --stage NAME`, the status line, the alert
+    # rules). A stage's directories are the local paths whose disk use it reports.
+    metrics_host: str = "127.0.0.1"
+    metrics_port_ingest: int = Field(default=9461, ge=-1, le=65535)
+    metrics_port_analytics: int = Field(default=9462, ge=-1, le=65535)
+    metrics_port_notify: int = Field(default=9463, ge=-1, le=65535)
+    metrics_port_api: int = Field(default=9464, ge=-1, le=65535)
+    metrics_port_gateway: int = Field(default=9465, ge=-1, le=65535)
+    health_stuck_after_s: float = Field(default=60.0, gt=0)
+
     # Database (TimescaleDB). The local stack listens on this port; point it elsewhere for an
     # external database.
     database_url: str = "postgresql://shouwang@127.0.0.1:54329/shouwang"
@@ -238,6 +251,12 @@ class Settings(BaseSettings):
     pages_failures_per_client: int = Field(default=30, ge=1)
     pages_failure_window_minutes: float = Field(default=15.0, gt=0)
     pages_photo_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=8 * 1024 * 1024)
+    # Residents' complaints from the notice board (docs/pages.md, "Complaints"): at most
+    # complaints_per_phone_hour from one phone number and complaints_per_client_hour from one
+    # client address within an hour; a photo is at most complaint_photo_max_bytes (JPEG or PNG).
+    complaints_per_phone_hour: int = Field(default=5, ge=1)
+    complaints_per_client_hour: int = Field(default=20, ge=1)
+    complaint_photo_max_bytes: int = Field(default=3 * 1024 * 1024, ge=1024, le=8 * 1024 * 1024)
 
     # Dashboards (`shouwang dashboards publish`): Grafana's URL and credentials (a service
     # account token, or a user and password) and the organisation to publish into (empty: the
@@ -253,6 +272,15 @@ class Settings(BaseSettings):
     grafana_db_name: str = ""
     grafana_db_user: str = ""
     grafana_db_password: SecretStr = SecretStr("")
+    # The Prometheus the platform-health dashboard reads (dashboards/prometheus), as Grafana
+    # reaches it: `shouwang dashboards publish` (all audiences) publishes that dashboard and its
+    # data source when it is set.
+    grafana_prometheus_url: str = ""
+
+    def metrics_port(self, stage: str) -> int:
+        """The metrics port of a stage (one of core.metrics.STAGES)."""
+        port: int = getattr(self, f"metrics_port_{stage}")
+        return port
 
     def broker_files(self) -> tuple[Path, Path, Path]:
         d = self.state_dir / "mosquitto"

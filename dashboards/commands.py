@@ -22,8 +22,8 @@ from dashboards.access import (
 )
 from dashboards.datasource import DatasourceSpec
 from dashboards.files import export
-from dashboards.folders import AUDIENCES, Placed, all_dashboards
-from dashboards.publish import Change
+from dashboards.folders import AUDIENCES, Placed, all_dashboards, platform_dashboards
+from dashboards.publish import Change, publish_platform
 from dashboards.publish import connect as grafana
 from dashboards.publish import publish as run_publish
 from responsibility import in_force
@@ -76,11 +76,21 @@ def publish(s: Settings, audiences: Sequence[str], *, update_password: bool) -> 
         password=s.grafana_password.get_secret_value(),
         org_id=s.grafana_org_id,
     ) as api:
-        return run_publish(api, placed, spec, password=password, update_password=update_password)
+        changes = run_publish(api, placed, spec, password=password, update_password=update_password)
+        if s.grafana_prometheus_url and not audiences:  # the platform operators' dashboards
+            platform = platform_dashboards(s.health_stuck_after_s)
+            changes += publish_platform(api, platform, s.grafana_prometheus_url)
+        return changes
 
 
 def export_files(s: Settings, directory: Path, *, database: str, user: str | None) -> list[Path]:
-    return export(directory, chosen(s, ()), database=database, user=user or DEFAULT_REGULATOR_LOGIN)
+    return export(
+        directory,
+        chosen(s, ()),
+        database=database,
+        user=user or DEFAULT_REGULATOR_LOGIN,
+        platform=platform_dashboards(s.health_stuck_after_s),
+    )
 
 
 def grant(

@@ -1,11 +1,12 @@
-"""Dashboards: the PostgreSQL data source every dashboard reads (pure)."""
+"""Dashboards: the PostgreSQL data source the dashboards read, and the Prometheus one the
+platform-health dashboard reads (pure)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Final
 
-from dashboards.model import DATASOURCE_TYPE, Datasource
+from dashboards.model import DATASOURCE_TYPE, PROMETHEUS_TYPE, Datasource
 
 NAME: Final = "shouwang"
 UID: Final = "shouwang"
@@ -55,3 +56,24 @@ class DatasourceSpec:
             "url": self.url,
             "user": self.user,
         }
+
+
+# The platform operators' Prometheus (dashboards/prometheus), read by the platform-health
+# dashboard; its scrape interval is Grafana's shortest $__interval.
+PROMETHEUS_NAME: Final = "shouwang-prometheus"
+PROMETHEUS_UID: Final = "shouwang-prometheus"
+PROMETHEUS_REF: Final = Datasource(PROMETHEUS_UID, PROMETHEUS_TYPE)
+PROMETHEUS_SCRAPE_INTERVAL: Final = "15s"
+
+
+def prometheus_json(url: str) -> dict[str, Any]:
+    """The Prometheus data source at ``url`` as Grafana's HTTP API and provisioning take it."""
+    return {
+        "access": "proxy",
+        "isDefault": False,
+        "jsonData": {"httpMethod": "POST", "timeInterval": PROMETHEUS_SCRAPE_INTERVAL},
+        "name": PROMETHEUS_NAME,
+        "type": PROMETHEUS_TYPE,
+        "uid": PROMETHEUS_UID,
+        "url": url,
+    }

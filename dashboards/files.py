@@ -4,7 +4,10 @@ Layout under the provisioning directory (Grafana's ``/etc/grafana/provisioning``
 
     datasources/shouwang.yaml              the data source, as the regulator's login role;
                                            host and password from Grafana's environment
+    datasources/prometheus.yaml            the platform's Prometheus (dashboards/prometheus),
+                                           its URL from Grafana's environment
     dashboards/shouwang.yaml               one file provider per folder
+    dashboards/platform.yaml               ... and the platform operators' folder's
     dashboards/shouwang/<folder>/<uid>.json  the dashboards
 
 The files hold no secret and nothing of the machine that exported them, so a copy can be
@@ -22,8 +25,8 @@ from typing import Any, Final
 import yaml
 
 from dashboards.access import DEFAULT_REGULATOR_LOGIN
-from dashboards.datasource import REF, DatasourceSpec
-from dashboards.folders import FOLDERS, Placed
+from dashboards.datasource import REF, DatasourceSpec, prometheus_json
+from dashboards.folders import FOLDERS, PLATFORM, Folder, Placed, platform_dashboards
 from dashboards.model import dashboard_json
 
 CONTAINER_ROOT: Final = PurePosixPath("/etc/grafana/provisioning")
@@ -32,6 +35,7 @@ SUBDIR: Final = "shouwang"
 # Grafana expands ${VAR} in provisioning files from its own environment.
 HOST_ENV: Final = "SHOUWANG_GRAFANA_DB_HOST"
 SECRET_ENV: Final = "SHOUWANG_GRAFANA_DB_PASSWORD"  # noqa: S105 (a variable name)
+PROMETHEUS_URL_ENV: Final = "SHOUWANG_GRAFANA_PROMETHEUS_URL"
 
 
 def _yaml(doc: Any) -> str:
@@ -52,7 +56,20 @@ def datasource_yaml(database: str, user: str) -> str:
     return header + _yaml({"apiVersion": 1, "datasources": [ds]})
 
 
-def providers_yaml(root: PurePosixPath = CONTAINER_ROOT) -> str:
+def prometheus_yaml() -> str:
+    ds = prometheus_json(f"${{{PROMETHEUS_URL_ENV}}}")
+    ds["editable"] = False
+    header = (
+        "# Written by 'shouwang dashboards export'; do not edit. Grafana fills in ${...} from its\n"
+        f"# environment: {PROMETHEUS_URL_ENV}, the URL of the Prometheus that scrapes the\n"
+        "# stages (dashboards/prometheus; in docker compose http://prometheus:9090).\n"
+    )
+    return header + _yaml({"apiVersion": 1, "datasources": [ds]})
+
+
+def providers_yaml(
+    root: PurePosixPath = CONTAINER_ROOT, folders: tuple[Folder, ...] = FOLDERS
+) -> str:
     providers = [
         {
             "name": f.uid,
@@ -65,7 +82,7 @@ def providers_yaml(root: PurePosixPath = CONTAINER_ROOT) -> str:
             "updateIntervalSeconds": 60,
             "options": {"path": str(root / "dashboards" / SUBDIR / f.uid)},
         }
-        for f in FOLDERS
+        for f in folders
     ]
     header = "# Written by 'shouwang dashboards export'; do not edit.\n"
     return header + _yaml({"apiVersion": 1, "providers": providers})
@@ -87,12 +104,17 @@ def files(
     database: str = DATABASE,
     user: str = DEFAULT_REGULATOR_LOGIN,
     root: PurePosixPath = CONTAINER_ROOT,
+    platform: tuple[Placed, ...] | None = None,
 ) -> list[File]:
+    """The files for ``placed`` and the platform operators' dashboards (``platform``, default
+    :func:`dashboards.folders.platform_dashboards`)."""
     out = [
         File(PurePosixPath("datasources/shouwang.yaml"), datasource_yaml(database, user)),
+        File(PurePosixPath("datasources/prometheus.yaml"), prometheus_yaml()),
         File(PurePosixPath("dashboards/shouwang.yaml"), providers_yaml(root)),
+        File(PurePosixPath("dashboards/platform.yaml"), providers_yaml(root, (PLATFORM,))),
     ]
-    for p in placed:
+    for p in (*placed, *(platform_dashboards() if platform is None else platform)):
         path = PurePosixPath("dashboards", SUBDIR, p.folder.uid, f"{p.dashboard.uid}.json")
         out.append(File(path, dashboard_text(p)))
     return out
@@ -105,10 +127,12 @@ def export(
     database: str = DATABASE,
     user: str = DEFAULT_REGULATOR_LOGIN,
     root: PurePosixPath = CONTAINER_ROOT,
+    platform: tuple[Placed, ...] | None = None,
 ) -> list[Path]:
     """Write the provisioning files under ``directory`` (the data source reads ``database`` as
-    ``user``); dashboards no longer shipped are removed from it. Returns the files written."""
-    wanted = files(placed, database=database, user=user, root=root)
+    ``user``; ``platform``: as :func:`files`); dashboards no longer shipped are removed from it.
+    Returns the files written."""
+    wanted = files(placed, database=database, user=user, root=root, platform=platform)
     keep = {directory / f.path for f in wanted}
     ours = directory / "dashboards" / SUBDIR
     if ours.exists():

@@ -138,7 +138,7 @@ def offline_intervals(entries: Iterable[Entry]) -> dict[DeviceClass, float]:
     out: dict[DeviceClass, float] = {}
     for e in entries:
         for f in e.filing:
-            if isinstance(f, OfflineFiling):
+            if isinstance(f, OfflineFiling) and e.device_class is not None:
                 out[e.device_class] = min(f.intervals, out.get(e.device_class, f.intervals))
     return out
 

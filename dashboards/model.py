@@ -3,7 +3,9 @@
 A dashboard is described with the frozen values below (:class:`Panel`, :class:`QueryVariable`,
 :class:`Annotation`, :class:`Dashboard`) and turned into the JSON Grafana stores with
 :func:`dashboard_json`: schemaVersion 39, panels laid out left to right on Grafana's 24-column
-grid, every query on one PostgreSQL data source (``grafana-postgresql-datasource``).
+grid, every query on one PostgreSQL data source (``grafana-postgresql-datasource``), or, for a
+dashboard that names its own (``Dashboard.datasource``), on Prometheus: a query's text is then
+PromQL.
 
 Nothing here knows the platform's tables; the dashboard modules (``operations``, ``elevators``,
 …) bring the SQL.
@@ -19,6 +21,7 @@ from typing import Any, Final, Literal
 JSON = dict[str, Any]
 
 DATASOURCE_TYPE: Final = "grafana-postgresql-datasource"
+PROMETHEUS_TYPE: Final = "prometheus"
 SCHEMA_VERSION: Final = 39
 GRID_COLUMNS: Final = 24
 
@@ -45,9 +48,10 @@ class Datasource:
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    sql: str
+    sql: str  # SQL, or PromQL on a Prometheus data source
     format: Format = "time_series"
     ref_id: str = "A"
+    legend: str = ""  # Prometheus: each series' name, e.g. "{{stage}}" (default: its labels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +179,7 @@ class Dashboard:
     links: tuple[Link, ...] = ()
     time_from: str = "now-6h"
     refresh: str = "1m"
+    datasource: Datasource | None = None  # None: the one dashboard_json is given
 
     def __post_init__(self) -> None:
         names = [v.name for v in self.variables]
@@ -185,7 +190,20 @@ class Dashboard:
 # ── JSON ───────────────────────────────────────────────────────────────────────────────────
 
 
-def _target(q: Query, ds: Datasource) -> JSON:
+def _target(q: Query, ds: Datasource, kind: Kind) -> JSON:
+    if ds.type == PROMETHEUS_TYPE:
+        # panels showing the latest value ask for it alone (an instant query)
+        instant = kind in (Kind.STAT, Kind.BARGAUGE, Kind.TABLE)
+        return {
+            "datasource": ds.ref(),
+            "editorMode": "code",
+            "expr": q.sql,
+            "format": q.format,
+            "instant": instant,
+            "legendFormat": q.legend or "__auto",
+            "range": not instant,
+            "refId": q.ref_id,
+        }
     return {
         "datasource": ds.ref(),
         "editorMode": "code",
@@ -283,7 +301,7 @@ def panel_json(p: Panel, panel_id: int, grid: JSON, ds: Datasource) -> JSON:
         "gridPos": grid,
         "id": panel_id,
         "options": _options(p),
-        "targets": [_target(q, ds) for q in p.queries],
+        "targets": [_target(q, ds, p.kind) for q in p.queries],
         "title": p.title,
         "type": str(p.kind),
     }
@@ -363,7 +381,9 @@ def layout(items: Sequence[Panel | Row]) -> list[JSON]:
 
 
 def dashboard_json(d: Dashboard, ds: Datasource) -> JSON:
-    """The dashboard as Grafana stores it (``id`` null: Grafana assigns one)."""
+    """The dashboard as Grafana stores it (``id`` null: Grafana assigns one); its queries on
+    ``ds``, unless the dashboard names its own data source."""
+    ds = d.datasource or ds
     panels: list[JSON] = []
     for i, (item, grid) in enumerate(zip(d.panels, layout(d.panels), strict=True), start=1):
         if isinstance(item, Row):

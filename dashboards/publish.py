@@ -17,7 +17,7 @@ from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError
 
 from core.errors import ConfigError
-from dashboards.datasource import REF, DatasourceSpec
+from dashboards.datasource import PROMETHEUS_NAME, REF, DatasourceSpec, prometheus_json
 from dashboards.folders import Folder, Placed
 from dashboards.model import JSON, dashboard_json
 
@@ -183,6 +183,42 @@ def publish(
 
     for p in placed:
         model = dashboard_json(p.dashboard, REF)
+        action = dashboard_change(api.dashboard(p.dashboard.uid), model, p.folder.uid)
+        if action != "unchanged":
+            api.save_dashboard(
+                {
+                    "dashboard": model,
+                    "folderUid": p.folder.uid,
+                    "overwrite": True,
+                    "message": MESSAGE,
+                }
+            )
+        changes.append(Change("dashboard", p.dashboard.uid, action))
+    return changes
+
+
+def publish_platform(api: Grafana, placed: Sequence[Placed], prometheus_url: str) -> list[Change]:
+    """Upsert the platform operators' folder, the Prometheus data source at ``prometheus_url``
+    (as Grafana reaches it) and the dashboards over it; return what was done to each."""
+    changes: list[Change] = []
+    existing_folders = api.folders()
+    for f in dict.fromkeys(p.folder for p in placed):
+        action = folder_change(existing_folders, f)
+        if action == "create":
+            api.create_folder(f)
+        elif action == "update":
+            api.rename_folder(f)
+        changes.append(Change("folder", f.uid, action))
+    wanted = prometheus_json(prometheus_url)
+    current = api.datasource(PROMETHEUS_NAME)
+    action = datasource_change(current, wanted, password=False)
+    if action == "create":
+        api.create_datasource(wanted)
+    elif action == "update" and current is not None:
+        api.update_datasource(str(current["uid"]), wanted)
+    changes.append(Change("datasource", PROMETHEUS_NAME, action))
+    for p in placed:
+        model = dashboard_json(p.dashboard, REF)  # the dashboard names its own data source
         action = dashboard_change(api.dashboard(p.dashboard.uid), model, p.folder.uid)
         if action != "unchanged":
             api.save_dashboard(

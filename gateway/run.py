@@ -32,8 +32,12 @@ import time
 from pathlib import Path
 
 from core.errors import ConfigError
+from core.metrics import Heartbeat
+from core.metrics import serve as serve_metrics
 from core.mqtt import Tls
+from core.settings import load_settings
 from core.wire import STATE, GatewayState
+from gateway import metrics
 from gateway.collector import Collector, Item
 from gateway.connector import Connector, Poll
 from gateway.remote import Refused, judge_push
@@ -60,8 +64,11 @@ class Gateway:
         forwarder: Forwarder,
         collector: Collector,
         config_path: Path | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.cfg = cfg
+        # progressed: entries the platform acknowledged; pending: entries the buffer holds
+        self.heartbeat = heartbeat or Heartbeat("gateway")
         self.store = store
         self.uplink = uplink
         self.forwarder = forwarder
@@ -78,8 +85,21 @@ class Gateway:
         self.dropped_at_start = store.fill().dropped
         self._reported_at, self._reported_on = 0.0, -1
         self.pushes_applied = self.pushes_refused = 0
+        self._acknowledged = forwarder.entries_confirmed  # as the heartbeat last heard it
+        self._measure()
+
+    def _measure(self) -> None:
+        """The buffer and the acknowledgements in the metrics and the heartbeat."""
+        fill = self.store.fill()
+        metrics.BUFFER_ENTRIES.set(fill.entries)
+        metrics.BUFFER_BYTES.set(fill.bytes)
+        confirmed = self.forwarder.entries_confirmed
+        self.heartbeat.progressed(confirmed - self._acknowledged)
+        self._acknowledged = confirmed
+        self.heartbeat.pending(fill.entries)
 
     def _collected(self, poll: Poll) -> None:
+        metrics.POLLS.labels(poll.device.uid, metrics.poll_outcome(poll)).inc()
         items = self.collector.collect(poll)
         if not items:
             return
@@ -105,6 +125,7 @@ class Gateway:
             return
         dropped = self.store.add(items)
         if dropped:
+            metrics.DROPPED.inc(dropped)
             log.warning("buffer full: dropped the %d oldest entries", dropped)
 
     def _maybe_report(self, now: float) -> None:
@@ -182,6 +203,7 @@ class Gateway:
         f.budget_kib = min(f.budget_kib, f.kib_per_minute)
         dropped = self.store.resize(cfg.buffer_max_bytes)
         if dropped:
+            metrics.DROPPED.inc(dropped)
             log.warning("the smaller buffer dropped the %d oldest entries", dropped)
         self.connector = Connector(cfg.devices, self._collected)
         self._polling = asyncio.create_task(self.connector.run(), name="polling")
@@ -238,6 +260,7 @@ class Gateway:
                 if regular:
                     due = now + self.cfg.batch_interval_s
                 self.forwarder.tick(now, full_only=not regular)
+                self._measure()  # the loop turned (the heartbeat beats)
                 await self._commands()
                 self._maybe_report(now)
                 if now - said_at >= LOG_EVERY_S:
@@ -274,7 +297,9 @@ def keep(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def build(cfg: SiteConfig, config_path: Path | None = None) -> Gateway:
+def build(
+    cfg: SiteConfig, config_path: Path | None = None, heartbeat: Heartbeat | None = None
+) -> Gateway:
     try:
         password = cfg.broker.password_file.read_text(encoding="utf-8").strip()
     except OSError as e:
@@ -301,13 +326,18 @@ def build(cfg: SiteConfig, config_path: Path | None = None) -> Gateway:
         ack_timeout_s=cfg.ack_timeout_s,
         kib_per_minute=cfg.max_kib_per_minute,
     )
-    return Gateway(cfg, store, uplink, forwarder, Collector(), config_path)
+    return Gateway(cfg, store, uplink, forwarder, Collector(), config_path, heartbeat)
 
 
 def main(config: Path) -> None:
+    """Run the gateway of the site config ``config``; its metrics on the settings'
+    ``metrics_host``:``metrics_port_gateway``."""
     cfg = load_site_config(config)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # silent devices are ours to report
-    gateway = build(cfg, config)
+    s = load_settings()
+    paths = [s.state_dir, cfg.buffer_path.parent]
+    heartbeat, _port = serve_metrics("gateway", s.metrics_host, s.metrics_port("gateway"), paths)
+    gateway = build(cfg, config, heartbeat)
     fill = gateway.store.fill()
     log.info(
         "gateway %s: %d devices, buffer %s holds %d entries (%d bytes of %d)",

@@ -46,6 +46,7 @@ from core.wire import (
     gateway_topic,
     join_batch,
 )
+from gateway import metrics
 from gateway.batch import encoded_size, fit
 from gateway.store import Entry, Kind, Store
 
@@ -170,6 +171,7 @@ class Uplink:
         client.publish(self.status_topic, encode_status(True, now), qos=1, retain=True)
         self.connections += 1
         self.connected.set()
+        metrics.BROKER_CONNECTED.set(1)
         self._news()  # what was held meanwhile goes now, not at the next round
         log.info("connected to %s:%d as %s", self.cfg.host, self.cfg.port, self.cfg.gateway)
 
@@ -181,6 +183,7 @@ class Uplink:
         elif self.connected.is_set():
             log.warning("lost the broker (%s); buffering until it is back", rc)
         self.connected.clear()
+        metrics.BROKER_CONNECTED.set(0)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         command = msg.topic.rsplit("/", 1)[-1]
@@ -268,7 +271,9 @@ class Forwarder:
             except queue.Empty:
                 break
             rng = (ack.first, ack.last)
-            self.entries_confirmed += self.store.confirm(*rng)
+            confirmed = self.store.confirm(*rng)
+            self.entries_confirmed += confirmed
+            metrics.ACKNOWLEDGED.inc(confirmed)
             self.inflight.pop(rng, None)
             self._sizes.pop(rng, None)
             sent_ms = self._sent_ms.pop(rng, None)
@@ -335,6 +340,7 @@ class Forwarder:
         if not self.uplink.publish(self.topic, payload):
             return False
         self.budget_kib -= cost
+        metrics.PUBLISHED.inc(len(entries))
         self.inflight[rng] = now + self.ack_timeout_s
         self._sizes[rng] = len(payload)
         self.largest_batch = max(self.largest_batch, len(payload))

@@ -8,9 +8,16 @@ import signal
 import threading
 from dataclasses import replace
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from core.db import connect
+from core.errors import ServiceUnavailable
 from core.logs import configure
+from core.metrics import serve
 from core.settings import Settings, load_settings
 from ingest.consumer import Consumer, IngestConfig, retire_session
+from ingest.metrics import directories, is_local
 
 log = logging.getLogger("shouwang.ingest")
 
@@ -44,9 +51,20 @@ def config_from(s: Settings, client_id: str) -> IngestConfig:
     )
 
 
-def main(s: Settings, *, client_id: str | None = None, shared: bool = False) -> None:
+def main(
+    s: Settings,
+    *,
+    client_id: str | None = None,
+    shared: bool = False,
+    metrics_port: int | None = None,
+) -> None:
+    """Run one worker until SIGTERM or SIGINT; its metrics on ``metrics_port`` (default: the
+    settings' ``metrics_port_ingest``)."""
     cfg = replace(config_from(s, client_id or s.ingest_client_id), shared=shared)
-    consumer = Consumer(cfg, s.database_url)
+    port = s.metrics_port("ingest") if metrics_port is None else metrics_port
+    paths = directories(s.state_dir, data_directory(s.database_url))
+    heartbeat, _port = serve("ingest", s.metrics_host, port, paths)
+    consumer = Consumer(cfg, s.database_url, heartbeat)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: consumer.stop())
         signal.signal(signal.SIGINT, lambda *_: consumer.stop())
@@ -55,6 +73,21 @@ def main(s: Settings, *, client_id: str | None = None, shared: bool = False) -> 
     log.info(
         "stopped: %d messages, %d readings, rejects %s", st.messages, st.readings, dict(st.rejects)
     )
+
+
+def data_directory(database_url: str) -> str | None:
+    """The database's data directory when the database is on this machine and tells it (a
+    role without pg_read_all_settings is not told; a database down at start: none)."""
+    host = str(conninfo_to_dict(database_url).get("host") or "")
+    if not is_local(host):
+        return None
+    try:
+        with connect(database_url, autocommit=True, application_name="shouwang-ingest") as conn:
+            row = conn.execute("SHOW data_directory").fetchone()
+    except (ServiceUnavailable, psycopg.Error) as e:
+        log.info("not reporting the database's disk: %s", str(e).splitlines()[0])
+        return None
+    return None if row is None else str(row[0])
 
 
 def retire_worker(s: Settings, client_id: str) -> None:

@@ -22,10 +22,11 @@ import psycopg
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from core import audit
+from core import audit, correlation
 from core.db import Conn, connect
 from core.errors import ServiceUnavailable
 from core.feed import EVENTS_TOPIC, READINGS_TOPIC, pack_events, pack_readings
+from core.metrics import Heartbeat
 from core.mqtt import new_client
 from core.registry import load_registry
 from core.wire import (
@@ -36,7 +37,7 @@ from core.wire import (
     gateway_command_topic,
     is_command_topic,
 )
-from ingest import archive
+from ingest import archive, metrics
 from ingest.flood import Allowance, FloodGuard, Kind
 from ingest.rows import REJECT_PAYLOAD_LIMIT, Batch, Decoder, Reject, clean_text
 from ingest.store import drop_old_chunks, write_batch
@@ -103,9 +104,15 @@ Pending = tuple[str, bytes, int, int, int, int, int]
 
 
 class Consumer:
-    def __init__(self, cfg: IngestConfig, database_url: str) -> None:
+    def __init__(
+        self, cfg: IngestConfig, database_url: str, heartbeat: Heartbeat | None = None
+    ) -> None:
         self.cfg = cfg
         self.database_url = database_url
+        # progressed: readings committed; pending: messages received, not committed yet
+        self.heartbeat = heartbeat or Heartbeat("ingest")
+        self._held_messages = 0  # taken by a flush, not committed yet
+        self._size_at = float("-inf")  # when the database's size was last read
         self._stop = threading.Event()
         self.conn: Conn = self._connect_until_up()
         conn = self.conn
@@ -137,6 +144,8 @@ class Consumer:
         self._connected = threading.Event()  # connected and subscribed (SUBACK received)
         self._subscribe_mid: int | None = None
         self._registry_loaded_at = time.monotonic()
+        self._uids: dict[int, str] = {}  # device id -> uid, for the events' log lines
+        self._uids_of: object = None  # the registry self._uids was made from
         self._archive_configured = False
         self._retention_at = float("-inf")  # the first pass comes at start, whatever the uptime
         self.client, self._props = new_client(
@@ -182,11 +191,13 @@ class Consumer:
             log.error("the broker refused the subscription: %s", ", ".join(map(str, codes)))
             return
         self._connected.set()
+        metrics.BROKER_CONNECTED.set(1)
 
     def _on_disconnect(
         self, _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
     ) -> None:
         self._connected.clear()
+        metrics.BROKER_CONNECTED.set(0)
         if self._not_reading_since is None:
             self._not_reading_since = time.monotonic()
         if not self._stop.is_set():
@@ -231,6 +242,7 @@ class Consumer:
             self._buffer.append(item)
             self._buffer_bytes += len(payload)
             full = self._buffer_bytes >= self.cfg.flush_bytes
+            self.heartbeat.pending(len(self._buffer) + self._held_messages)
         if full:
             self._wake.set()
 
@@ -259,10 +271,12 @@ class Consumer:
         deadline = None if stop_after_s is None else time.monotonic() + stop_after_s
         try:
             while not self._stop.is_set():
+                self.heartbeat.beat()
                 self._wake.wait(self.cfg.flush_seconds)
                 self._wake.clear()
                 self.flush()
                 self._maybe_retention()
+                self._maybe_database_size()
                 if deadline is not None and time.monotonic() > deadline:
                     break
         finally:
@@ -282,13 +296,18 @@ class Consumer:
             items, held = self._buffer, self._buffer_bytes
             self._buffer, self._buffer_bytes = [], 0
             self._held_bytes += held
+            self._held_messages += len(items)
         if not items:
             return
         try:
+            started = time.monotonic()
             self._commit(items)
+            metrics.FLUSH_SECONDS.observe(time.monotonic() - started)
         finally:
             with self._space:
                 self._held_bytes -= held
+                self._held_messages -= len(items)
+                self.heartbeat.pending(len(self._buffer) + self._held_messages)
                 self._space.notify_all()
 
     def _commit(self, items: list[Pending]) -> None:
@@ -318,6 +337,7 @@ class Consumer:
                     wait,
                 )
                 self._stop.wait(wait)
+                self.heartbeat.beat()  # waiting for the database: pending, nothing committed
                 self._reconnect_db()
             except Exception as e:  # the data itself was refused: find the culprit, keep the rest
                 log.error(
@@ -326,6 +346,7 @@ class Consumer:
                 batch, slow = self._write_one_by_one(items)
                 break
         self._feed(batch)
+        self._log_events(batch)
         self._acknowledge_stored(batch)
         with self._lock:
             generation = self._generation
@@ -340,6 +361,34 @@ class Consumer:
         for r in batch.rejects:
             st.rejects[r.reason] += 1
         st.rejects_counted += batch.suppressed.total()
+        self._count(items, batch)
+
+    def _count(self, items: list[Pending], batch: Batch) -> None:
+        """The committed flush in the metrics and the heartbeat."""
+        kinds: Counter[str] = Counter(metrics.message_kind(item[0]) for item in items)
+        for kind, n in kinds.items():
+            metrics.MESSAGES.labels(kind).inc(n)
+        metrics.READINGS.inc(len(batch))
+        metrics.FLUSH_ROWS.observe(len(batch))
+        for r in batch.rejects:
+            metrics.REJECTS.labels(r.reason).inc()
+        for (_minute, _who, reason), n in batch.suppressed.items():
+            metrics.REJECTS.labels(reason).inc(n)
+        self.heartbeat.progressed(len(batch))
+
+    def _maybe_database_size(self) -> None:
+        """The database's size in the metrics, at most once a minute."""
+        now = time.monotonic()
+        if now - self._size_at < metrics.DATABASE_SIZE_EVERY_S:
+            return
+        self._size_at = now
+        try:
+            row = self.conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        except psycopg.Error as e:
+            log.warning("cannot read the database's size: %s", e)
+            return
+        if row is not None:
+            metrics.DATABASE_SIZE.set(float(row[0]))
 
     def _feed(self, batch: Batch) -> None:
         """Hand what was just committed to analytics (QoS 1, after the commit), in messages well
@@ -355,6 +404,31 @@ class Consumer:
             hi = lo + FEED_CHUNK_EVENTS
             for payload in _events_under(batch.events[lo:hi], batch.statuses[lo:hi]):
                 self.client.publish(EVENTS_TOPIC, payload, qos=1)
+
+    def _log_events(self, batch: Batch) -> None:
+        """One line per event just committed (events are rare; readings are never logged one
+        by one), with the correlation id of the message that carried it."""
+        if not batch.events:
+            return
+        registry = self.decoder.registry
+        if self._uids_of is not registry:
+            self._uids = {ref.id: uid for uid, ref in registry.devices.items()}
+            self._uids_of = registry
+        for ts_ms, device_id, code, active, _detail in batch.events:
+            uid = self._uids.get(device_id, f"#{device_id}")
+            log.info(
+                "event stored: %s %s %s",
+                uid,
+                code,
+                "raised" if active else "cleared",
+                extra={
+                    "cid": correlation.correlation_id(uid, ts_ms),
+                    "device": uid,
+                    "code": code,
+                    "active": active,
+                    "ts_ms": ts_ms,
+                },
+            )
 
     def _acknowledge_stored(self, batch: Batch) -> None:
         """Tell each gateway which of its batches are now committed (QoS 1, after the commit):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from core import correlation
 from core.severity import Severity
 from lifecycle.deadlines import limit_seconds
 from responsibility.model import Entry
@@ -82,7 +83,7 @@ def policy_of(entry: Entry | None, hours_per_day: float) -> Policy | None:
     r = entry.severity_raise
     return Policy(
         entry.severity,
-        float(entry.closing.hold_seconds),
+        0.0 if entry.closing is None else float(entry.closing.hold_seconds),
         None if r is None else limit_seconds(r.after, hours_per_day),
         None if r is None else r.to,
     )
@@ -190,6 +191,14 @@ class Lifecycle:
             return []
         alarm.severity = str(pol.raise_to)
         return [Transition(Kind.RAISE, alarm, now)]
+
+
+def correlation_id(alarm: Alarm, device_uid: str) -> str:
+    """The alarm's correlation id: that of the message it opened at (its ``opened_at`` is that
+    message's data time), the same id ingest logged when it stored the message and notify logs
+    with every delivery about the alarm (``core.correlation``). An alarm that silence opened
+    (offline) has the id of no message, but one all the same: that of its opening time."""
+    return correlation.at(device_uid, alarm.opened_at)
 
 
 def _stale(alarm: Alarm, obs: Observation) -> bool:

@@ -26,6 +26,16 @@ class TransitionError(ValueError):
     pass
 
 
+def filed_for(conn: Conn, alarm_ids: list[int]) -> dict[int, int]:
+    """The work order filed for each of these alarms that has one: alarm id -> work order id."""
+    if not alarm_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT alarm_id, id FROM work_orders WHERE alarm_id = ANY(%s)", (alarm_ids,)
+    ).fetchall()
+    return {int(alarm): int(wo) for alarm, wo in rows}
+
+
 def transition(
     conn: Conn, work_order_id: int, to: str, *, actor: str, at: datetime, note: str = ""
 ) -> None:

@@ -11,6 +11,7 @@ import threading
 import httpx
 
 from core.logs import configure
+from core.metrics import serve
 from core.outlasting_db import Stopping
 from core.settings import Settings, load_settings
 from notify.dispatcher import Dispatcher, from_settings
@@ -34,9 +35,12 @@ def main(s: Settings, *, name: str = "notify-0") -> None:
     # Each send passes its own timeout (notify_send_timeout_s); the pool has room for every
     # sending thread.
     limits = httpx.Limits(max_connections=s.notify_concurrency + 8)
+    heartbeat, port = serve("notify", s.metrics_host, s.metrics_port("notify"), [s.state_dir])
+    if port:
+        log.info("metrics on http://%s:%d/metrics", s.metrics_host, port)
     with httpx.Client(timeout=s.notify_send_timeout_s, limits=limits) as http:
         try:
-            d = from_settings(s, name, http, stop=stop)
+            d = from_settings(s, name, http, stop=stop, heartbeat=heartbeat)
         except Stopping:
             log.warning("stopped before the database could be reached")
             return

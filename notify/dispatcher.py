@@ -57,11 +57,13 @@ from typing import Any
 
 import httpx
 
+from core import correlation
 from core.channel_addresses import PHONE_KINDS, STRICT, AddressPolicy
 from core.db import Conn
+from core.metrics import Heartbeat
 from core.outlasting_db import Database, Stopping
 from core.settings import Settings
-from notify import outbox
+from notify import metrics, outbox
 from notify.ack_links import AckLinks
 from notify.channels import Attempt, Channel, Smtp, attempt, configured, failed
 from notify.duty_app import DutyApps
@@ -112,6 +114,33 @@ class _Job:
         return f"{'outbox' if self.q is OUTBOX else 'platform notice'} {self.claim.id}"
 
 
+def _delivery_fields(job: _Job, r: Recipient, a: Attempt) -> dict[str, Any]:
+    """A delivery attempt's log fields: which row, alarm and channel, how it went, and the
+    correlation id of the alarm it is about (``core.correlation``); never the address, the
+    message or its acknowledgement links."""
+    c = job.claim
+    fields: dict[str, Any] = {
+        "delivery": job.q.delivery(c.id, r.channel_id),
+        "notice": c.kind,
+        "attempt": c.attempts,
+        "person_id": r.person_id,
+        "channel": r.kind,
+        "channel_id": r.channel_id,
+        "outcome": "accepted" if a.ok else ("failed_permanently" if a.permanent else "failed"),
+        "http_status": a.http_status,
+        "latency_ms": round(a.latency_ms, 1),
+    }
+    if isinstance(c, Claim):
+        fields["alarm_id"] = c.alarm_id
+        wo = c.payload.get("work_order_id")
+        if isinstance(wo, int):
+            fields["work_order_id"] = wo
+    cid = correlation.of_notice(c.payload)
+    if cid is not None:
+        fields["cid"] = cid
+    return fields
+
+
 @dataclass(eq=False)
 class _Task:
     """One delivery: one row to one recipient's channel."""
@@ -144,6 +173,7 @@ class Dispatcher:
         stop: threading.Event | None = None,
         addresses: AddressPolicy = STRICT,
         phones: PhoneAccounts | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         if send_timeout_s <= 0 or concurrency < 1 or concurrency_per_firm < 1 or batch < 1:
             raise ValueError(
@@ -183,6 +213,8 @@ class Dispatcher:
         self._unlogged: list[str] = []  # deliveries accepted, not logged: stopped in an outage
         # The connection, once the database answers (a start during an outage waits for it).
         self.db = Database(database_url, name, self._stop, log, holding=self._holding)
+        # The stage's liveness on its metrics endpoint (``core.metrics``, ``notify.metrics``).
+        self.heartbeat = Heartbeat("notify") if heartbeat is None else heartbeat
         self._leases_checked = self.db.reconnects  # leases renewed since the last reconnection
 
     @property
@@ -215,6 +247,7 @@ class Dispatcher:
     def step(self) -> int:
         """One round without waiting: housekeeping, results of finished sends, lease renewal,
         new claims, new sends. Returns how much happened (0: idle)."""
+        self.heartbeat.beat()
         self.housekeeping()
         done = self._collect(0)
         self._renew_leases()
@@ -307,6 +340,17 @@ class Dispatcher:
         self.fire_voice_calls()
         self.form_batches()
         self.note_platform_alarms()
+        self.show_backlog()
+
+    def show_backlog(self) -> int:
+        """The backlog and the age of its oldest row on the metrics endpoint, the backlog as the
+        heartbeat's pending work (``notify.metrics``); return the backlog."""
+        grouped = sorted(self.policy.grouped)
+        n, oldest = self.db.read(lambda c: outbox.backlog(c, grouped))
+        metrics.BACKLOG.set(n)
+        metrics.OLDEST.set(oldest)
+        self.heartbeat.pending(n)
+        return n
 
     def recipients(
         self, community_id: int, party: str | None, at: datetime, *, only: str | None = None
@@ -510,6 +554,7 @@ class Dispatcher:
             a = fut.result()
         except BaseException as e:  # attempt() returns every error; this is the last guard
             a = failed(f"internal error: {type(e).__name__}: {e}")
+        metrics.DELIVERY_SECONDS.labels(t.r.kind).observe(a.latency_ms / 1000)
         self._record(t.job, t.r, a)
         t.job.pending -= 1
         if t.job.pending == 0:
@@ -544,7 +589,19 @@ class Dispatcher:
             job.settled[r.channel_id] = True
         elif a.permanent:
             job.settled.setdefault(r.channel_id, False)
-        if not a.ok:
+        metrics.DELIVERIES.labels(r.kind, metrics.outcome(a.ok, a.permanent)).inc()
+        self.heartbeat.progressed(1)
+        fields = _delivery_fields(job, r, a)
+        if a.ok:
+            log.info(
+                "%s delivered to person %s on %s channel %s",
+                job.what,
+                r.person_id,
+                r.kind,
+                r.channel_id,
+                extra=fields,
+            )
+        else:
             log.warning(
                 "%s to person %s on %s channel %s failed%s: %s",
                 job.what,
@@ -553,6 +610,7 @@ class Dispatcher:
                 r.channel_id,
                 " permanently" if a.permanent else "",
                 a.error[:300],
+                extra=fields,
             )
 
     def _drop(self, t: _Task) -> None:
@@ -697,7 +755,12 @@ class Dispatcher:
 
 
 def from_settings(
-    s: Settings, name: str, http: httpx.Client, *, stop: threading.Event | None = None
+    s: Settings,
+    name: str,
+    http: httpx.Client,
+    *,
+    stop: threading.Event | None = None,
+    heartbeat: Heartbeat | None = None,
 ) -> Dispatcher:
     """A dispatcher configured as the settings say: policy, e-mail, duty apps, ack links,
     send timeout and concurrency. Waits for the database while it cannot be reached; ``stop``
@@ -726,7 +789,7 @@ def from_settings(
             timeout_s=s.notify_send_timeout_s,
         )
     try:
-        return _dispatcher(s, name, http, policy, secret, apps, stop)
+        return _dispatcher(s, name, http, policy, secret, apps, stop, heartbeat)
     except BaseException:
         if apps is not None:
             apps.close()
@@ -741,6 +804,7 @@ def _dispatcher(
     secret: str,
     apps: DutyApps | None,
     stop: threading.Event | None,
+    heartbeat: Heartbeat | None = None,
 ) -> Dispatcher:
     return Dispatcher(
         s.database_url,
@@ -760,6 +824,7 @@ def _dispatcher(
         concurrency=s.notify_concurrency,
         concurrency_per_firm=s.notify_concurrency_per_firm,
         stop=stop,
+        heartbeat=heartbeat,
         addresses=AddressPolicy.from_settings(s),
         phones=PhoneAccounts(
             s.notify_phone_key.get_secret_value(),

@@ -100,6 +100,20 @@ def claim(
     ]
 
 
+def backlog(conn: Conn, grouped: list[str]) -> tuple[int, float]:
+    """The rows due and not delivered, as :func:`claim` would take them (not done, not under a
+    lease, not waiting for their batch), and the age in seconds of the oldest (0 if none)."""
+    row = conn.execute(
+        "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)"
+        " FROM outbox WHERE done_at IS NULL"
+        " AND (claimed_until IS NULL OR claimed_until < clock_timestamp())"
+        " AND (batch_id = id OR (batch_id IS NULL AND (kind = 'escalation'"
+        " OR NOT severity = ANY(%s))))",
+        (grouped,),
+    ).fetchone()
+    return (0, 0.0) if row is None else (int(row[0]), max(0.0, float(row[1])))
+
+
 def alarm_settled(conn: Conn, alarm_id: int) -> bool:
     """Whether someone acknowledged the alarm or it cleared (or it is gone)."""
     row = conn.execute("SELECT state FROM alarms WHERE id = %s", (alarm_id,)).fetchone()

@@ -58,6 +58,7 @@ class Party(StrEnum):
 class Kind(StrEnum):
     EVENT = "event"  # 事件
     COMPONENT = "component"  # 部件
+    COMPLAINT = "complaint"  # 投诉/报修: filed by a resident, not by a device
 
 
 Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
@@ -260,26 +261,24 @@ class SeverityRaise(ListModel):
 class Entry(ListModel):
     code: Annotated[str, Field(pattern=CODE_PATTERN)]
     name: Name
-    device_class: DeviceClass
+    device_class: DeviceClass | None = None
     kind: Kind
-    filing: tuple[Filing, ...]
+    filing: tuple[Filing, ...] = ()
     severity: Severity
     responsible: Party
     supervisor: Party
     limits: Limits
-    closing: Closing
+    closing: Closing | None = None
     escalation: tuple[Escalation, ...] = ()
     severity_raise: SeverityRaise | None = None
     work_order: StrictBool = True
     emergency_fund: StrictBool = False
     notify_regulator: StrictBool = False
 
-    @field_validator("filing")
-    @classmethod
-    def _some_filing(cls, v: tuple[Filing, ...]) -> tuple[Filing, ...]:
-        if not v:
-            raise ValueError("add at least one filing condition")
-        return v
+    @property
+    def is_complaint(self) -> bool:
+        """Filed by a resident (the notice board's complaint form), not by a device."""
+        return self.kind is Kind.COMPLAINT
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> Self:
@@ -296,9 +295,11 @@ ENTRY_FIELDS: Final = frozenset(Entry.model_fields)
 
 def entry_problems(entry: Entry) -> list[tuple[Loc, str]]:
     """What in a structurally valid entry contradicts the catalogue or itself, by location."""
-    out: list[tuple[Loc, str]] = []
-    for i, f in enumerate(entry.filing):
-        out += [(("filing", i, *loc), msg) for loc, msg in filing_problems(entry.device_class, f)]
+    out = shape_problems(entry)
+    if entry.device_class is not None:
+        for i, f in enumerate(entry.filing):
+            problems = filing_problems(entry.device_class, f)
+            out += [(("filing", i, *loc), msg) for loc, msg in problems]
     by_unit: dict[Unit, Limit] = {}
     for i, esc in enumerate(entry.escalation):
         prev = by_unit.get(esc.after.unit)
@@ -320,6 +321,39 @@ def entry_problems(entry: Entry) -> list[tuple[Loc, str]]:
                 " (P0 is the most severe), or remove severity_raise",
             )
         )
+    return out
+
+
+def shape_problems(entry: Entry) -> list[tuple[Loc, str]]:
+    """What a device entry lacks, or a complaint entry has that it must not (pure)."""
+    out: list[tuple[Loc, str]] = []
+    if entry.is_complaint:
+        why = "a complaint entry is filed by a resident, not by a device"
+        if entry.device_class is not None:
+            out.append((("device_class",), f"{why}: remove device_class"))
+        if entry.filing:
+            out.append((("filing",), f"{why}: remove filing"))
+        if entry.closing is not None:
+            out.append((("closing",), f"{why} and is closed by hand: remove closing"))
+        if entry.severity_raise is not None:
+            out.append((("severity_raise",), f"{why}: remove severity_raise"))
+        if entry.escalation:
+            msg = (
+                "complaints are not escalated (notifications go out for device alarms only):"
+                " remove escalation; the supervisor sees late complaints in the performance report"
+            )
+            out.append((("escalation",), msg))
+        if not entry.work_order:
+            out.append((("work_order",), "every complaint opens a work order: remove work_order"))
+        return out
+    kinds = "event or component"
+    if entry.device_class is None:
+        msg = f"an {kinds} entry needs a device_class (or write kind: complaint)"
+        out.append((("device_class",), msg))
+    if not entry.filing:
+        out.append((("filing",), "add at least one filing condition"))
+    if entry.closing is None:
+        out.append((("closing",), "add closing: {condition: …, hold_seconds: …}"))
     return out
 
 

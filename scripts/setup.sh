@@ -39,7 +39,7 @@ fi
 echo "$pg_major" > "$state/pg_major"
 
 apt_install mosquitto mosquitto-clients "postgresql-$pg_major" "postgresql-client-$pg_major" \
-  ca-certificates openssl python3-venv chromium chromium-driver fonts-wqy-microhei
+  ca-certificates openssl python3-venv chromium chromium-driver fonts-wqy-microhei prometheus pgbackrest
 pg_bin="/usr/lib/postgresql/$pg_major/bin"
 pkglib=$("$pg_bin/pg_config" --pkglibdir 2>/dev/null || echo "/usr/lib/postgresql/$pg_major/lib")
 

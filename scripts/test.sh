@@ -16,4 +16,4 @@ echo "== mypy"; mypy
 # Two workers, each with its own database and brokers (tests/conftest.py): most of the suite waits
 # on services and outages, so this halves the time on two cores. SHOUWANG_TEST_WORKERS=0 runs in
 # one process.
-echo "== pytest"; pytest -n "${SHOUWANG_TEST_WORKERS:-2}" "$@"
+echo "== pytest"; pytest -n "${SHOUWANG_TEST_WORKERS:-2}" --durations=30 "$@"

@@ -130,3 +130,41 @@ def bench_pages(
 
     load = Load(clients=sessions, seconds=seconds, max_requests=requests)
     run_logged(main, load, url=url, workers=workers, firm=firm)
+
+
+@app.command("capacity")
+def bench_capacity(
+    start: Annotated[int, typer.Option(help="devices in the first step")] = 2_000,
+    factor: Annotated[float, typer.Option(help="each step has this many times the devices")] = 1.5,
+    max_devices: Annotated[int, typer.Option(help="stop after the step with this many")] = 30_000,
+    step_seconds: Annotated[float, typer.Option(help="measured seconds per step")] = 60.0,
+    warmup: Annotated[
+        float, typer.Option(help="seconds of streaming before each step's measurement")
+    ] = 15.0,
+    max_seconds: Annotated[
+        float, typer.Option(help="time budget of the whole run; no step starts beyond it")
+    ] = 900.0,
+    fault_interval: Annotated[float, typer.Option(help="seconds between P0 faults")] = 1.0,
+    retries: Annotated[
+        int, typer.Option(min=0, help="runs again of a step that missed an objective")
+    ] = 1,
+    keep_going: Annotated[
+        bool, typer.Option(help="step on to --max-devices past a broken objective (the curve)")
+    ] = False,
+) -> None:
+    """Devices one machine carries with every stage running (scratch database and broker), step
+    by step until a service objective breaks; each stage's CPU share."""
+    from bench.capacity import Plan, main
+
+    plan = Plan(
+        start=start,
+        factor=factor,
+        max_devices=max_devices,
+        step_seconds=step_seconds,
+        warmup_seconds=warmup,
+        max_seconds=max_seconds,
+        fault_interval_s=fault_interval,
+        retries=retries,
+        keep_going=keep_going,
+    )
+    run_logged(main, plan)

@@ -13,6 +13,7 @@ import typer
 from core.errors import ShouwangError
 from shouwang import (
     api_commands,
+    backup_commands,
     bench_commands,
     broker_commands,
     calendar_commands,
@@ -52,6 +53,7 @@ app.add_typer(people_commands.app, name="people")
 app.add_typer(maintenance_commands.app, name="maintenance")
 app.add_typer(phone_commands.app, name="phone")
 app.add_typer(demo_commands.app, name="demo")
+app.add_typer(backup_commands.app, name="backup")
 app.add_typer(storage_commands.app)
 
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from core.settings import load_settings
+from core.settings import Settings, load_settings
 from shouwang.console import console, run_logged
 
 app = typer.Typer()
@@ -169,13 +169,20 @@ def up(
 
 
 @app.command()
-def status() -> None:
-    """What the database holds: devices, readings, rejects by reason, devices heard from."""
+def status(
+    workers: Annotated[
+        int, typer.Option(min=1, help="ingest workers to look at (shouwang ingest --workers)")
+    ] = 1,
+) -> None:
+    """What the database holds (devices, readings: the last minute and hour exact, rejects by
+    reason, devices heard from) and each stage's state (running, idle, stuck, down) from its
+    metrics endpoint."""
     from core.db import connect
-    from shouwang.status import print_status
+    from shouwang.status import print_status, stage_states
 
-    with connect(load_settings().database_url) as conn:
-        print_status(conn, Console())
+    s = load_settings()
+    with connect(s.database_url) as conn:
+        print_status(conn, Console(), stage_states(s, workers=workers))
 
 
 @app.command()
@@ -194,19 +201,66 @@ def health(
     db: Annotated[bool, typer.Option("--db", help="the database answers, schema migrated")] = False,
     broker: Annotated[bool, typer.Option("--broker", help="the broker answers MQTT")] = False,
     url: Annotated[list[str] | None, typer.Option(help="an HTTP URL that must answer 2xx")] = None,
+    stage: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a stage whose metrics endpoint must say it is running or idle, not stuck or"
+            " down (repeatable): ingest, analytics, notify, api, gateway"
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="with --stage ingest: check this many ingest workers")
+    ] = 1,
 ) -> None:
-    """Check what a service depends on (all of it without options); exit 1 if anything fails."""
+    """Check what a service depends on (all of it without options); exit 1 if anything fails.
+    With ``--stage``: whether the stage is alive (its endpoint on metrics_host at its port),
+    one line each: stage, state (running, idle, stuck, down) and why."""
+    from rich.markup import escape
+
     from core import health as checks
+    from core.metrics import STAGES
 
     s = load_settings()
-    everything = not (db or broker or url)
+    stages = stage or []
+    unknown = [n for n in stages if n not in STAGES]
+    if unknown:
+        raise typer.BadParameter(
+            f"no stage {', '.join(map(repr, unknown))}; the stages are {', '.join(STAGES)}",
+            param_hint="--stage",
+        )
+    everything = not (db or broker or url or stages)
     results = []
     if db or everything:
         results.append(checks.database(s.database_url))
     if broker or everything:
         results.append(checks.broker(s.mqtt_host, s.mqtt_port))
     results.extend(checks.http(u) for u in url or [])
+    for name in stages:
+        results.extend(_stage_results(s, name, workers if name == "ingest" else 1))
     for ok, detail in results:
-        console.print(f"[{'green' if ok else 'red'}]{'ok' if ok else 'FAIL'}[/] {detail}")
+        console.print(f"[{'green' if ok else 'red'}]{'ok' if ok else 'FAIL'}[/] {escape(detail)}")
     if not all(ok for ok, _ in results):
         raise typer.Exit(1)
+
+
+def _stage_results(s: Settings, stage: str, workers: int) -> list[tuple[bool, str]]:
+    """The liveness of a stage (each of its ingest workers) as ``health`` prints it."""
+    import time
+
+    from core.metrics import STAGES, liveness, scrape
+    from shouwang.stages import worker_ports
+
+    base = s.metrics_port(stage)
+    if base < 0:
+        return [(False, f"{stage} down: it has no metrics endpoint (its port is -1)")]
+    if base == 0:
+        return [(False, f"{stage} down: its metrics port is 0 (any free port): set a fixed one")]
+    others = {s.metrics_port(n) for n in STAGES if n != stage}
+    ports = worker_ports(base, workers, others) if stage == "ingest" else [base]
+    out = []
+    for i, port in enumerate(ports):
+        samples, error = scrape(s.metrics_host, port, stage)
+        judged = liveness(stage, samples, time.time(), s.health_stuck_after_s, error)
+        name = stage if len(ports) == 1 else f"{stage} worker {i}"
+        out.append((judged.ok, f"{name} {judged.state}: {judged.detail} ({s.metrics_host}:{port})"))
+    return out

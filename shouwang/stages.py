@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from core.metrics import STAGES
 from core.settings import load_settings
 from shouwang.broker_commands import broker_sync
 from shouwang.console import console, run_logged, setup_logging
@@ -114,6 +116,16 @@ def ingest(
         bool,
         typer.Option(help="share the subscription with other workers (what --workers sets)"),
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=-1,
+            max=65535,
+            help="this worker's metrics port (default SHOUWANG_METRICS_PORT_INGEST; with"
+            " --workers N, worker 0 gets it and the others the ports after it, skipping the"
+            " other stages' ports; 0: any free port, -1: none)",
+        ),
+    ] = None,
 ) -> None:
     """Store every reading from the broker in TimescaleDB (runs until stopped)."""
     from ingest.__main__ import main as ingest_main
@@ -127,10 +139,47 @@ def ingest(
     if workers > 1:
         from shouwang.supervisor import Supervisor, run_until_signalled
 
-        ids = [f"shouwang-ingest-{i}" for i in range(workers)]
-        run_until_signalled(Supervisor({i: ["ingest", "--client-id", i, "--shared"] for i in ids}))
+        base = s.metrics_port("ingest") if metrics_port is None else metrics_port
+        others = {s.metrics_port(stage) for stage in STAGES if stage != "ingest"}
+        ports = worker_ports(base, workers, others)
+        run_until_signalled(
+            Supervisor(
+                {
+                    f"shouwang-ingest-{i}": [
+                        "ingest",
+                        "--client-id",
+                        f"shouwang-ingest-{i}",
+                        "--shared",
+                        "--metrics-port",
+                        str(port),
+                    ]
+                    for i, port in enumerate(ports)
+                }
+            )
+        )
         return
-    ingest_main(s, client_id=client_id, shared=shared)
+    ingest_main(s, client_id=client_id, shared=shared, metrics_port=metrics_port)
+
+
+def worker_ports(base: int, workers: int, taken: Collection[int] = ()) -> list[int]:
+    """Each ingest worker's metrics port (pure): worker 0 on ``base``, each next one on the
+    next port up that is not ``taken`` (the other stages' ports): with the defaults 9461, 9466,
+    9467, ... ``base`` 0 (any free port) and -1 (none) stay as they are for every worker."""
+    if base <= 0:
+        return [base] * workers
+    ports = [base]
+    while len(ports) < workers:
+        port = ports[-1] + 1
+        while port in taken:
+            port += 1
+        ports.append(port)
+    if ports[-1] > 65535:
+        raise typer.BadParameter(
+            f"{workers} workers need metrics ports {base}..{ports[-1]}, beyond 65535;"
+            " set SHOUWANG_METRICS_PORT_INGEST lower",
+            param_hint="--workers",
+        )
+    return ports
 
 
 @app.command()

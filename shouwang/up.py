@@ -25,7 +25,7 @@ from core.severity import Severity
 from lifecycle.platform import PlatformKind, raise_alarm
 from shouwang.demo_commands import duty_url, logins_file
 from shouwang.demo_sites import DemoSites, Uplink, attach_field_devices, field_classes
-from shouwang.status import snapshot, status_line
+from shouwang.status import snapshot, stage_states, status_line
 from shouwang.supervisor import Supervisor
 from simulators.demo import demo_firm, firm_devices
 from simulators.stream import main as simulate
@@ -128,7 +128,10 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
                 notes = [w.short for w in calendar.warnings(datetime.now(calendar.tz).date())]
                 if trouble := services.summary():
                     notes.append(trouble)
-                console.print(status_line(snap, clock=time.strftime("%H:%M:%S"), notes=notes))
+                stages = stage_states(s, workers=workers)
+                console.print(
+                    status_line(snap, clock=time.strftime("%H:%M:%S"), notes=notes, stages=stages)
+                )
     finally:
         stop.set()
         sim.join(30)

@@ -75,6 +75,23 @@ def test_every_command_a_service_runs_exists_with_its_options(name: str) -> None
         check_command(test[2:])
 
 
+def test_each_stage_service_checks_its_own_stage_is_alive() -> None:
+    from core.metrics import STAGES
+
+    runs = {name: s["command"][0] for name, s in OURS.items() if s.get("entrypoint") is None}
+    stage_services = {name: cmd for name, cmd in runs.items() if cmd in STAGES}
+    assert set(stage_services.values()) == set(STAGES) - {"gateway"}, stage_services
+    for name, stage in stage_services.items():
+        test = OURS[name].get("healthcheck", {}).get("test", [])
+        checked = [test[i + 1] for i, word in enumerate(test[:-1]) if word == "--stage"]
+        assert checked == [stage], f"{name} runs 'shouwang {stage}' but its health check {test}"
+        check_command(test[2:])
+    # ... and a service that is no stage checks none
+    for name in set(OURS) - set(stage_services):
+        health = OURS[name].get("healthcheck", COMPOSE["x-shouwang"]["healthcheck"])
+        assert "--stage" not in health.get("test", []), name
+
+
 def test_a_wrong_command_or_option_would_be_caught() -> None:
     with pytest.raises(AssertionError, match="no command 'ingets'"):
         check_command(["ingets"])

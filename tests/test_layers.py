@@ -5,8 +5,8 @@ function-level ones included).
     ingest, analytics, notify, api,    core, the shared domain modules and themselves:
     dashboards, gateway (stages)       never another stage
     simulators                         core, the shared domain modules and itself
-    responsibility, lifecycle, broker, core and each other (the shared domain modules)
-    sites
+    responsibility, lifecycle, broker, core and each other (the shared domain modules and
+    sites, backups                     the shared operations module backups)
     core                               nothing of the platform but itself
 """
 
@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = frozenset({"core"})
-SHARED = frozenset({"responsibility", "lifecycle", "broker", "sites"})
+SHARED = frozenset({"responsibility", "lifecycle", "broker", "sites", "backups"})
 STAGES = frozenset({"ingest", "analytics", "notify", "api", "dashboards", "gateway"})
 TOP = frozenset({"shouwang", "bench"})
 PLATFORM = CORE | SHARED | STAGES | TOP | {"simulators"}

@@ -196,7 +196,7 @@ _MINE_SQL: Final = (
     "SELECT wo.id, wo.alarm_id, wo.event_code, wo.severity, wo.status, wo.list_version,"
     " wo.opened_at, wo.response_due, wo.responded_at, wo.arrival_due, wo.on_site_at,"
     " wo.resolution_due, d.uid, c.name_zh, coalesce(b.name, '')"
-    " FROM work_orders wo JOIN devices d ON d.id = wo.device_id"
+    " FROM work_orders wo LEFT JOIN devices d ON d.id = wo.device_id"
     " JOIN communities c ON c.id = wo.community_id LEFT JOIN buildings b ON b.id = d.building_id"
     " WHERE wo.closed_at IS NULL AND {scope}"
     " AND coalesce((SELECT h.to_person FROM work_order_handovers h"

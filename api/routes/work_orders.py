@@ -52,9 +52,12 @@ class Transition(BaseModel):
 
 class WorkOrder(BaseModel):
     id: int
-    alarm_id: int
-    device_id: int
-    device_uid: str
+    source: Literal["alarm", "complaint"] = Field(
+        description="alarm: filed for a device's alarm; complaint: a resident's (no alarm, device)"
+    )
+    alarm_id: int | None
+    device_id: int | None
+    device_uid: str | None
     community_id: int
     firm_id: int | None
     maintenance_unit_id: int | None
@@ -105,12 +108,12 @@ class CommentIn(BaseModel):
 
 
 _SELECT = (
-    "SELECT wo.id, wo.alarm_id, wo.device_id, d.uid AS device_uid, wo.community_id, wo.firm_id,"
+    "SELECT wo.id, wo.source, wo.alarm_id, wo.device_id, d.uid AS device_uid, wo.community_id, wo.firm_id,"
     " wo.maintenance_unit_id, wo.event_code, wo.severity, wo.responsible_party, wo.supervisor,"
     " wo.status, wo.opened_at, wo.response_due, wo.arrival_due, wo.resolution_due,"
     " wo.responded_at, wo.on_site_at, wo.closed_at, wo.closed_reason, wo.emergency_fund,"
     " wo.notify_regulator, wo.list_version"
-    " FROM work_orders wo JOIN devices d ON d.id = wo.device_id WHERE "
+    " FROM work_orders wo LEFT JOIN devices d ON d.id = wo.device_id WHERE "
 )
 _DONE = {"response": "responded_at", "arrival": "on_site_at", "resolution": "closed_at"}
 

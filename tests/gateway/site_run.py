@@ -175,8 +175,12 @@ def assert_stored_once(db: Conn, buffer: Path, ids: dict[str, int], min_samples:
     stored = [((int(d), str(n), int(t)), float(v)) for d, n, t, v in rows]
     assert len(stored) == len({k for k, _ in stored}), "a reading was stored twice"
     assert dict(stored) == pytest.approx(expected)
-    offline = [s for s in statuses if s["online"] is False]
-    assert sorted(str(s["device"]) for s in offline) == sorted(DEVICES)
+    # Each device ends offline (its server stopped before the gateway); a loaded machine may
+    # also time a poll out earlier, which is a real offline/online pair and is stored like any.
+    last: dict[str, object] = {}
+    for s in statuses:
+        last[str(s["device"])] = s["online"]
+    assert last == dict.fromkeys(DEVICES, False)
     n_status = db.execute(
         "SELECT count(*) FROM device_status WHERE device_id = ANY(%s)", (list(ids.values()),)
     ).fetchone()
