@@ -134,6 +134,19 @@ def test_a_row_is_placed_in_its_firm_community_and_region(db: Conn, county: obje
     assert [sorted(e["firm_ids"]) for e in handed] == [sorted([firm, other])] * 2
     assert {e["region_id"] for e in handed} == {region}
     assert [tuple(e["firm_ids"]) for e in entries(db, start, resource="firms")] == [(other,)] * 2
+    # A person's login is placed in the person's firm (audit_placement, 0033).
+    person = db.execute(
+        "INSERT INTO people (firm_id, name, role) VALUES (%s, 'aud', 'duty_staff') RETURNING id",
+        (firm,),
+    ).fetchone()[0]  # type: ignore[index]
+    db.execute(
+        "INSERT INTO person_logins (person_id, phone, password_hash) VALUES (%s, '13900009999', 'x')",
+        (person,),
+    )
+    db.execute("DELETE FROM person_logins WHERE person_id = %s", (person,))
+    db.execute("DELETE FROM people WHERE id = %s", (person,))
+    logins = entries(db, start, resource="person_logins")
+    assert [tuple(e["firm_ids"]) for e in logins] == [(firm,)] * 2
 
 
 def test_secrets_never_enter_the_log(db: Conn, named: Conn, county: object) -> None:
@@ -341,3 +354,25 @@ def test_ingests_retention_pass_prunes_the_log(db: Conn, settings: Settings) -> 
         new
     ]
     db.execute("DELETE FROM regions WHERE code IN ('AUD-OLD', 'AUD-NEW')")
+
+
+def test_every_audited_table_whose_rows_belong_to_someone_is_placed(db: Conn) -> None:
+    """An audited table with a community, device, person, firm or region column says how its
+    rows are placed (audit_placement): one forgotten there would log a firm's changes where no
+    firm admin sees them. Every placement names an audited table."""
+    audited = {
+        str(t)
+        for (t,) in db.execute(
+            "SELECT DISTINCT tgrelid::regclass::text FROM pg_trigger WHERE tgname = 'audit'"
+        ).fetchall()
+    }
+    owned = {
+        f"{s}.{t}" if s != "public" else str(t)
+        for s, t in db.execute(
+            "SELECT table_schema, table_name FROM information_schema.columns WHERE column_name IN"
+            " ('community_id', 'device_id', 'person_id', 'firm_id', 'region_id')"
+        ).fetchall()
+    }
+    placed = {str(r) for (r,) in db.execute("SELECT resource FROM audit_placement").fetchall()}
+    assert (audited & owned) - placed == set(), "add a row to audit_placement for these"
+    assert placed - audited == set(), "placements of tables that are not audited"
