@@ -283,7 +283,13 @@ def test_started_during_an_outage_it_waits_and_killed_during_one_it_loses_nothin
             first = subprocess.Popen(shouwang("analytics"), env=env, stderr=out)
         pub = feed_publisher(s)
         try:
-            time.sleep(4.0)
+            # Its imports take seconds on a loaded machine: wait until it has met the outage.
+            wait_for(
+                lambda: "DATABASE UNAVAILABLE at start" in first_log.read_text(errors="replace"),
+                60,
+                "analytics met the outage at start",
+            )
+            time.sleep(1.0)
             assert first.poll() is None, "started during the outage, it waits"
             relay.restore()
             # Up: its session subscribes; then the database goes again, and a fire comes.
