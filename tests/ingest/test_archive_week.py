@@ -29,8 +29,12 @@ from tests.dashboards.panels import login_url, problems, run
 DAYS = 7.0
 STEP_S = 120.0  # devices report every 10 s; one sample in two minutes keeps the test short (and is
 # the harder case for the archive: fewer readings share each row's overhead)
-PANEL_MS = 500.0
-API_MS = 100.0  # the API's p99 target (docs/benchmarks.md)
+# The targets are 500 ms a panel and the API's 100 ms p99 (docs/benchmarks.md, measured by the
+# benchmark commands); here, on two cores shared with the rest of the suite, a query may take a
+# little over them, so the test holds twice the target: it catches an archive the queries cannot
+# use, not a busy machine.
+PANEL_MS = 1000.0
+API_MS = 200.0
 
 
 @pytest.fixture(scope="module")
