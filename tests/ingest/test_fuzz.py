@@ -154,6 +154,30 @@ UNLIMITED = {
 }
 
 
+def wait_for_ingest(consumer: Consumer, target: int) -> None:
+    """Until ingest has committed ``target`` messages in all, as long as it makes progress: on a
+    machine shared with other tests it may be slow, which is not what this test is about; a
+    stall of 60 s, or 5 minutes in all, ends the wait (and the count assertion then says so)."""
+    last, moved = consumer.stats.messages, time.monotonic()
+    deadline = moved + 300
+    while consumer.stats.messages < target and time.monotonic() < deadline:
+        time.sleep(0.2)
+        if consumer.stats.messages != last:
+            last, moved = consumer.stats.messages, time.monotonic()
+        elif time.monotonic() - moved > 60:
+            return
+
+
+def describe(consumer: Consumer) -> str:
+    """Ingest's state, for a failure message."""
+    st_ = consumer.stats
+    return (
+        f"flushes {st_.flushes}, readings {st_.readings}, slow-path readings"
+        f" {st_.slow_path_readings}, rejects {dict(st_.rejects)}, counted {st_.rejects_counted};"
+        f" connected {consumer._connected.is_set()}, paused reading {consumer.paused_reading}"
+    )
+
+
 @pytest.mark.parametrize("ingest_worker", [UNLIMITED], indirect=True)
 def test_ten_thousand_hostile_messages_stop_nothing(
     db: Conn,
@@ -199,10 +223,10 @@ def test_ten_thousand_hostile_messages_stop_nothing(
         sent += len(messages)
 
     try:
+        published = time.monotonic()
         publish()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and ingest_worker.stats.messages - start_messages < sent:
-            time.sleep(0.1)
+        wait_for_ingest(ingest_worker, start_messages + sent)
+        print(f"{sent} published and committed in {time.monotonic() - published:.1f} s")
         # Then a valid reading from the fuzzed lift, and an alarm-button press from another, as
         # real terminals send them: stored and alarmed on as usual.
         pressed = int(time.time() * 1000)
@@ -237,7 +261,9 @@ def test_ten_thousand_hostile_messages_stop_nothing(
             p.close()
     assert sent >= TOTAL
     received = ingest_worker.stats.messages - start_messages
-    assert received == sent + 3, f"ingest committed {received} of {sent + 3} messages"
+    assert received == sent + 3, (
+        f"ingest committed {received} of {sent + 3} messages; {describe(ingest_worker)}"
+    )
     floor = db.execute(
         "SELECT r.value FROM readings r JOIN devices d ON d.id = r.device_id JOIN metrics m"
         " ON m.id = r.metric_id WHERE d.uid = %s AND m.name = 'floor'"
