@@ -15,14 +15,13 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from core import audit, correlation
+from core import correlation
 from core.db import Conn, connect
 from core.errors import ServiceUnavailable
 from core.feed import EVENTS_TOPIC, READINGS_TOPIC, pack_events, pack_readings
@@ -37,10 +36,11 @@ from core.wire import (
     gateway_command_topic,
     is_command_topic,
 )
-from ingest import archive, metrics
+from ingest import metrics
 from ingest.flood import Allowance, FloodGuard, Kind
 from ingest.rows import REJECT_PAYLOAD_LIMIT, Batch, Decoder, Reject, clean_text
-from ingest.store import drop_old_chunks, write_batch
+from ingest.store import write_batch
+from ingest.upkeep import Upkeep
 
 log = logging.getLogger("shouwang.ingest")
 
@@ -146,8 +146,7 @@ class Consumer:
         self._registry_loaded_at = time.monotonic()
         self._uids: dict[int, str] = {}  # device id -> uid, for the events' log lines
         self._uids_of: object = None  # the registry self._uids was made from
-        self._archive_configured = False
-        self._retention_at = float("-inf")  # the first pass comes at start, whatever the uptime
+        self.upkeep = Upkeep(cfg, database_url)  # retention and archiving, on their own thread
         self.client, self._props = new_client(
             cfg.client_id, cfg.username, cfg.password, persistent=True, manual_ack=True
         )
@@ -268,6 +267,7 @@ class Consumer:
             self.cfg.host, self.cfg.port, keepalive=30, clean_start=False, properties=self._props
         )
         self.client.loop_start()
+        self.upkeep.start()
         deadline = None if stop_after_s is None else time.monotonic() + stop_after_s
         try:
             while not self._stop.is_set():
@@ -275,11 +275,11 @@ class Consumer:
                 self._wake.wait(self.cfg.flush_seconds)
                 self._wake.clear()
                 self.flush()
-                self._maybe_retention()
                 self._maybe_database_size()
                 if deadline is not None and time.monotonic() > deadline:
                     break
         finally:
+            self.upkeep.stop()
             self.flush()
             self.client.disconnect()
             self.client.loop_stop()
@@ -527,65 +527,6 @@ class Consumer:
             )
         except ServiceUnavailable as e:
             log.error("database still unreachable: %s", e)
-
-    def _maybe_retention(self) -> None:
-        now = time.monotonic()
-        if now - self._retention_at < self.cfg.retention_every_s:
-            return
-        self._retention_at = now
-        try:
-            with self.conn.transaction():
-                got = self.conn.execute(
-                    "SELECT pg_try_advisory_xact_lock(%s)", (0x53575245,)
-                ).fetchone()
-                if got and got[0]:
-                    n = drop_old_chunks(
-                        self.conn,
-                        retention_days=self.cfg.retention_days,
-                        rejects_retention_days=self.cfg.rejects_retention_days,
-                        rollup_retention_days=self.cfg.rollup_retention_days,
-                        events_retention_days=self.cfg.events_retention_days,
-                    )
-                    n += archive.prune(self.conn, retention_days=self.cfg.retention_days)
-                    if n:
-                        log.info("retention dropped %d chunks and archived days", n)
-                    self._prune_audit_log()
-        except psycopg.Error as e:
-            log.error("retention failed: %s", e)
-        self._archive()
-
-    def _archive(self) -> None:
-        """Readings at rest: each chunk past the age archived in its own transaction (or native
-        compression configured, once)."""
-        try:
-            if not self._archive_configured:
-                archive.configure(self.conn, after_days=self.cfg.archive_after_days)
-                self._archive_configured = True
-            done = archive.archive_pass(
-                self.conn,
-                now=datetime.now(UTC),
-                after_days=self.cfg.archive_after_days,
-                max_chunks=ARCHIVE_CHUNKS_PER_PASS,
-            )
-            if done.readings:
-                log.info("archived %d readings from %d chunks", done.readings, done.chunks)
-        except (psycopg.Error, RuntimeError) as e:
-            log.error("archiving failed: %s", e)
-
-    def _prune_audit_log(self) -> None:
-        """The audit log's retention, in a savepoint: its failure leaves the chunks dropped."""
-        try:
-            with self.conn.transaction():
-                n = audit.prune(self.conn, keep_days=self.cfg.audit_retention_days)
-            if n:
-                log.info("retention deleted %d audit log entries", n)
-        except psycopg.Error as e:
-            log.error("audit log retention failed: %s", e)
-
-
-# Chunks (days) archived per hourly pass: one a day comes due; a backlog (an upgraded database)
-# goes a few a pass, so that ingest is not kept from the broker for long at once.
-ARCHIVE_CHUNKS_PER_PASS = 2
 
 
 def _events_under(

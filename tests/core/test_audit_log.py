@@ -336,7 +336,7 @@ def test_retention_keeps_at_least_180_days(db: Conn, named: Conn) -> None:
 
 def test_ingests_retention_pass_prunes_the_log(db: Conn, settings: Settings) -> None:
     from ingest.__main__ import config_from
-    from ingest.consumer import Consumer
+    from ingest.upkeep import Upkeep
 
     start = last_id(db)
     for code in ("AUD-OLD", "AUD-NEW"):
@@ -345,11 +345,11 @@ def test_ingests_retention_pass_prunes_the_log(db: Conn, settings: Settings) -> 
     db.execute("UPDATE audit_log SET at = now() - interval '250 days' WHERE id = %s", (old,))
     db.execute("UPDATE audit_log SET at = now() - interval '150 days' WHERE id = %s", (new,))
     s = settings.model_copy(update={"audit_retention_days": 200})
-    consumer = Consumer(config_from(s, "test-audit-retention"), s.database_url)
+    upkeep = Upkeep(config_from(s, "test-audit-retention"), s.database_url)
     try:
-        consumer._maybe_retention()
+        upkeep.run_once()
     finally:
-        consumer.conn.close()
+        upkeep.close()
     assert [e["id"] for e in entries(db, start, resource="regions") if e["id"] in (old, new)] == [
         new
     ]
