@@ -3,7 +3,8 @@
 Per community: the property firm and its complaint phone, the elevator / fire / water
 maintenance units and their public phones, the last maintenance of each elevator and fire
 system, elevator maintenance expenditure when recorded, and the work orders of the last complete
-calendar quarter (UTC+8) by type with the share closed within limits (``api.sla``).
+calendar quarter (UTC+8) by type with the share closed within limits (``api.sla``), and the
+residents' complaints of that quarter apart from them (received, handled in time, late).
 
 Only public fields leave this module: codes and names, never database ids, device credentials,
 attributes or people's contacts. Work-order types are named as the responsibility list in force
@@ -24,7 +25,14 @@ from psycopg.rows import TupleRow
 from psycopg.sql import SQL
 from pydantic import BaseModel, Field
 
-from api.sla import LIMIT_OUTCOMES, NOT_IN_MAINTENANCE, share
+from api.performance import Complaints, complaint_summary
+from api.sla import (
+    COMPLAINT_COUNTS,
+    COMPLAINT_PER_ORDER,
+    LIMIT_OUTCOMES,
+    NOT_IN_MAINTENANCE,
+    share,
+)
 from core.workcalendar import SHANGHAI
 from responsibility.loader import ResponsibilityList, default_list
 from responsibility.model import Entry
@@ -117,13 +125,18 @@ class IncidentSummary(BaseModel):
     by_type: list[WorkOrderType]
 
 
+class ComplaintSummary(Complaints):
+    period: Period
+
+
 class CommunityDisclosure(CommunitySummary):
     elevators: list[ElevatorMaintenance]
     fire_systems: list[FireSystemMaintenance]
     elevator_expenditure: Expenditure | None = Field(
         description="recorded elevator maintenance costs in the period; null when none recorded"
     )
-    incidents: IncidentSummary
+    incidents: IncidentSummary = Field(description="work orders from alarms (not complaints)")
+    complaints: ComplaintSummary = Field(description="residents' complaints, counted apart")
     as_of: datetime
 
 
@@ -232,6 +245,7 @@ async def community_disclosure(
         fire_systems=await _fire_systems(conn, cid, now),
         elevator_expenditure=await _expenditure(conn, cid, quarter),
         incidents=await _incidents(conn, cid, quarter, now, names),
+        complaints=await _complaints(conn, cid, quarter, now),
         as_of=now,
     )
 
@@ -308,7 +322,7 @@ async def _incidents(
     params: dict[str, object] = {"cid": cid, "start": start, "end": end, "now": now}
     scoped = SQL(
         "WITH scoped AS (SELECT * FROM work_orders w WHERE w.community_id = %(cid)s"
-        " AND w.opened_at >= %(start)s AND w.opened_at < %(end)s AND {})"
+        " AND w.source = 'alarm' AND w.opened_at >= %(start)s AND w.opened_at < %(end)s AND {})"
     ).format(NOT_IN_MAINTENANCE)
     cur = await conn.execute(
         scoped
@@ -352,3 +366,21 @@ async def _incidents(
         share_closed_within_limits=share(int(within), int(total) - int(false_alarms)),
         by_type=by_type,
     )
+
+
+_COMPLAINTS: Final = SQL(
+    "WITH scoped AS (SELECT * FROM work_orders w WHERE w.source = 'complaint'"
+    " AND w.community_id = %(cid)s AND w.opened_at >= %(start)s AND w.opened_at < %(end)s),"
+    " outcomes AS ({}), {} SELECT {} FROM scoped w LEFT JOIN per_order p ON p.work_order_id = w.id"
+).format(LIMIT_OUTCOMES, COMPLAINT_PER_ORDER, COMPLAINT_COUNTS)
+
+
+async def _complaints(conn: AConn, cid: int, quarter: Quarter, now: datetime) -> ComplaintSummary:
+    """The quarter's complaints from residents, counted as the firm-performance report counts
+    them (``api.sla.COMPLAINT_COUNTS``); none of their text or phones."""
+    start, end = quarter.bounds()
+    cur = await conn.execute(_COMPLAINTS, {"cid": cid, "start": start, "end": end, "now": now})
+    row = await cur.fetchone() or (0, 0, 0, 0, 0)
+    received, closed, not_valid, in_time, late = (int(v) for v in row)
+    counts = complaint_summary((received, closed, not_valid, in_time, late))
+    return ComplaintSummary(period=quarter.period(), **counts.model_dump())

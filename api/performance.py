@@ -42,7 +42,14 @@ from psycopg.rows import TupleRow
 from psycopg.sql import SQL, Composed
 from pydantic import BaseModel, Field
 
-from api.sla import LIMIT_KINDS, LIMIT_OUTCOMES, NOT_IN_MAINTENANCE, share
+from api.sla import (
+    COMPLAINT_COUNTS,
+    COMPLAINT_PER_ORDER,
+    LIMIT_KINDS,
+    LIMIT_OUTCOMES,
+    NOT_IN_MAINTENANCE,
+    share,
+)
 from core.workcalendar import SHANGHAI
 
 AConn = AsyncConnection[TupleRow]
@@ -205,7 +212,6 @@ def _performance(f: FirmFigures) -> FirmPerformance:
         met, missed = f.limits.get(kind, (0, 0))
         limits[kind] = LimitCompliance(met=met, missed=missed, share_met=share(met, met + missed))
     real = f.work_orders - f.false_alarms
-    received, closed, not_valid, in_time, late = f.complaints
     return FirmPerformance(
         rank=None,
         firm=Firm(code=f.code, name_zh=f.name_zh, name_en=f.name_en),
@@ -228,14 +234,20 @@ def _performance(f: FirmFigures) -> FirmPerformance:
             devices_reporting=f.devices_reporting,
             share_online=None if f.known_s <= 0 else round(f.online_s / f.known_s, 4),
         ),
-        complaints=Complaints(
-            received=received,
-            closed=closed,
-            not_valid=not_valid,
-            handled_in_time=in_time,
-            late=late,
-            share_in_time=share(in_time, in_time + late),
-        ),
+        complaints=complaint_summary(f.complaints),
+    )
+
+
+def complaint_summary(counts: tuple[int, int, int, int, int]) -> Complaints:
+    """The complaint figures from the five counts of ``api.sla.COMPLAINT_COUNTS``."""
+    received, closed, not_valid, in_time, late = counts
+    return Complaints(
+        received=received,
+        closed=closed,
+        not_valid=not_valid,
+        handled_in_time=in_time,
+        late=late,
+        share_in_time=share(in_time, in_time + late),
     )
 
 
@@ -319,16 +331,9 @@ _REPEATS = _SCOPED + SQL(
 # Residents' complaints: received, closed, not valid, completed within every limit, late.
 _COMPLAINTS = SQL(
     "WITH scoped AS (SELECT * FROM work_orders w WHERE w.source = 'complaint' AND {}),"
-    " outcomes AS ({}),"
-    " per_order AS (SELECT o.work_order_id, bool_or(o.outcome = 'missed') AS missed,"
-    "  bool_and(coalesce(o.outcome = 'met', false) OR o.due IS NULL) AS met"
-    "  FROM outcomes o GROUP BY o.work_order_id)"
-    " SELECT w.firm_id, count(*), count(w.closed_at),"
-    " count(*) FILTER (WHERE w.status = 'false_alarm'),"
-    " count(*) FILTER (WHERE w.status = 'completed' AND p.met AND NOT coalesce(p.missed, false)),"
-    " count(*) FILTER (WHERE p.missed)"
+    " outcomes AS ({}), {} SELECT w.firm_id, {}"
     " FROM scoped w LEFT JOIN per_order p ON p.work_order_id = w.id GROUP BY w.firm_id"
-).format(_IN_SCOPE, LIMIT_OUTCOMES)
+).format(_IN_SCOPE, LIMIT_OUTCOMES, COMPLAINT_PER_ORDER, COMPLAINT_COUNTS)
 # Device-time online: each status message starts a segment lasting until the next one (or the
 # period's end); the state at the period's start is the last message before it, if any.
 _AVAILABILITY = SQL(

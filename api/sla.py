@@ -43,6 +43,22 @@ LEFT JOIN work_order_breaches b ON b.work_order_id = w.id AND b.limit_kind = l.k
 """)
 
 
+# Residents' complaints (a CTE ``scoped`` of them and ``outcomes`` from :data:`LIMIT_OUTCOMES`):
+# a CTE ``per_order`` (whether each missed a limit, and met every limit it had), then the five
+# counts over ``scoped w LEFT JOIN per_order p``: received, closed, not valid, completed within
+# every limit, late. The firm-performance report and the public disclosure count them so.
+COMPLAINT_PER_ORDER: Final = SQL(
+    "per_order AS (SELECT o.work_order_id, bool_or(o.outcome = 'missed') AS missed,"
+    " bool_and(coalesce(o.outcome = 'met', false) OR o.due IS NULL) AS met"
+    " FROM outcomes o GROUP BY o.work_order_id)"
+)
+COMPLAINT_COUNTS: Final = SQL(
+    "count(*), count(w.closed_at), count(*) FILTER (WHERE w.status = 'false_alarm'),"
+    " count(*) FILTER (WHERE w.status = 'completed' AND p.met AND NOT coalesce(p.missed, false)),"
+    " count(*) FILTER (WHERE p.missed)"
+)
+
+
 # Keeps the work orders (alias ``w``) whose alarm did not open during a maintenance window of
 # its device: those are the maintenance's own doing and do not count against the firm.
 NOT_IN_MAINTENANCE: Final = SQL(

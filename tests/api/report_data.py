@@ -138,3 +138,44 @@ def maintenance(
         " cost_cny) SELECT id, maintenance_unit_id, %s, %s, %s FROM devices WHERE id = %s",
         (kind, at, cost, device_id),
     )
+
+
+def complaint(
+    db: Conn,
+    community_id: int,
+    category: str,
+    opened_at: datetime,
+    *,
+    response_due_s: float = 3600,
+    resolution_due_s: float = 86400,
+    responded_s: float | None = None,
+    closed_s: float | None = None,
+) -> int:
+    """A resident's complaint as a work order (no alarm, no device) opened at ``opened_at``; the
+    other times are seconds after."""
+
+    def at(s: float | None) -> datetime | None:
+        return None if s is None else opened_at + timedelta(seconds=s)
+
+    closed = closed_s is not None
+    row = db.execute(
+        "INSERT INTO work_orders (source, community_id, firm_id, event_code, severity,"
+        " responsible_party, supervisor, status, opened_at, response_due, resolution_due,"
+        " responded_at, closed_at, closed_reason, emergency_fund, notify_regulator, list_version)"
+        " SELECT 'complaint', c.id, c.firm_id, %s, 'P3', 'property_firm', 'county_housing_bureau',"
+        " %s, %s, %s, %s, %s, %s, %s, false, false, 'test' FROM communities c WHERE c.id = %s"
+        " RETURNING id",
+        (
+            category,
+            "completed" if closed else "occurred",
+            opened_at,
+            at(response_due_s),
+            at(resolution_due_s),
+            at(responded_s),
+            at(closed_s),
+            "completed" if closed else None,
+            community_id,
+        ),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])

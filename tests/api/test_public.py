@@ -74,6 +74,10 @@ def community(api_database: str) -> str:
             closed_s=3600,
         )
         trapped(e2, local(10, 5), 600, 1200)  # 2026Q4
+        # Residents' complaints: apart from the incidents, counted as the report counts them.
+        make.complaint(db, cid, "CP.NOISE", local(7, 20), responded_s=600, closed_s=7200)
+        make.complaint(db, cid, "CP.REPAIR", local(9, 2), closed_s=90000)  # never taken on
+        make.complaint(db, cid, "CP.SERVICE", local(10, 2))  # 2026Q4
     return "PUB-C1"
 
 
@@ -122,6 +126,10 @@ def test_disclosure_has_exact_figures(api_database: str, community: str) -> None
         ("FP.FAULT", "P2", 1),
     ]
     assert inc.by_type[0].name_en == "Passengers trapped in a lift"
+    cp = d.complaints
+    assert str(cp.period.start) == "2026-07-01"
+    assert (cp.received, cp.closed, cp.not_valid, cp.handled_in_time, cp.late) == (2, 2, 0, 1, 1)
+    assert cp.share_in_time == 0.5
 
 
 def test_last_quarter_is_local() -> None:
