@@ -37,6 +37,7 @@ from api.routes import (
     platform,
     regions,
     responsibility,
+    roster_patterns,
     shifts,
     stream,
     telemetry,
@@ -145,6 +146,7 @@ def create_app(settings: Settings, heartbeat: Heartbeat | None = None) -> FastAP
         calendar,
         people,
         shifts,
+        roster_patterns,
         deliveries,
         platform,
         audit,
@@ -153,9 +155,11 @@ def create_app(settings: Settings, heartbeat: Heartbeat | None = None) -> FastAP
         app.include_router(module.router, prefix="/v1")
     # Written alongside: public disclosure, reports and acknowledgement links; their paths carry
     # their own /v1 prefix.
-    from api.routes import ack, public, reports  # noqa: PLC0415
+    from api.routes import ack, exports, public, reports  # noqa: PLC0415
 
     app.include_router(reports.router)
+    # Spreadsheet exports of work orders, alarms and the report (docs/api.md, "Exports").
+    app.include_router(exports.router, prefix="/v1")
     app.include_router(public.router)
     app.include_router(ack.router)
     # The duty pages (docs/pages.md): HTML for people on phones, signed in by cookie.
@@ -163,6 +167,9 @@ def create_app(settings: Settings, heartbeat: Heartbeat | None = None) -> FastAP
 
     app.include_router(signin.router)
     app.include_router(duty.router)
+    from api.pages import console  # noqa: PLC0415 - the firm console (docs/pages.md)
+
+    app.include_router(console.router)
     # The community notice board (docs/pages.md): public pages, and the firm's routes setting it.
     from api.pages import board  # noqa: PLC0415
     from api.routes import notice_board  # noqa: PLC0415

@@ -37,6 +37,7 @@ RESOURCES: Final = (
     "people",
     "contact_channels",
     "duty_shifts",
+    "roster_patterns",  # repeating shift patterns (0034); their shifts are duty_shifts rows
     "platform_shifts",
     "api_tokens",
     "responsibility_lists",

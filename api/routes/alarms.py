@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
@@ -72,6 +72,39 @@ _SELECT = (
 )
 
 
+async def filters(
+    p: Caller,
+    state: Annotated[list[State] | None, Query()] = None,
+    severity: Annotated[list[Severity] | None, Query()] = None,
+    community_id: OptId = None,
+    device: Annotated[str | None, Query(pattern=CODE_PATTERN, description="device uid")] = None,
+    event_code: Annotated[str | None, Query(max_length=64)] = None,
+    opened_from: Annotated[datetime | None, Query()] = None,
+    opened_until: Annotated[datetime | None, Query()] = None,
+) -> Where:
+    """The list's filters, inside the caller's scope (for the list and its export)."""
+    w = scope.communities(Where(), p, "d.community_id")
+    w.add_if(state, "a.state = ANY(%(state)s)", "state")
+    w.add_if(severity, "a.severity = ANY(%(severity)s)", "severity")
+    w.add_if(community_id, "d.community_id = %(community)s", "community")
+    w.add_if(device, "d.uid = %(uid)s", "uid")
+    w.add_if(event_code, "a.event_code = %(code)s", "code")
+    w.add_if(aware("opened_from", opened_from), "a.opened_at >= %(t0)s", "t0")
+    w.add_if(aware("opened_until", opened_until), "a.opened_at < %(t1)s", "t1")
+    return w
+
+
+Filters = Annotated[Where, Depends(filters)]
+
+
+async def matching(db: Db, w: Where, limit: int) -> list[dict[str, Any]]:
+    """Alarms matching ``w`` as rows of :class:`Alarm`'s fields, newest first, at most ``limit``."""
+    q = sql.SQL(_SELECT) + w.sql() + sql.SQL(" ORDER BY a.id DESC LIMIT %(n)s")
+    async with db.cursor(row_factory=dict_row) as cur:
+        await cur.execute(q, {**w.params, "n": limit})
+        return await cur.fetchall()
+
+
 @router.get("/alarms", response_model=Page[Alarm])
 async def list_alarms(
     db: Db,
@@ -87,19 +120,18 @@ async def list_alarms(
 ) -> Response:
     """Alarms in scope, newest first; ``state`` and ``severity`` may repeat."""
     require(p, Action.READ_COMMUNITIES)
-    w = scope.communities(Where(), p, "d.community_id")
-    w.add_if(state, "a.state = ANY(%(state)s)", "state")
-    w.add_if(severity, "a.severity = ANY(%(severity)s)", "severity")
-    w.add_if(community_id, "d.community_id = %(community)s", "community")
-    w.add_if(device, "d.uid = %(uid)s", "uid")
-    w.add_if(event_code, "a.event_code = %(code)s", "code")
-    w.add_if(aware("opened_from", opened_from), "a.opened_at >= %(t0)s", "t0")
-    w.add_if(aware("opened_until", opened_until), "a.opened_at < %(t1)s", "t1")
+    w = await filters(
+        p,
+        state=state,
+        severity=severity,
+        community_id=community_id,
+        device=device,
+        event_code=event_code,
+        opened_from=opened_from,
+        opened_until=opened_until,
+    )
     w.add_if(paging.after_id(), "a.id < %(after)s", "after")
-    q = sql.SQL(_SELECT) + w.sql() + sql.SQL(" ORDER BY a.id DESC LIMIT %(n)s")
-    async with db.cursor(row_factory=dict_row) as cur:
-        await cur.execute(q, {**w.params, "n": paging.limit + 1})
-        rows = await cur.fetchall()
+    rows = await matching(db, w, paging.limit + 1)
     return page_response(rows, paging.limit, lambda r: (r["id"],))
 
 

@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from psycopg import sql
 from pydantic import BaseModel, Field
 
@@ -118,7 +118,7 @@ _SELECT = (
 _DONE = {"response": "responded_at", "arrival": "on_site_at", "resolution": "closed_at"}
 
 
-async def _with_limits(db: Db, orders: list[WorkOrder]) -> None:
+async def with_limits(db: Db, orders: list[WorkOrder]) -> None:
     """Fill in each work order's limit outcomes and recorded breaches (two queries per page)."""
     if not orders:
         return
@@ -150,6 +150,46 @@ async def _with_limits(db: Db, orders: list[WorkOrder]) -> None:
         ]
 
 
+async def filters(
+    p: Caller,
+    status: Annotated[list[Status] | None, Query()] = None,
+    severity: Annotated[list[Severity] | None, Query()] = None,
+    open: Annotated[bool | None, Query(description="true: not yet closed")] = None,
+    breached: Annotated[bool | None, Query(description="true: some limit was missed")] = None,
+    community_id: OptId = None,
+    maintenance_unit_id: OptId = None,
+    device: Annotated[str | None, Query(pattern=CODE_PATTERN, description="device uid")] = None,
+    event_code: Annotated[str | None, Query(max_length=64)] = None,
+    opened_from: Annotated[datetime | None, Query()] = None,
+    opened_until: Annotated[datetime | None, Query()] = None,
+) -> Where:
+    """The list's filters, inside the caller's scope (for the list and its export)."""
+    w = scope.work_orders(Where(), p)
+    w.add_if(status, "wo.status = ANY(%(status)s)", "status")
+    w.add_if(severity, "wo.severity = ANY(%(severity)s)", "severity")
+    if open is not None:
+        w.add("wo.closed_at IS NULL" if open else "wo.closed_at IS NOT NULL")
+    if breached is not None:
+        exists = "EXISTS (SELECT 1 FROM work_order_breaches b WHERE b.work_order_id = wo.id)"
+        w.add(exists if breached else f"NOT {exists}")
+    w.add_if(community_id, "wo.community_id = %(community)s", "community")
+    w.add_if(maintenance_unit_id, "wo.maintenance_unit_id = %(unit)s", "unit")
+    w.add_if(device, "d.uid = %(uid)s", "uid")
+    w.add_if(event_code, "wo.event_code = %(code)s", "code")
+    w.add_if(aware("opened_from", opened_from), "wo.opened_at >= %(t0)s", "t0")
+    w.add_if(aware("opened_until", opened_until), "wo.opened_at < %(t1)s", "t1")
+    return w
+
+
+Filters = Annotated[Where, Depends(filters)]
+
+
+async def matching(db: Db, w: Where, limit: int) -> list[WorkOrder]:
+    """Work orders matching ``w``, newest first, at most ``limit`` (without their limits)."""
+    q = sql.SQL(_SELECT) + w.sql() + sql.SQL(" ORDER BY wo.id DESC LIMIT %(n)s")
+    return await fetch_all(db, WorkOrder, q, {**w.params, "n": limit})
+
+
 @router.get("/work-orders", response_model=Page[WorkOrder])
 async def list_work_orders(
     db: Db,
@@ -168,32 +208,30 @@ async def list_work_orders(
 ) -> Page[WorkOrder]:
     """Work orders in scope, newest first; a maintenance unit sees those assigned to it."""
     require(p, Action.READ_WORK_ORDERS)
-    w = scope.work_orders(Where(), p)
-    w.add_if(status, "wo.status = ANY(%(status)s)", "status")
-    w.add_if(severity, "wo.severity = ANY(%(severity)s)", "severity")
-    if open is not None:
-        w.add("wo.closed_at IS NULL" if open else "wo.closed_at IS NOT NULL")
-    if breached is not None:
-        exists = "EXISTS (SELECT 1 FROM work_order_breaches b WHERE b.work_order_id = wo.id)"
-        w.add(exists if breached else f"NOT {exists}")
-    w.add_if(community_id, "wo.community_id = %(community)s", "community")
-    w.add_if(maintenance_unit_id, "wo.maintenance_unit_id = %(unit)s", "unit")
-    w.add_if(device, "d.uid = %(uid)s", "uid")
-    w.add_if(event_code, "wo.event_code = %(code)s", "code")
-    w.add_if(aware("opened_from", opened_from), "wo.opened_at >= %(t0)s", "t0")
-    w.add_if(aware("opened_until", opened_until), "wo.opened_at < %(t1)s", "t1")
+    w = await filters(
+        p,
+        status=status,
+        severity=severity,
+        open=open,
+        breached=breached,
+        community_id=community_id,
+        maintenance_unit_id=maintenance_unit_id,
+        device=device,
+        event_code=event_code,
+        opened_from=opened_from,
+        opened_until=opened_until,
+    )
     w.add_if(paging.after_id(), "wo.id < %(after)s", "after")
-    q = sql.SQL(_SELECT) + w.sql() + sql.SQL(" ORDER BY wo.id DESC LIMIT %(n)s")
-    rows = await fetch_all(db, WorkOrder, q, {**w.params, "n": paging.limit + 1})
+    rows = await matching(db, w, paging.limit + 1)
     result = page(rows, paging.limit, lambda r: (r.id,))
-    await _with_limits(db, result.items)
+    await with_limits(db, result.items)
     return result
 
 
 async def _one(db: Db, p: Principal, work_order_id: int) -> WorkOrder:
     w = scope.work_orders(Where().add("wo.id = %(id)s", id=work_order_id), p)
     wo = await fetch_found(db, WorkOrder, "work order", sql.SQL(_SELECT) + w.sql(), w.params)
-    await _with_limits(db, [wo])
+    await with_limits(db, [wo])
     return wo
 
 

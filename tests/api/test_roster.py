@@ -3,6 +3,8 @@ shift for its communities; who is on duty follows the shifts, handovers included
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.db import Conn
 from notify.webhook import new_secret
 from tests.api.conftest import Api, Ids
@@ -75,6 +77,18 @@ def test_a_firm_rosters_its_people_and_sees_who_is_on_duty(api: Api, ids: Ids) -
     assert on_duty("2024-05-02T03:00:00+08:00") == []
 
 
+def people_ids(client: Any) -> list[int]:
+    """Every person the caller sees (all pages: other tests add people to these firms)."""
+    out: list[int] = []
+    params: dict[str, Any] = {"limit": 500}
+    while True:
+        body = client.get("/v1/people", params=params).json()
+        out += [p["id"] for p in body["items"]]
+        if body["next"] is None:
+            return out
+        params["cursor"] = body["next"]
+
+
 def test_people_and_shifts_of_another_scope_are_out_of_reach(api: Api, ids: Ids) -> None:
     theirs = api.as_("firm_f02").post("/v1/people", json={"name": "赵", "role": "firm_manager"})
     pid = theirs.json()["id"]
@@ -99,13 +113,13 @@ def test_people_and_shifts_of_another_scope_are_out_of_reach(api: Api, ids: Ids)
     )
     assert shift.status_code == 422
     assert shift.json()["error"]["fields"][0]["field"] == "body.person_id"
-    assert pid not in [p["id"] for p in f01.get("/v1/people").json()["items"]]
-    assert pid in [p["id"] for p in api.as_("township_t02").get("/v1/people").json()["items"]]
-    assert pid not in [p["id"] for p in api.as_("township_t01").get("/v1/people").json()["items"]]
+    assert pid not in people_ids(f01)
+    assert pid in people_ids(api.as_("township_t02"))
+    assert pid not in people_ids(api.as_("township_t01"))
     staff = api.as_("unit_el1").post("/v1/people", json={"name": "钱", "role": "maintenance_staff"})
     assert staff.json()["unit_id"] == ids.units["MU-EL1"]
     # C01's lifts are MU-EL1's: F01 may put its staff on C01's roster.
-    assert staff.json()["id"] in [p["id"] for p in f01.get("/v1/people").json()["items"]]
+    assert staff.json()["id"] in people_ids(f01)
 
 
 def test_the_delivery_log_is_scoped_by_community(api: Api, ids: Ids, api_db: Conn) -> None:
