@@ -1,6 +1,6 @@
 -- The audit log's placement of a change (whose it is: firm, community, region) read from a
 -- table instead of written into audit_record: auditing a new table is audit_attach and one row
--- here, where 0030 and 0031 had to re-create the whole function to add a table's name.
+-- here, where 0030 had to re-create the whole function to add a table's name.
 --
 -- placed_by: region (the row is a region), firm (the row is a firm), own_firm (the row carries
 -- firm_id, community_id or is the community, and region_id), firm_id (the row's firm_id, before
@@ -47,7 +47,7 @@ INSERT INTO audit_placement (resource, placed_by) VALUES
     ('platform_shifts', 'person_id'),
     ('work_order_arrivals', 'person_id');
 
--- The trigger as in 0031_notice_board.sql but for the placement, read from audit_placement.
+-- The trigger as in 0030_maintenance_windows.sql but for the placement, read from audit_placement.
 CREATE OR REPLACE FUNCTION audit_record() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
