@@ -164,6 +164,18 @@ def archive_chunk(conn: Conn, lo: datetime, hi: datetime) -> int:
     readings left ``readings``."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (ARCHIVE_LOCK,))
+        # No reading may enter the chunk between the copy and the drop (a late one from a
+        # gateway's backlog, written by a worker meanwhile): it would be dropped with the chunk
+        # unread. A SHARE lock waits for writes under way and holds new ones until the commit.
+        for schema, name in conn.execute(
+            "SELECT chunk_schema, chunk_name FROM timescaledb_information.chunks"
+            " WHERE hypertable_schema = 'public' AND hypertable_name = 'readings'"
+            " AND range_start >= %s AND range_end <= %s",
+            (lo, hi),
+        ).fetchall():
+            conn.execute(
+                sql.SQL("LOCK TABLE {} IN SHARE MODE").format(sql.Identifier(schema, name))
+            )
         row = conn.execute(
             "SELECT count(*), min(device_id), max(device_id) FROM readings"
             " WHERE ts >= %s AND ts < %s",

@@ -3,12 +3,14 @@ equal through ``readings_between``, each reading exactly once, late readings inc
 
 from __future__ import annotations
 
+import threading
+import time
 from array import array
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.db import Conn
+from core.db import Conn, connect
 from ingest.archive import archivable_chunks, archive_chunk, archive_pass, prune
 from ingest.rows import Batch
 from ingest.store import drop_old_chunks, write_batch
@@ -124,6 +126,31 @@ def test_late_readings_for_an_archived_day_land_once_and_merge(db: Conn) -> None
         " AND period = time_bucket('1 hour', %s::timestamptz)",
         (late,),
     ).fetchone() == (1,)
+
+
+def test_a_reading_written_while_its_chunk_is_archived_is_not_lost(
+    db: Conn, database_url: str
+) -> None:
+    """A worker's batch holds a late reading for the day being archived, not committed yet, as
+    the archive pass (on ingest's upkeep thread, or another worker's) starts on that day: the
+    pass waits for it and archives it with the rest; none is dropped with the chunk unread."""
+    _fill(db)
+    (lo, hi), *_ = archivable_chunks(db, NOW - timedelta(days=2))
+    late = lo + timedelta(hours=7, milliseconds=11)
+    moved: list[int] = []
+    with connect(database_url) as writer, connect(database_url, autocommit=True) as archiver:
+        writer.execute(
+            "INSERT INTO readings (ts, device_id, metric_id, value) VALUES (%s, 2, 302, 7.25)",
+            (late,),
+        )
+        pass_ = threading.Thread(target=lambda: moved.append(archive_chunk(archiver, lo, hi)))
+        pass_.start()
+        time.sleep(1.0)  # the pass is under way, waiting or not
+        writer.commit()
+        pass_.join(60)
+    assert moved, "the pass completed"
+    db.execute("INSERT INTO expected VALUES (%s, 2, 302, 7.25)", (late,))
+    assert _differences(db) == (0, 0), "the late reading is archived with its day, once"
 
 
 def test_archiving_a_chunk_is_one_transaction(db: Conn) -> None:
