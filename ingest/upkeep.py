@@ -55,13 +55,18 @@ class Upkeep:
         self._thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """No further pass; waits up to ``timeout_s`` for one under way (a database statement in
-        progress is left to finish or to end with the connection)."""
+        """No further pass; waits up to ``timeout_s`` for one under way, then cancels its
+        statement (its transaction rolls back: nothing is half done)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
-            if self._thread.is_alive():
-                log.warning("the upkeep pass under way did not end within %.0f s", timeout_s)
+            conn = self.conn
+            if self._thread.is_alive() and conn is not None:
+                # A long statement (a day's archive): cancelled, its transaction rolled back;
+                # the next start's pass does it again.
+                log.warning("the upkeep pass under way is cancelled: ingest stops")
+                conn.cancel_safe()
+                self._thread.join(5.0)
         self.close()
 
     def _loop(self) -> None:
@@ -72,13 +77,18 @@ class Upkeep:
     # --- one pass ------------------------------------------------------------------------
 
     def run_once(self) -> None:
-        """One pass: retention, then the archive pass."""
+        """One pass: retention, then the archive pass; ``passes`` counts those that ran whole
+        (a failure inside is logged; a stop cuts the pass short)."""
         conn = self._connection()
         if conn is None:
             return
         started = time.monotonic()
         self._retention(conn)
+        if self._stop.is_set():  # stopping: the archive waits for the next start
+            return
         self._archive(conn)
+        if self._stop.is_set():
+            return
         self.passes += 1
         took = time.monotonic() - started
         if took > SLOW_PASS_S:

@@ -15,6 +15,7 @@ from core.settings import Settings
 from core.wire import Channel, device_topic, encode_sample
 from ingest.__main__ import config_from
 from ingest.consumer import Consumer, retire_session
+from ingest.upkeep import Upkeep
 from simulators.county import County
 from tests.background import running
 from tests.conftest import Broker
@@ -87,5 +88,31 @@ def test_a_held_up_upkeep_pass_does_not_stop_storing(
         finally:
             retire_session(cfg)
             consumer.conn.close()
+    finally:
+        blocker.close()
+
+
+def test_a_worker_stopping_cancels_a_held_up_pass(db: Conn, settings: Settings) -> None:
+    """Stopping does not wait for a pass the database holds up (a day's archive takes minutes):
+    after its grace time the statement is cancelled and the worker ends."""
+    cfg = config_from(settings, "test-ingest-upkeep-stop")
+    blocker = psycopg.connect(settings.database_url, autocommit=False)
+    try:
+        blocker.execute("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE")
+        upkeep = Upkeep(cfg, settings.database_url)
+        upkeep.start()
+        name = f"{cfg.client_id}-upkeep"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not waiting_on_a_lock(db, name):
+            time.sleep(0.1)
+        assert waiting_on_a_lock(db, name)
+        began = time.monotonic()
+        upkeep.stop(timeout_s=1.0)
+        assert time.monotonic() - began < 10, "stopped without waiting for the lock"
+        assert upkeep.passes == 0
+        row = db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)
+        ).fetchone()
+        assert row == (0,), "its connection is gone"
     finally:
         blocker.close()
