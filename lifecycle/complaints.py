@@ -5,7 +5,10 @@ of the responsibility list (``kind: complaint``): the work order has no alarm an
 (``source = 'complaint'``), its deadlines come from the entry's limits on the working calendar
 (``lifecycle.deadlines``), and it then moves through ``lifecycle.work_orders`` like any other.
 The resident follows it by an unguessable tracking code; the phone number and the client
-address's hash are for the firm and the rate limits only (:func:`recent`).
+address's hash are for the firm and the rate limits only (:func:`recent`). In the same
+transaction a ``complaint_filed`` row in the outbox (:func:`notice`, without the phone) tells
+the people on duty for the entry's responsible party (``notify``), and the entry's escalation
+steps, if it has any, are scheduled as for an alarm's work order.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
+
+from psycopg.types.json import Jsonb
 
 from core.db import Conn
-from lifecycle.deadlines import Calendar, plan
+from lifecycle.deadlines import Calendar, Plan, plan
 from responsibility.model import Entry
 
 ACTOR: Final = "resident (notice board)"
@@ -171,4 +176,49 @@ def file_complaint(
             ),
         ).fetchone()
         assert row is not None
+        if p.escalation:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO escalation_steps (work_order_id, step, notify, due_at)"
+                    " VALUES (%s, %s, %s, %s)",
+                    [(wo, step, party, due) for step, party, due in p.escalation],
+                )
+        conn.execute(
+            "INSERT INTO outbox (kind, work_order_id, community_id, severity, responsible_party,"
+            " payload) VALUES ('complaint_filed', %s, %s, %s, %s, %s)",
+            (
+                wo,
+                where.id,
+                str(entry.severity),
+                str(entry.responsible),
+                Jsonb(notice(where, entry, complaint, wo, at, p)),
+            ),
+        )
     return Filed(int(row[0]), wo, code)
+
+
+def notice(
+    where: Community, entry: Entry, complaint: Complaint, work_order_id: int, at: datetime, p: Plan
+) -> dict[str, Any]:
+    """The outbox payload of a filed complaint, for the people on duty (pure): the entry, the
+    community, the place as the resident gave it and the deadlines; never the resident's phone,
+    the complaint's text or its tracking code (the duty page, behind sign-in, has the rest)."""
+    return {
+        "kind": "complaint_filed",
+        "work_order_id": work_order_id,
+        "code": entry.code,
+        "name": {"zh": entry.name.zh, "en": entry.name.en},
+        "category": entry.code,
+        "severity": str(entry.severity),
+        "community": where.code,
+        "community_name": where.name_zh,
+        "community_name_en": where.name_en,
+        "location": complaint.location,
+        "responsible": str(entry.responsible),
+        "opened_at": at.isoformat(),
+        "deadlines": {
+            "response": None if p.response_due is None else p.response_due.isoformat(),
+            "arrival": None if p.arrival_due is None else p.arrival_due.isoformat(),
+            "resolution": p.resolution_due.isoformat(),
+        },
+    }

@@ -5,6 +5,10 @@ out to the person who receives it, so the acknowledgement records who it was. A 
 person on their own channel opens that alarm on the duty pages for them alone; a link posted to
 a group robot (WeCom, DingTalk), which anyone in the group can follow, always asks for a
 sign-in (docs/pages.md).
+
+A resident's complaint has no alarm, and the signed links are made out for an alarm: its notice
+carries the plain address of its duty page, ``<pages url>/duty/complaints/<work order>``, which
+asks whoever follows it to sign in (:func:`with_page_links`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from lifecycle.acknowledge import GROUP, make_token
 from notify.recipients import Recipient
@@ -62,3 +67,29 @@ class AckLinks:
         own channel, a sign-in link on a group robot."""
         person_id = GROUP if r.kind in GROUP_KINDS else r.person_id
         return self.personal(payload, r.name or str(r.person_id), now, person_id=person_id)
+
+
+COMPLAINT_KINDS: Final = frozenset({"complaint_filed", "complaint_escalation"})
+
+
+def pages_origin(url: str) -> str:
+    """The scheme and host of ``url`` (the acknowledgement page's, which the duty pages share):
+    where the duty pages are; "" for a URL without them."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def with_page_links(payload: dict[str, Any], pages_url: str) -> dict[str, Any]:
+    """The payload with each complaint in it (one, or a group's items) carrying ``page_url``, its
+    duty page under ``pages_url`` (sign-in needed); unchanged without a ``pages_url``."""
+    base = pages_url.rstrip("/")
+
+    def linked(p: dict[str, Any]) -> dict[str, Any]:
+        wo = p.get("work_order_id")
+        if not base or p.get("kind") not in COMPLAINT_KINDS or not isinstance(wo, int):
+            return p
+        return {**p, "page_url": f"{base}/duty/complaints/{wo}"}
+
+    if payload.get("kind") == "group":
+        return {**payload, "items": [linked(p) for p in payload.get("items", [])]}
+    return linked(payload)

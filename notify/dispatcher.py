@@ -3,7 +3,8 @@
 Each round: housekeeping (escalation steps and reminders that fell due, batches of the grouped
 severities, notices of platform alarms; ``notify.outbox``), then claim the rows that are due and
 deliver each to whoever is on shift for it (``notify.recipients``) on every channel of theirs
-(``notify.channels``), each copy with that person's acknowledgement links (``notify.ack_links``).
+(``notify.channels``), each copy with that person's acknowledgement links (``notify.ack_links``);
+a resident's complaint (no alarm) carries its duty page's address instead.
 Every attempt is logged in ``deliveries``; a channel that accepted a notification is never sent
 it again. A row not yet accepted everywhere is retried with exponential backoff. A dispatcher
 killed between a channel accepting and the log recording it sends once more: the delivery id is
@@ -64,7 +65,7 @@ from core.metrics import Heartbeat
 from core.outlasting_db import Database, Stopping
 from core.settings import Settings
 from notify import metrics, outbox
-from notify.ack_links import AckLinks
+from notify.ack_links import AckLinks, pages_origin, with_page_links
 from notify.channels import Attempt, Channel, Smtp, attempt, configured, failed
 from notify.duty_app import DutyApps
 from notify.outbox import OUTBOX, PLATFORM, PLATFORM_FIRM, Claim, PlatformClaim, Queue
@@ -130,8 +131,9 @@ def _delivery_fields(job: _Job, r: Recipient, a: Attempt) -> dict[str, Any]:
         "http_status": a.http_status,
         "latency_ms": round(a.latency_ms, 1),
     }
-    if isinstance(c, Claim):
+    if isinstance(c, Claim) and c.alarm_id is not None:
         fields["alarm_id"] = c.alarm_id
+    if isinstance(c, Claim):
         wo = c.payload.get("work_order_id")
         if isinstance(wo, int):
             fields["work_order_id"] = wo
@@ -174,6 +176,7 @@ class Dispatcher:
         addresses: AddressPolicy = STRICT,
         phones: PhoneAccounts | None = None,
         heartbeat: Heartbeat | None = None,
+        pages_url: str | None = None,
     ) -> None:
         if send_timeout_s <= 0 or concurrency < 1 or concurrency_per_firm < 1 or batch < 1:
             raise ValueError(
@@ -188,6 +191,10 @@ class Dispatcher:
             http, smtp, duty_apps, timeout_s=send_timeout_s, policy=addresses
         )
         self.policy, self.ack, self.clock = policy or Policy(), ack, clock
+        # Where the duty pages are, for a complaint's link (default: the ack page's host).
+        self.pages_url = (
+            pages_url if pages_url is not None else pages_origin(ack.url) if ack else ""
+        )
         self.phones = phones  # SMS and voice, with each firm's account
         self.duty_apps = duty_apps  # closed with the dispatcher
         self.housekeeping_s = housekeeping_s
@@ -385,7 +392,9 @@ class Dispatcher:
             )
         )
         for c in claims:
-            self._add(_Job(OUTBOX, c, c.firm or f"community:{c.community_id}", ("a", c.alarm_id)))
+            # Rows of one alarm (one complaint's work order) go out one after the other.
+            order = ("a", c.alarm_id) if c.alarm_id is not None else ("w", c.work_order_id or 0)
+            self._add(_Job(OUTBOX, c, c.firm or f"community:{c.community_id}", order))
         notices: list[PlatformClaim] = []
         room = self.batch - held[PLATFORM_FIRM]
         if room > 0:
@@ -411,17 +420,26 @@ class Dispatcher:
     def _message(self, c: Claim) -> dict[str, Any] | None:
         """What a claimed row says now: None when it is no longer worth saying (a reminder or
         escalation for a settled alarm, a batch with nothing left in it, an alarm that opened
-        during a maintenance window of its device)."""
-        if c.kind in ("reminder", "escalation", "voice_call") and self.db.read(
-            lambda conn: outbox.alarm_settled(conn, c.alarm_id)
+        during a maintenance window of its device, a complaint's escalation once its work order
+        was taken on or closed)."""
+        alarm = c.alarm_id
+        if alarm is None:  # a complaint's notice
+            if c.kind == "complaint_escalation" and self.db.read(
+                lambda conn: outbox.work_order_taken_on(conn, c.work_order_id)
+            ):
+                return None
+        elif c.kind in ("reminder", "escalation", "voice_call") and self.db.read(
+            lambda conn: outbox.alarm_settled(conn, alarm)
         ):
             return None
-        if c.batch_id is None:
-            if self.db.read(lambda conn: outbox.alarm_in_maintenance(conn, c.alarm_id)):
-                log.info("outbox %s: its device was under maintenance; not sent", c.id)
-                return None
-            return c.payload
-        return batch_message(self.db.read(lambda conn: outbox.batch_members(conn, c.id)))
+        if c.batch_id is not None:
+            return batch_message(self.db.read(lambda conn: outbox.batch_members(conn, c.id)))
+        if alarm is not None and self.db.read(
+            lambda conn: outbox.alarm_in_maintenance(conn, alarm)
+        ):
+            log.info("outbox %s: its device was under maintenance; not sent", c.id)
+            return None
+        return c.payload
 
     def _start(self, job: _Job) -> None:
         """Who gets the row, on which channels not settled yet; queue a send for each. A row
@@ -480,8 +498,11 @@ class Dispatcher:
         self, q: Queue, payload: dict[str, Any], r: Recipient, now: datetime
     ) -> dict[str, Any]:
         """The payload as ``r`` receives it (in a sending thread): with their own
-        acknowledgement links; platform notices carry none."""
-        if self.ack is None or q is not OUTBOX:
+        acknowledgement links, and a complaint's duty page; platform notices carry none."""
+        if q is not OUTBOX:
+            return payload
+        payload = with_page_links(payload, self.pages_url)
+        if self.ack is None:
             return payload
         return self.ack.for_recipient(payload, r, now)
 
@@ -825,6 +846,7 @@ def _dispatcher(
         concurrency_per_firm=s.notify_concurrency_per_firm,
         stop=stop,
         heartbeat=heartbeat,
+        pages_url=s.api_public_url or pages_origin(s.notify_ack_url),
         addresses=AddressPolicy.from_settings(s),
         phones=PhoneAccounts(
             s.notify_phone_key.get_secret_value(),

@@ -1,7 +1,9 @@
 """Notify: what a notification says, in Chinese by default or English (pure).
 
 What happened, where (community, building, device), severity, the deadline that matters next, and how to
-acknowledge. Each channel renders a person's message in their language.
+acknowledge. Each channel renders a person's message in their language. A resident's complaint
+says its entry, community, place, the deadline that matters next and its duty page (sign-in
+needed); never who filed it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ TITLES = {
         "group": "条告警",
         "platform_alarm_opened": "平台告警",
         "platform_alarm_cleared": "平台告警解除",
+        "complaint_filed": "居民投诉报修",
+        "complaint_escalation": "投诉超时未受理",
     },
     "en": {
         "alarm_opened": "Alarm",
@@ -32,6 +36,8 @@ TITLES = {
         "group": "alarms",
         "platform_alarm_opened": "Platform alarm",
         "platform_alarm_cleared": "Platform alarm cleared",
+        "complaint_filed": "Resident complaint",
+        "complaint_escalation": "Complaint not taken on in time",
     },
 }
 LABELS = {
@@ -47,6 +53,10 @@ LABELS = {
         "cleared": "解除",
         "reason": "原因",
         "triggers": "触发次数",
+        "community": "小区",
+        "place": "地点",
+        "filed": "提交",
+        "page": "受理（需登录）",
     },
     "en": {
         "where": "Where",
@@ -60,6 +70,10 @@ LABELS = {
         "cleared": "Cleared",
         "reason": "Reason",
         "triggers": "Triggers",
+        "community": "Community",
+        "place": "Place",
+        "filed": "Filed",
+        "page": "Take it on (sign in)",
     },
 }
 # The platform's own alarms (``platform_alarms.kind``).
@@ -134,7 +148,36 @@ def _render_platform(payload: dict[str, Any], lang: str) -> tuple[str, str]:
     return title, "\n".join(lines)
 
 
+def _render_complaint(payload: dict[str, Any], lang: str) -> tuple[str, str]:
+    """A resident's complaint (or its escalation), for the firm: entry, community, place, the
+    next deadline and the duty page to take it on."""
+    lab = LABELS[lang]
+    name = payload.get("name", {}).get(lang) or payload.get("code", "")
+    title = (
+        f"[{payload.get('severity', '')}] {TITLES[lang].get(payload.get('kind', ''), '')}: {name}"
+    )
+    community = (payload.get("community_name_en") if lang == "en" else None) or payload.get(
+        "community_name"
+    )
+    lines = [f"{lab['community']}: {community or payload.get('community', '')}"]
+    if payload.get("location"):
+        lines.append(f"{lab['place']}: {payload['location']}")
+    lines.append(f"{lab['severity']}: {payload.get('severity', '')}")
+    if payload.get("opened_at"):
+        lines.append(f"{lab['filed']}: {_local(payload['opened_at'])}")
+    deadlines = payload.get("deadlines") or {}
+    for kind in DUE_ORDER:
+        if deadlines.get(kind):
+            lines.append(f"{lab['due']} ({DUE_NAMES[lang][kind]}): {_local(deadlines[kind])}")
+            break
+    if payload.get("page_url"):
+        lines.append(f"{lab['page']}: {payload['page_url']}")
+    return title, "\n".join(lines)
+
+
 def _render_one(payload: dict[str, Any], lang: str, ack_url: str | None) -> tuple[str, str]:
+    if str(payload.get("kind", "")).startswith("complaint_"):
+        return _render_complaint(payload, lang)
     lab = LABELS[lang]
     name = payload.get("name", {}).get(lang) or payload.get("code", "")
     title = (

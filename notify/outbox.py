@@ -9,6 +9,9 @@ runs out; a dispatcher renews the leases of the rows it is still working on. The
 ``deliveries`` is unique per outbox row and channel; a channel that accepted a row, or failed
 permanently for it, is settled for that row.
 
+A resident's complaint has rows of its own (``COMPLAINT_KINDS``): no alarm, its work order
+instead; escalated like an alarm's work order while nobody has taken it on.
+
 Platform notices (``platform_notices``, ``platform_deliveries``) are a second queue of the same
 shape: notify writes one per platform alarm opening and clearing it sees in ``platform_alarms``
 and delivers them to the platform operators on shift.
@@ -40,11 +43,12 @@ class Claim:
     notify: str | None  # an escalation step's party: only they get it
     batch_id: int | None  # the batch's lead row, when batched
     kind: str
-    alarm_id: int
+    alarm_id: int | None  # None: a complaint's notice (``COMPLAINT_KINDS``)
     severity: str = ""
     # Whose sends these are, for the per-firm bound: the community's property firm
     # ("firm:<id>"), or the community itself when it has none ("community:<id>").
     firm: str = ""
+    work_order_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,8 @@ class Queue:
 OUTBOX = Queue("outbox", "deliveries", "outbox_id", "")
 PLATFORM = Queue("platform_notices", "platform_deliveries", "notice_id", "p")
 PLATFORM_FIRM = "platform"
+COMPLAINT_KINDS = ("complaint_filed", "complaint_escalation")
+"""The rows about a resident's complaint (``lifecycle.complaints``): no alarm, a work order."""
 """The platform operators' sends count as a firm of their own for the per-firm bound."""
 
 
@@ -84,19 +90,33 @@ def claim(
         "UPDATE outbox SET claimed_by = %s, claimed_until = clock_timestamp() + make_interval(secs => %s),"
         " attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox WHERE done_at IS NULL"
         " AND (claimed_until IS NULL OR claimed_until < clock_timestamp())"
-        " AND (batch_id = id OR (batch_id IS NULL AND (kind = 'escalation'"
+        " AND (batch_id = id OR (batch_id IS NULL AND (kind IN ('escalation', 'complaint_escalation')"
         " OR NOT severity = ANY(%s))))"
         " AND NOT id = ANY(%s) AND NOT coalesce('firm:' || (SELECT c.firm_id FROM communities c"
         " WHERE c.id = outbox.community_id), 'community:' || outbox.community_id) = ANY(%s)"
         " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
         " RETURNING id, community_id, responsible_party, payload, attempts, notify_party,"
         " batch_id, kind, alarm_id, severity, coalesce('firm:' || (SELECT c.firm_id"
-        " FROM communities c WHERE c.id = outbox.community_id), 'community:' || outbox.community_id)",
+        " FROM communities c WHERE c.id = outbox.community_id), 'community:' || outbox.community_id),"
+        " work_order_id",
         (name, lease_s, grouped, exclude or [], skip_firms or [], limit),
     ).fetchall()
     return [
-        Claim(int(i), int(c), party, payload, int(n), notify, batch, kind, int(alarm), sev, firm)
-        for i, c, party, payload, n, notify, batch, kind, alarm, sev, firm in sorted(rows)
+        Claim(
+            int(i),
+            int(c),
+            party,
+            payload,
+            int(n),
+            notify,
+            batch,
+            kind,
+            None if alarm is None else int(alarm),
+            sev,
+            firm,
+            None if wo is None else int(wo),
+        )
+        for i, c, party, payload, n, notify, batch, kind, alarm, sev, firm, wo in sorted(rows)
     ]
 
 
@@ -107,7 +127,7 @@ def backlog(conn: Conn, grouped: list[str]) -> tuple[int, float]:
         "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)"
         " FROM outbox WHERE done_at IS NULL"
         " AND (claimed_until IS NULL OR claimed_until < clock_timestamp())"
-        " AND (batch_id = id OR (batch_id IS NULL AND (kind = 'escalation'"
+        " AND (batch_id = id OR (batch_id IS NULL AND (kind IN ('escalation', 'complaint_escalation')"
         " OR NOT severity = ANY(%s))))",
         (grouped,),
     ).fetchone()
@@ -118,6 +138,17 @@ def alarm_settled(conn: Conn, alarm_id: int) -> bool:
     """Whether someone acknowledged the alarm or it cleared (or it is gone)."""
     row = conn.execute("SELECT state FROM alarms WHERE id = %s", (alarm_id,)).fetchone()
     return row is None or row[0] != "active"
+
+
+def work_order_taken_on(conn: Conn, work_order_id: int | None) -> bool:
+    """Whether someone took the work order on (responded), or it is closed (or gone): a
+    complaint's escalation is no longer worth sending."""
+    row = conn.execute(
+        "SELECT responded_at IS NOT NULL OR closed_at IS NOT NULL OR status <> 'occurred'"
+        " FROM work_orders WHERE id = %s",
+        (work_order_id,),
+    ).fetchone()
+    return row is None or bool(row[0])
 
 
 def alarm_in_maintenance(conn: Conn, alarm_id: int) -> bool:
@@ -132,10 +163,13 @@ def alarm_in_maintenance(conn: Conn, alarm_id: int) -> bool:
 
 def batch_members(conn: Conn, lead: int) -> list[tuple[dict[str, Any], str]]:
     """(payload, alarm state) of every row in the batch led by ``lead``, in id order, but those
-    of alarms that opened during a maintenance window of their device."""
+    of alarms that opened during a maintenance window of their device; a complaint's notice
+    (no alarm) has the state ``""``."""
     return conn.execute(
-        "SELECT o.payload, a.state FROM outbox o JOIN alarms a ON a.id = o.alarm_id"
-        " WHERE o.batch_id = %s AND NOT device_in_maintenance(a.device_id, a.opened_at)"
+        "SELECT o.payload, coalesce(a.state, '') FROM outbox o"
+        " LEFT JOIN alarms a ON a.id = o.alarm_id"
+        " WHERE o.batch_id = %s"
+        " AND (a.id IS NULL OR NOT device_in_maintenance(a.device_id, a.opened_at))"
         " ORDER BY o.id",
         (lead,),
     ).fetchall()
@@ -331,17 +365,35 @@ def claim_platform(
 
 def fire_escalations(conn: Conn) -> int:
     """Turn escalation steps that fell due (not acknowledged, responded or closed meanwhile)
-    into notifications to the step's party, in one transaction; return how many."""
+    into notifications to the step's party, in one transaction; return how many. A complaint's
+    work order (no alarm, no device) escalates as a ``complaint_escalation``, its notice's
+    payload with the step."""
     with conn.transaction():
         rows = conn.execute(
             "SELECT s.work_order_id, s.step, s.notify, w.alarm_id, w.community_id, w.severity,"
-            " w.event_code, w.opened_at, d.uid FROM escalation_steps s"
-            " JOIN work_orders w ON w.id = s.work_order_id JOIN devices d ON d.id = w.device_id"
+            " w.event_code, w.opened_at, d.uid, w.source = 'complaint',"
+            " (SELECT o.payload FROM outbox o WHERE o.work_order_id = w.id"
+            "  AND o.kind = 'complaint_filed' AND w.source = 'complaint')"
+            " FROM escalation_steps s JOIN work_orders w ON w.id = s.work_order_id"
+            " LEFT JOIN devices d ON d.id = w.device_id"
             " WHERE s.fired_at IS NULL AND s.cancelled_at IS NULL AND s.due_at <= clock_timestamp()"
+            " AND (d.id IS NOT NULL OR w.source = 'complaint')"
             " ORDER BY s.due_at LIMIT 100 FOR UPDATE OF s SKIP LOCKED"
         ).fetchall()
-        for wo, step, party, alarm, community, severity, code, opened, uid in rows:
-            payload = {
+        for (
+            wo,
+            step,
+            party,
+            alarm,
+            community,
+            severity,
+            code,
+            opened,
+            uid,
+            complaint,
+            filed,
+        ) in rows:
+            payload: dict[str, Any] = {
                 "kind": "escalation",
                 "alarm_id": alarm,
                 "work_order_id": wo,
@@ -353,11 +405,16 @@ def fire_escalations(conn: Conn) -> int:
                 "notify": party,
                 "opened_at": opened.isoformat(),
             }
+            if complaint:
+                del payload["alarm_id"], payload["device"]
+                payload = {**(filed or {}), **payload, "kind": "complaint_escalation"}
+                if filed:
+                    payload["name"] = filed.get("name", payload["name"])
             conn.execute(
                 "INSERT INTO outbox (kind, alarm_id, work_order_id, community_id, severity,"
                 " responsible_party, notify_party, payload)"
-                " VALUES ('escalation', %s, %s, %s, %s, %s, %s, %s)",
-                (alarm, wo, community, severity, party, party, Jsonb(payload)),
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (payload["kind"], alarm, wo, community, severity, party, party, Jsonb(payload)),
             )
             conn.execute(
                 "UPDATE escalation_steps SET fired_at = clock_timestamp() WHERE work_order_id = %s"
@@ -417,7 +474,7 @@ def form_batches(conn: Conn, p: Policy, now: datetime) -> int:
     with conn.transaction():
         groups = conn.execute(
             "SELECT community_id, coalesce(responsible_party, ''), severity FROM outbox"
-            " WHERE done_at IS NULL AND batch_id IS NULL AND kind <> 'escalation'"
+            " WHERE done_at IS NULL AND batch_id IS NULL AND kind NOT IN ('escalation', 'complaint_escalation')"
             " AND severity = ANY(%s) GROUP BY 1, 2, 3 HAVING min(created_at) <= %s",
             (sorted(p.grouped), now - p.group_wait),
         ).fetchall()
@@ -437,10 +494,11 @@ def form_batches(conn: Conn, p: Policy, now: datetime) -> int:
                 continue
             batched = conn.execute(
                 "UPDATE outbox SET batch_id = b.lead FROM (SELECT min(id) AS lead FROM outbox"
-                " WHERE done_at IS NULL AND batch_id IS NULL AND kind <> 'escalation'"
+                " WHERE done_at IS NULL AND batch_id IS NULL AND kind NOT IN ('escalation', 'complaint_escalation')"
                 " AND community_id = %s AND coalesce(responsible_party, '') = %s"
                 " AND severity = %s) b WHERE outbox.done_at IS NULL AND outbox.batch_id IS NULL"
-                " AND outbox.kind <> 'escalation' AND outbox.community_id = %s"
+                " AND outbox.kind NOT IN ('escalation', 'complaint_escalation')"
+                " AND outbox.community_id = %s"
                 " AND coalesce(outbox.responsible_party, '') = %s AND outbox.severity = %s",
                 (community_id, party, severity) * 2,
             ).rowcount

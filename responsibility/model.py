@@ -337,12 +337,6 @@ def shape_problems(entry: Entry) -> list[tuple[Loc, str]]:
             out.append((("closing",), f"{why} and is closed by hand: remove closing"))
         if entry.severity_raise is not None:
             out.append((("severity_raise",), f"{why}: remove severity_raise"))
-        if entry.escalation:
-            msg = (
-                "complaints are not escalated (notifications go out for device alarms only):"
-                " remove escalation; the supervisor sees late complaints in the performance report"
-            )
-            out.append((("escalation",), msg))
         if not entry.work_order:
             out.append((("work_order",), "every complaint opens a work order: remove work_order"))
         return out

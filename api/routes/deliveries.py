@@ -24,7 +24,7 @@ class Delivery(BaseModel):
     id: int
     at: datetime
     kind: str
-    alarm_id: int
+    alarm_id: int | None  # None: a resident's complaint (kind complaint_*)
     work_order_id: int | None
     community_id: int
     severity: str

@@ -157,6 +157,32 @@ def test_the_delivery_log_is_scoped_by_community(api: Api, ids: Ids, api_db: Con
     assert {d["community_id"] for d in log} == {ids.communities["C01"]}
     everyone = api.as_("regulator").get("/v1/deliveries", params={"status": "accepted"}).json()
     assert {rows["C01"], rows["C02"]} <= {d["id"] for d in everyone["items"]}
+    # A resident's complaint is told to the duty staff too: its deliveries have no alarm.
+    complaint = api_db.execute(
+        "INSERT INTO work_orders (source, community_id, firm_id, event_code, severity,"
+        " responsible_party, supervisor, status, opened_at, resolution_due, emergency_fund,"
+        " notify_regulator, list_version) SELECT 'complaint', c.id, c.firm_id, 'CP.NOISE', 'P3',"
+        " 'property_firm', 'township', 'occurred', now(), now() + interval '1 day', false, false,"
+        " 'test' FROM communities c WHERE c.id = %s RETURNING id",
+        (ids.communities["C01"],),
+    ).fetchone()
+    assert complaint is not None
+    told = api_db.execute(
+        "INSERT INTO outbox (kind, work_order_id, community_id, severity, payload)"
+        " VALUES ('complaint_filed', %s, %s, 'P3', '{}') RETURNING id",
+        (complaint[0], ids.communities["C01"]),
+    ).fetchone()
+    assert told is not None
+    sent = api_db.execute(
+        "INSERT INTO deliveries (outbox_id, person_id, channel_id, attempt, status,"
+        " http_status, latency_ms) VALUES (%s, %s, %s, 1, 'accepted', 250, 3.0) RETURNING id",
+        (told[0], person[0], channel[0]),
+    ).fetchone()
+    assert sent is not None
+    r = api.as_("firm_f01").get("/v1/deliveries", params={"limit": 500})
+    assert r.status_code == 200, r.text
+    [row] = [d for d in r.json()["items"] if d["id"] == sent[0]]
+    assert row["alarm_id"] is None and row["work_order_id"] == complaint[0]
 
 
 def test_channel_addresses_are_checked_when_written(api: Api) -> None:

@@ -38,17 +38,19 @@ def test_a_complaint_entry_needs_no_device_class_filing_or_closing() -> None:
     assert not lst.entries["EL.TEST"].is_complaint
 
 
+def test_a_complaint_entry_may_escalate_when_not_taken_on() -> None:
+    extra = "    escalation:\n      - {after: {value: 1, unit: working_days}, notify: township}\n"
+    lst = parse_list(make_list(complaint(extra=extra)), "list.yaml")
+    (step,) = lst.entries["CP.TEST"].escalation
+    assert step.after.unit is Unit.WORKING_DAYS and str(step.notify) == "township"
+
+
 @pytest.mark.parametrize(
     ("extra", "field", "says"),
     [
         ("    device_class: elevator\n", "device_class", "remove device_class"),
         ('    filing:\n      - {detector: event_code, codes: ["11"]}\n', "filing", "remove filing"),
         ("    closing: {condition: 好了 / Done, hold_seconds: 0}\n", "closing", "remove closing"),
-        (
-            "    escalation:\n      - {after: {value: 1, unit: working_days}, notify: township}\n",
-            "escalation",
-            "not escalated",
-        ),
         ("    work_order: false\n", "work_order", "every complaint opens a work order"),
     ],
 )
