@@ -32,6 +32,7 @@ from api.pages.board_view import DEVICE_CLASSES
 from api.pages.names import EventNames
 from api.pages.sessions import Session, session_of
 from api.pagination import PageParams, encode_cursor
+from api.performance import PeriodError, check_period, firm_performance, scope_for
 from api.routes import devices as device_routes
 from api.routes import exports as export_routes
 from api.routes import people as people_routes
@@ -344,6 +345,73 @@ async def work_orders_file(request: Request, db: Db, fmt: str) -> Response:
         listing=None,
         states=cv.STATES,
         state_choices=cv.STATE_CHOICES,
+    )
+
+
+@router.get("/console/performance")
+async def performance(request: Request, db: Db) -> Response:
+    """The firm's own figures in the firm-performance report (``api.performance``: the API's
+    report, the same rules), for a period of Beijing dates."""
+    m = await _manager(request, db)
+    if isinstance(m, Response):
+        return m
+    raw = {k: request.query_params.get(k, "")[:300] for k in ("from", "to")}
+    period = cv.period_of(raw["from"], raw["to"], datetime.now(view.BEIJING).date())
+    problems = period if isinstance(period, list) else []
+    report = None
+    if isinstance(period, tuple):
+        try:
+            check_period(*period)
+        except PeriodError as e:
+            problems.append(cv.Problem(e.field, e.message))
+        else:
+            scope = scope_for(m.p.role, m.p.firm_id, m.p.community_ids)
+            report = await firm_performance(db, scope, *period, now=web.now())
+    mine = report.firms[0] if report and report.firms else None
+    return _page(
+        "console_performance.html",
+        m,
+        422 if problems else 200,
+        problems=problems,
+        raw=raw,
+        period=period if isinstance(period, tuple) else None,
+        last_day=period[1] - timedelta(days=1) if isinstance(period, tuple) else None,
+        f=mine,
+        limit_kinds=LIMIT_KINDS,
+    )
+
+
+@router.get("/console/performance.{fmt}")
+async def performance_file(request: Request, db: Db, fmt: str) -> Response:
+    """The same figures as a spreadsheet (the API's export of the report)."""
+    m = await _manager(request, db)
+    if isinstance(m, Response):
+        return m
+    raw = {k: request.query_params.get(k, "")[:300] for k in ("from", "to")}
+    period = cv.period_of(raw["from"], raw["to"], datetime.now(view.BEIJING).date())
+    problems = period if isinstance(period, list) else []
+    if fmt not in ("xlsx", "csv"):
+        problems.append(cv.Problem("format", "文件格式应为 xlsx 或 csv format must be xlsx or csv"))
+    if isinstance(period, tuple) and not problems:
+        try:
+            return await export_routes.export_firm_performance(
+                db,
+                m.p,
+                fmt,  # type: ignore[arg-type]
+                *period,
+            )
+        except ApiError as e:
+            problems.append(cv.Problem("from", e.message))
+    return _page(
+        "console_performance.html",
+        m,
+        422,
+        problems=problems,
+        raw=raw,
+        period=None,
+        last_day=None,
+        f=None,
+        limit_kinds=LIMIT_KINDS,
     )
 
 

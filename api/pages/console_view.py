@@ -215,6 +215,23 @@ def week_of(raw: str | None, today: date) -> date | Problem:
     return d - timedelta(days=d.weekday())
 
 
+def period_of(
+    raw_from: str | None, raw_to: str | None, today: date
+) -> tuple[date, date] | list[Problem]:
+    """The report's period from the page's dates (Beijing; ``to`` inclusive): the first day and
+    the day after the last. Empty: this month up to today."""
+    start, last = _date("from", raw_from or ""), _date("to", raw_to or "")
+    problems = [p for p in (start, last) if isinstance(p, Problem)]
+    if problems:
+        return problems
+    assert not isinstance(start, Problem) and not isinstance(last, Problem)
+    start = start or today.replace(day=1)
+    last = last or max(today, start)
+    if last < start:
+        return [Problem("to", "结束日期应不早于开始日期 to must not be before from")]
+    return start, last + timedelta(days=1)
+
+
 def week_bounds(monday: date) -> tuple[datetime, datetime]:
     """The week's start and end (Beijing midnights) as UTC."""
     return beijing_midnight(monday), beijing_midnight(monday + timedelta(days=7))

@@ -408,6 +408,36 @@ def test_the_download_holds_exactly_the_rows_the_page_filters_to(
     assert got and not got & set(a.orders.values())
 
 
+def test_the_performance_page_names_bad_dates_and_downloads_the_firms_row(
+    browser: Pages, world: World, as_firms: Api
+) -> None:
+    a = world.a
+    console_as(browser, a.manager)
+    for query, field in (
+        ({"from": "2026-13-01"}, "from"),
+        ({"to": "yesterday"}, "to"),
+        ({"from": "2026-06-10", "to": "2026-06-01"}, "to"),
+        ({"from": "2024-01-01", "to": "2026-01-01"}, "to"),  # over a year
+    ):
+        r = browser.get("/console/performance", params=query)
+        assert r.status_code == 422 and f"<code>{field}</code>" in r.text, (query, r.text[:300])
+    today = datetime.now(ZONE).date()
+    start = today - timedelta(days=20)
+    params = {"from": start.isoformat(), "to": today.isoformat()}
+    page = ok(browser.get("/console/performance", params=params))
+    api = as_firms.as_(a.code).get(
+        "/v1/reports/firm-performance",
+        params={"from": start.isoformat(), "to": (today + timedelta(days=1)).isoformat()},
+    )
+    [mine] = api.json()["firms"]
+    assert f'id="work-orders">{mine["work_orders"]}<' in page
+    r = browser.get("/console/performance.xlsx", params=params)
+    assert r.status_code == 200, r.text[:300]
+    sheet = openpyxl.load_workbook(io.BytesIO(r.content), read_only=True).active
+    rows = list(sheet.iter_rows(min_row=2, values_only=True))
+    assert [row[1] for row in rows] == [a.code], "the firm's own row only"
+
+
 def test_paging_walks_the_same_rows_as_the_api(
     browser: Pages, world: World, as_firms: Api, api_db: Conn
 ) -> None:
