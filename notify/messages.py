@@ -22,6 +22,8 @@ TITLES = {
         "reminder": "告警未确认提醒",
         "escalation": "告警超时未响应",
         "group": "条告警",
+        "group_complaints": "条居民投诉报修",
+        "group_mixed": "条告警与投诉",
         "platform_alarm_opened": "平台告警",
         "platform_alarm_cleared": "平台告警解除",
         "complaint_filed": "居民投诉报修",
@@ -34,6 +36,8 @@ TITLES = {
         "reminder": "Reminder, not acknowledged",
         "escalation": "Not acknowledged in time",
         "group": "alarms",
+        "group_complaints": "resident complaints",
+        "group_mixed": "alarms and complaints",
         "platform_alarm_opened": "Platform alarm",
         "platform_alarm_cleared": "Platform alarm cleared",
         "complaint_filed": "Resident complaint",
@@ -115,7 +119,12 @@ def render(
     lang = language if language in TITLES else "zh"
     if payload.get("kind") == "group":
         items = payload.get("items", [])
-        title = f"[{payload.get('severity', '')}] {len(items)} {TITLES[lang]['group']}: {payload.get('community', '')}"
+        complaints = {str(p.get("kind", "")).startswith("complaint_") for p in items}
+        key = {frozenset({True}): "group_complaints", frozenset({True, False}): "group_mixed"}
+        what = TITLES[lang][key.get(frozenset(complaints), "group")]
+        title = (
+            f"[{payload.get('severity', '')}] {len(items)} {what}: {payload.get('community', '')}"
+        )
         parts = [_render_one(p, lang, p.get("ack_url")) for p in items]
         return title, "\n\n".join(f"{t}\n{body}" for t, body in parts)
     if str(payload.get("kind", "")).startswith("platform_alarm_"):

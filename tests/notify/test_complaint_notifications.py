@@ -289,6 +289,10 @@ def test_an_untaken_complaint_escalates_and_a_taken_one_does_not(
     assert all(
         i["page_url"].endswith(f"/duty/complaints/{i['work_order_id']}") for i in group["items"]
     )
+    title, _ = render(group, "zh")
+    assert "3 条居民投诉报修" in title and "告警" not in title
+    title, _ = render({**group, "items": [*group["items"], {"kind": "alarm_opened"}]}, "en")
+    assert "4 alarms and complaints" in title
 
 
 def test_the_database_allows_no_alarm_only_on_a_complaint_notice(
