@@ -41,8 +41,8 @@ from api.sla import LIMIT_KINDS
 from core.catalogue import DeviceClass
 
 router = APIRouter(include_in_schema=False)
-CONSOLE_COOKIE: Final = "sw_console"
-CONSOLE_PATH: Final = "/console"
+CONSOLE_COOKIE: Final = web.CONSOLE_COOKIE
+CONSOLE_PATH: Final = web.CONSOLE_PATH
 MANAGERS: Final = frozenset({"firm_manager", "project_manager"})
 SCAN_CHUNK: Final = 500  # work orders read per call when filtering by outcome
 MAX_SCAN: Final = 20_000  # at most this many work orders read for one page
@@ -128,13 +128,7 @@ async def _manager(request: Request, db: AsyncConn) -> Manager | Response:
     if me is None or not me.full:
         response = web.redirect(f"/duty/console?next={quote(_here(request), safe='')}")
         if token:
-            response.delete_cookie(
-                CONSOLE_COOKIE,
-                path=CONSOLE_PATH,
-                secure=web.settings_of(request).pages_cookie_secure,
-                httponly=True,
-                samesite="lax",
-            )
+            web.clear_cookie(response, request, CONSOLE_COOKIE, CONSOLE_PATH)
         return response
     if me.role not in MANAGERS or me.firm_id is None:
         return _not_yours(me)

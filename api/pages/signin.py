@@ -104,7 +104,7 @@ async def login(
     if isinstance(result, Refusal):
         return _login_page(request, next, result.message, result.status)
     response = web.redirect(web.safe_next(next))
-    web.set_cookie(response, request, web.SESSION_COOKIE, result, int(s.pages_session_hours * 3600))
+    web.signed_in(response, request, result, int(s.pages_session_hours * 3600))
     return response
 
 
@@ -206,5 +206,5 @@ async def use_link(request: Request, db: Db, token: str, csrf: Field = "") -> Re
         return _used_page()
     response = web.redirect(f"/duty/alarms/{t.alarm_id}")
     age = int(s.pages_link_session_minutes * 60)
-    web.set_cookie(response, request, web.SESSION_COOKIE, session_token, age)
+    web.signed_in(response, request, session_token, age)
     return response

@@ -24,6 +24,9 @@ from core.settings import Settings
 SESSION_COOKIE: Final = "sw_session"
 CSRF_COOKIE: Final = "sw_csrf"  # the double-submit token of the forms used before a session
 COOKIE_PATH: Final = "/duty"
+# The firm console's copy of a manager's session (api/pages/console.py), kept for its own path.
+CONSOLE_COOKIE: Final = "sw_console"
+CONSOLE_PATH: Final = "/console"
 HEADERS: Final = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self';"
     " form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -83,14 +86,21 @@ def set_cookie(response: Response, request: Request, name: str, value: str, max_
     )
 
 
-def clear_cookie(response: Response, request: Request, name: str) -> None:
+def clear_cookie(response: Response, request: Request, name: str, path: str = COOKIE_PATH) -> None:
     response.delete_cookie(
         name,
-        path=COOKIE_PATH,
+        path=path,
         secure=settings_of(request).pages_cookie_secure,
         httponly=True,
         samesite="lax",
     )
+
+
+def signed_in(response: Response, request: Request, token: str, max_age: int) -> None:
+    """A new session's cookie; the console's copy of any earlier one is forgotten (on a shared
+    duty-room computer the next person must not find the last one's console)."""
+    set_cookie(response, request, SESSION_COOKIE, token, max_age)
+    clear_cookie(response, request, CONSOLE_COOKIE, CONSOLE_PATH)
 
 
 def form_token(request: Request) -> str:

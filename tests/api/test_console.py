@@ -260,6 +260,23 @@ def test_without_a_session_the_console_leads_to_the_sign_in_and_back(
     assert browser.get(r.headers["location"]).headers["location"].startswith("/duty/login")
 
 
+def test_the_next_person_signing_in_never_finds_the_last_ones_console(
+    browser: Pages, world: World
+) -> None:
+    """A shared duty-room computer: A uses the console and leaves without signing out; B signs
+    in at the duty pages. The console is B's (A's copy of the session was forgotten)."""
+    console_as(browser, world.a.manager)
+    assert world.a.manager.name in ok(browser.get("/console"))
+    r = browser.sign_in(world.b.manager.phone)
+    assert r.status_code == 303
+    assert 'sw_console=""' in r.headers["set-cookie"] or "sw_console=;" in r.headers["set-cookie"]
+    r = browser.get("/console")
+    assert r.status_code == 303 and r.headers["location"].startswith("/duty/console")
+    assert browser.get(r.headers["location"]).headers["location"] == "/console"
+    page = ok(browser.get("/console"))
+    assert world.b.manager.name in page and world.a.manager.name not in page
+
+
 def test_duty_staff_get_a_403_page_and_a_project_manager_gets_in(
     browser: Pages, world: World
 ) -> None:
