@@ -146,3 +146,43 @@ def test_a_complaint_from_the_form_to_resolved_on_a_phone(
     after = report(api)["complaints"]
     assert after["received"] == before["received"] + 1
     assert after["handled_in_time"] == before["handled_in_time"] + 1
+
+
+def test_abuse_limits_on_the_form_in_a_browser(
+    server: LiveServer, chromium: Browser, api_db: Conn, tmp_path: Path
+) -> None:
+    """As a resident's phone meets them: a file that only calls itself an image is refused with
+    a message on the page, and a sixth complaint within the hour from one phone number is
+    refused with the limit named (another number still files)."""
+    resident = phone_page(chromium)
+    number = "137 0000 9901"  # a number no other test files with
+
+    def fill(phone: str, photo: Path | None = None) -> None:
+        resident.goto(f"{server.url}/board/C01/complaint")
+        resident.select_option("select[name=category]", "CP.NOISE")
+        resident.fill("input[name=location]", "3号楼")
+        resident.fill("textarea[name=description]", "夜间施工噪音")
+        resident.fill("input[name=phone]", phone)
+        if photo is not None:
+            resident.set_input_files("input[name=photo]", str(photo))
+        resident.click("#submit")
+
+    fake = tmp_path / "photo.png"
+    fake.write_bytes(b"<svg onload=alert(1)>")
+    fill(number, fake)
+    assert "JPEG or PNG" in resident.content()
+    fits(resident)
+    resident.screenshot(path=str(tmp_path / "refused-photo.png"), full_page=True)
+    for _ in range(5):
+        fill(number)
+        resident.wait_for_url(re.compile(r".*/complaints/[A-Z2-7]{16}\?new=1$"))
+    fill(number)
+    assert "At most 5 complaints an hour from one phone number" in resident.content()
+    (filed,) = api_db.execute(
+        "SELECT count(*) FROM complaints WHERE phone = '13700009901'"
+    ).fetchone() or (0,)
+    assert filed == 5, "the sixth was not filed"
+    fits(resident)
+    resident.screenshot(path=str(tmp_path / "refused-sixth.png"), full_page=True)
+    fill("137 0000 9902")
+    resident.wait_for_url(re.compile(r".*/complaints/[A-Z2-7]{16}\?new=1$"))
