@@ -11,6 +11,10 @@ if ! bash scripts/stack.sh status 2>&1 | grep -q "PostgreSQL: running"; then
 fi
 bash scripts/stack.sh up
 export PATH="$root/.venv/bin:$PATH"
+# Screenshots and PDFs of the browser tests are kept here (docs/pages.md), each run's replacing the
+# last's.
+export SHOUWANG_TEST_ARTEFACTS="${SHOUWANG_TEST_ARTEFACTS:-$root/.state/test-artefacts}"
+rm -rf "$SHOUWANG_TEST_ARTEFACTS" && mkdir -p "$SHOUWANG_TEST_ARTEFACTS"
 echo "== ruff"; ruff check . && ruff format --check .
 echo "== mypy"; mypy
 # Three workers, each with its own database and brokers (tests/conftest.py): much of the suite
