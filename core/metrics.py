@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import shutil
+import socket
 import threading
 import time
 import urllib.error
@@ -31,11 +32,13 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from wsgiref.simple_server import WSGIServer
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import start_http_server
+from prometheus_client.exposition import make_wsgi_app
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
@@ -203,6 +206,59 @@ def serve(
 
 
 _servers: dict[tuple[str, int], WSGIServer] = {}
+
+# The endpoint's own limits: whatever connects to the port (a scanner, a flood, a client that
+# never sends its request) holds at most this many handler threads, each for at most this long;
+# beyond them a connection is closed at once. Prometheus scrapes one request at a time.
+MAX_CLIENTS = 16
+IDLE_TIMEOUT_S = 10.0
+
+
+class _Handler(WSGIRequestHandler):
+    timeout = IDLE_TIMEOUT_S  # a request not read within this is dropped
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Nothing per request (a scrape every few seconds)."""
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # all slots busy: not one thread more
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that timed out or went away: not the stage's problem, and not a traceback on
+        its stderr per connection."""
+        log.debug("metrics request from %s failed", client_address, exc_info=True)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+def start_http_server(port: int, addr: str) -> tuple[WSGIServer, threading.Thread]:
+    """The registry's endpoint on ``addr:port`` (0: any free port), served by a daemon thread
+    within :data:`MAX_CLIENTS` and :data:`IDLE_TIMEOUT_S`."""
+    server = make_server(addr, port, make_wsgi_app(REGISTRY), _Server, handler_class=_Handler)
+    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    thread.start()
+    return server, thread
 
 
 @dataclass(frozen=True, slots=True)

@@ -273,3 +273,69 @@ def test_each_ingest_worker_serves_its_own_port(
         ingest.wait(30)
         for i in range(2):
             retire_session(config_from(settings, f"shouwang-ingest-{i}"))
+
+
+def test_a_flood_on_the_metrics_port_stops_nothing(
+    db: Conn, settings: Settings, county: tuple[County, dict[str, str]], tmp_path: Path
+) -> None:
+    """600 connections to ingest's metrics port that never send a request (a scanner, a
+    slow-loris): ingest goes on storing readings, holds a bounded number of threads (the endpoint
+    serves at most core.metrics.MAX_CLIENTS at once and closes the rest), and once the flood
+    ends its endpoint answers again."""
+    import socket
+
+    from core.metrics import MAX_CLIENTS
+
+    c, secrets = county
+    el = next(d.uid for d in c.devices() if d.device_class == "elevator")
+    port = free_port()
+    env = settings_env(settings) | {
+        "SHOUWANG_METRICS_HOST": "127.0.0.1",
+        "SHOUWANG_METRICS_PORT_INGEST": str(port),
+    }
+    with (tmp_path / "ingest.log").open("ab") as f:
+        ingest = subprocess.Popen(
+            shouwang("ingest", "--client-id", "flood-test-ingest"), env=env, stdout=f, stderr=f
+        )
+    dev = peer(settings.mqtt_host, settings.mqtt_port, el, secrets[el])
+    topic = device_topic(el, Channel.TELEMETRY)
+    base = int(time.time() * 1000) - 30_000
+    flood: list[socket.socket] = []
+    try:
+        until_health(env, True, "ingest", 20)
+        threads_before = _threads(ingest.pid)
+        began = time.monotonic()
+        for _ in range(600):
+            try:
+                flood.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+            except OSError:
+                break  # the backlog is full: the flood is as big as it gets
+        print(f"{len(flood)} connections in {time.monotonic() - began:.1f} s")
+        assert len(flood) >= 300, "the flood connected"
+        rows_before = stored(db, base)
+        dev.wait_acks(
+            [dev.publish(topic, encode_sample(base + i, {"floor": 4})) for i in range(20)]
+        )
+        until(lambda: stored(db, base) - rows_before == 20, 15)  # stored meanwhile
+        assert _threads(ingest.pid) <= threads_before + MAX_CLIENTS + 2
+        assert ingest.poll() is None
+    finally:
+        for s in flood:
+            s.close()
+        dev.close()
+    try:
+        samples: dict[str, float] | None = None
+        deadline = time.monotonic() + 15
+        while samples is None and time.monotonic() < deadline:
+            samples, _ = scrape("127.0.0.1", port, "ingest", timeout_s=2)
+            time.sleep(0.2)
+        assert samples is not None, "the endpoint answers once the flood is gone"
+    finally:
+        ingest.send_signal(signal.SIGTERM)
+        ingest.wait(30)
+        retire_session(config_from(settings, "flood-test-ingest"))
+
+
+def _threads(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("Threads:")[1].split()[0])
