@@ -1,15 +1,19 @@
 """Issue 17, done when: a real Prometheus scrapes the stages and the alert rules judge them.
 
-Ingest, analytics, notify and the API run as the processes they are in production, the
-simulator streams the test county's devices, a lift raises a trapped-passenger alarm that reaches the
-duty staff's webhook, and one device sends a message ingest rejects. A Prometheus on loopback
-(scraping every second, the shipped alerts.yml with short ``for:`` durations and the stuck
-threshold at a few seconds) then sees every stage up and moving, no alert firing, and data for
-every query of the platform-health dashboard. Then ingest is made stuck while alive (a
+Ingest, analytics, notify, the API and a site gateway run as the processes they are in
+production (the gateway, C01-GW, polls five devices on a real Modbus TCP server and forwards
+through the test's broker to ingest), the simulator streams the test county's devices, a lift
+raises a trapped-passenger alarm that reaches the duty staff's webhook, and one device sends a
+message ingest rejects. A Prometheus on loopback (scraping every second, the shipped alerts.yml
+with short ``for:`` durations and the stuck threshold at a few seconds) then sees every stage up
+and moving (the gateway's polls answered, its entries acknowledged), no alert firing, and data
+for every query of the platform-health dashboard. Then ingest is made stuck while alive (a
 transaction holds ``LOCK TABLE readings IN ACCESS EXCLUSIVE MODE``, so it cannot commit while
 messages keep arriving): ShouwangStageStuck fires and ``shouwang health --stage ingest`` fails;
-released, both recover. Then notify is frozen (SIGSTOP): its scrape fails, ShouwangStageDown
-fires and its health check fails; continued, it recovers."""
+released, both recover. Then notify and the gateway are frozen (SIGSTOP): their scrapes fail,
+ShouwangStageDown fires for each and ``shouwang health --stage notify --stage gateway`` says both
+are down; continued, they recover, and the gateway forwards again. Last, the gateway's devices
+fall silent, its buffer drains and it exits cleanly."""
 
 from __future__ import annotations
 
@@ -38,8 +42,12 @@ from dashboards.folders import platform_dashboards
 from dashboards.model import Panel
 from ingest.__main__ import config_from as ingest_config
 from ingest.consumer import retire_session
+from simulators.county import County
+from sites.converter import Function
 from tests.analytics.test_db_outage import retire_analytics_session
-from tests.conftest import ROOT, free_port, settings_env, shouwang
+from tests.conftest import ROOT, Broker, free_port, settings_env, shouwang
+from tests.gateway.conftest import ModbusSite, modbus_site, site_config  # noqa: F401  (fixture)
+from tests.gateway.site_run import DEVICES, MODELS, held, units
 from tests.mqtt_helpers import peer
 from tests.notify.test_db_outage import SlowReceiver
 from tests.notify.test_dispatch import LOCAL_ENV
@@ -52,7 +60,9 @@ from tests.test_correlation_logs import (  # noqa: F401  (fixtures)
 )
 
 RULES = ROOT / "dashboards" / "prometheus" / "alerts.yml"
-STAGES = ("ingest", "analytics", "notify", "api")
+SHIPPED = ROOT / "dashboards" / "prometheus" / "prometheus.yml"
+STAGES = ("ingest", "analytics", "notify", "api", "gateway")
+GATEWAY_POLL_S = 0.5  # five devices: ten polls a second, light beside the simulator
 STUCK_S = 6.0  # SHOUWANG_HEALTH_STUCK_AFTER_S and the stuck rule's threshold, for the test
 RATE = "5s"  # $__rate_interval: a few scrapes of 1 s
 INGEST_ID = "prom-ingest"
@@ -184,9 +194,9 @@ def until(check: Callable[[], object], timeout_s: float, what: Callable[[], str]
     raise AssertionError(f"not within {timeout_s} s: {what() if callable(what) else what}")
 
 
-def health(stage: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def health(*stages: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        shouwang("health", "--stage", stage),
+        shouwang("health", *(a for s in stages for a in ("--stage", s))),
         env=env,
         capture_output=True,
         text=True,
@@ -232,6 +242,15 @@ KEY_SERIES = {
         "shouwang_api_request_seconds_count",
         "shouwang_db_pool_connections",
     ),
+    "gateway": (
+        "shouwang_gateway_polls_total",
+        "shouwang_gateway_buffer_entries",
+        "shouwang_gateway_buffer_bytes",
+        "shouwang_gateway_published_total",
+        "shouwang_gateway_acknowledged_total",
+        "shouwang_gateway_dropped_total",
+        "shouwang_gateway_broker_connected",
+    ),
 }
 COMMON = (
     "shouwang_stage_info",
@@ -251,6 +270,10 @@ MOVING = {
     "analytics ticks": f"sum(rate(shouwang_analytics_tick_seconds_count[{RATE}]))",
     "notify deliveries": 'sum(shouwang_notify_deliveries_total{outcome="accepted"})',
     "api requests": 'sum(shouwang_api_requests_total{route="/v1/devices",status="401"})',
+    "gateway polls answered": f'sum(rate(shouwang_gateway_polls_total{{outcome="ok"}}[{RATE}]))',
+    "gateway entries acknowledged": f"sum(rate(shouwang_gateway_acknowledged_total[{RATE}]))",
+    "gateway progress": f'sum(rate(shouwang_stage_progress_total{{stage="gateway"}}[{RATE}]))',
+    "gateway connected": "sum(shouwang_gateway_broker_connected)",
 }
 
 
@@ -277,9 +300,15 @@ def test_prometheus_sees_the_stages_and_the_alert_rules_judge_them(
     db: Conn,
     lift: Lift,  # noqa: F811
     receiver: SlowReceiver,  # noqa: F811
+    broker: Broker,
+    county: tuple[County, dict[str, str]],
+    modbus_site: Callable[[dict[int, dict[tuple[Function, int], int]]], ModbusSite],  # noqa: F811
     tmp_path: Path,
 ) -> None:
     t0 = time.monotonic()
+    shipped = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
+    jobs = {c["job_name"] for c in shipped["scrape_configs"]}
+    assert jobs == {f"shouwang-{stage}" for stage in STAGES}, "the jobs the test scrapes"
     s = settings.model_copy(update={"analytics_client_id": ANALYTICS_ID})
     ports = {stage: free_port() for stage in STAGES}
     api_port = free_port()
@@ -288,7 +317,6 @@ def test_prometheus_sees_the_stages_and_the_alert_rules_judge_them(
         | LOCAL_ENV
         | {f"SHOUWANG_METRICS_PORT_{stage.upper()}": str(p) for stage, p in ports.items()}
         | {
-            "SHOUWANG_METRICS_PORT_GATEWAY": "-1",
             "SHOUWANG_HEALTH_STUCK_AFTER_S": f"{STUCK_S:g}",
             "SHOUWANG_ANALYTICS_CLIENT_ID": ANALYTICS_ID,
             "SHOUWANG_LOG_FORMAT": "json",
@@ -296,6 +324,19 @@ def test_prometheus_sees_the_stages_and_the_alert_rules_judge_them(
         }
     )
     keep_feed_for_analytics(s)
+    # The site: C01-GW's five Modbus devices on one server, the gateway's config and buffer.
+    site = modbus_site(units())
+    (tmp_path / "gateway").mkdir()
+    site_yaml = site_config(
+        tmp_path / "gateway",
+        broker,
+        county,
+        [
+            (uid, m, site.port, i + 1)
+            for i, (uid, m) in enumerate(zip(DEVICES, MODELS, strict=True))
+        ],
+        poll_s=GATEWAY_POLL_S,
+    )
     procs: dict[str, Running] = {}
     prom: Prometheus | None = None
     lock: psycopg.Connection[Any] | None = None
@@ -307,6 +348,7 @@ def test_prometheus_sees_the_stages_and_the_alert_rules_judge_them(
         procs["api"] = start(
             "api", ["api", "serve", "--host", "127.0.0.1", "--port", str(api_port)], env, tmp_path
         )
+        procs["gateway"] = start("gateway", ["gateway", "run", str(site_yaml)], env, tmp_path)
         prom = Prometheus(tmp_path / "prometheus", {f"shouwang-{n}": p for n, p in ports.items()})
         until(prom.ready, 20, "prometheus ready")
 
@@ -369,7 +411,14 @@ def test_prometheus_sees_the_stages_and_the_alert_rules_judge_them(
         )
         time.sleep(3)
         assert alerting() == [], "and they stay quiet"
-        assert health("ingest", env).returncode == 0
+        judged = health("ingest", "gateway", env=env)
+        assert judged.returncode == 0, judged
+        assert "gateway running" in judged.stdout + judged.stderr, judged
+        # The gateway polled each of its devices, got answers, lost nothing.
+        answered = prom.query('shouwang_gateway_polls_total{job="shouwang-gateway",outcome="ok"}')
+        assert {r["metric"]["device"] for r in answered} == set(DEVICES)
+        assert all(float(r["value"][1]) > 0 for r in answered), answered
+        assert prom.value('sum(shouwang_gateway_dropped_total{job="shouwang-gateway"})') == 0
         print(f"healthy and judged so after {time.monotonic() - t0:.1f} s")
 
         # Stuck while alive: ingest cannot commit, messages keep arriving.
@@ -383,7 +432,7 @@ def test_prometheus_sees_the_stages_and_the_alert_rules_judge_them(
         )
         print(f"ingest judged stuck {time.monotonic() - locked:.1f} s after the lock")
         assert procs["ingest"].proc.poll() is None, "ingest is alive"
-        judged = health("ingest", env)
+        judged = health("ingest", env=env)
         assert judged.returncode == 1 and "ingest stuck" in judged.stdout + judged.stderr, judged
         assert prom.value('up{job="shouwang-ingest"}') == 1, "it answers its scrapes meanwhile"
         lock.rollback()
@@ -392,36 +441,63 @@ def test_prometheus_sees_the_stages_and_the_alert_rules_judge_them(
         until(
             lambda: (
                 not prom.firing("ShouwangStageStuck", stage="ingest")
-                and health("ingest", env).returncode == 0
+                and health("ingest", env=env).returncode == 0
             ),
             STUCK_S + 15,
             "ingest recovered after the lock was released",
         )
 
-        # Down: notify frozen, its scrape fails.
-        procs["notify"].proc.send_signal(signal.SIGSTOP)
+        # Down: notify and the gateway frozen, their scrapes fail; the others stay up.
+        frozen = ("notify", "gateway")
+
+        def judged_down() -> set[str]:
+            return {
+                a["labels"]["job"].removeprefix("shouwang-")
+                for a in prom.alerts()
+                if a["labels"]["alertname"] == "ShouwangStageDown"
+            }
+
+        for name in frozen:
+            procs[name].proc.send_signal(signal.SIGSTOP)
         stopped = time.monotonic()
         try:
             until(
-                lambda: prom.firing("ShouwangStageDown", job="shouwang-notify"),
+                lambda: judged_down() == set(frozen),
                 15,
-                lambda: f"ShouwangStageDown for notify; alerts: {prom.get('/api/v1/alerts')}",
+                lambda: f"ShouwangStageDown for {frozen}; alerts: {prom.get('/api/v1/alerts')}",
             )
-            print(f"notify judged down {time.monotonic() - stopped:.1f} s after SIGSTOP")
-            judged = health("notify", env)
-            assert judged.returncode == 1 and "notify down" in judged.stdout + judged.stderr, judged
+            print(
+                f"notify and gateway judged down {time.monotonic() - stopped:.1f} s after SIGSTOP"
+            )
+            assert prom.value('up{job="shouwang-gateway"}') == 0
+            judged = health(*frozen, env=env)
+            said = judged.stdout + judged.stderr
+            assert judged.returncode == 1 and "notify down" in said and "gateway down" in said, (
+                judged
+            )
         finally:
-            procs["notify"].proc.send_signal(signal.SIGCONT)
+            for name in frozen:
+                procs[name].proc.send_signal(signal.SIGCONT)
         until(
-            lambda: (
-                not prom.firing("ShouwangStageDown", job="shouwang-notify")
-                and health("notify", env).returncode == 0
-            ),
+            lambda: not judged_down() and health(*frozen, env=env).returncode == 0,
             15,
-            "notify recovered after SIGCONT",
+            lambda: f"notify and gateway recovered after SIGCONT: {health(*frozen, env=env)}",
+        )
+        until(
+            lambda: (prom.value(MOVING["gateway entries acknowledged"]) or 0) > 0,
+            10,
+            "the gateway forwards again",
         )
         for name, r in procs.items():
             assert r.proc.poll() is None, f"{name} exited: {r.tail()}"
+
+        # The gateway stops as the gateway tests leave theirs: its devices fall silent, its buffer
+        # drains while ingest still runs (no acknowledgement is left queued in C01-GW's session
+        # for the next gateway on this broker), and it exits cleanly.
+        site.stop()
+        until(lambda: held(tmp_path / "gateway" / "buffer.db") == 0, 15, "the buffer drained")
+        procs["gateway"].proc.send_signal(signal.SIGTERM)
+        assert procs["gateway"].proc.wait(30) == 0, procs["gateway"].tail()
         print(f"done after {time.monotonic() - t0:.1f} s")
     finally:
         if lock is not None:
