@@ -59,6 +59,7 @@ Non-finite times, windows that end before they start and negative ``early_s``/``
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -339,7 +340,7 @@ def read_alarms(
     """Alarms from CSV: a ``start`` (or ``time``) column and an optional ``end``; an empty or
     missing end is a point alarm. Column names are matched ignoring case; others are ignored, so
     ``shouwang replay``'s episode files and a firm's own exports both read."""
-    header, body = _table(stream, source, sep)
+    header, body, sep = _table(stream, source, sep)
     start = _column(header, ("start", "time"), source, sep)
     end = _find(header, ("end",))
     out = []
@@ -357,7 +358,7 @@ def read_labels(
 ) -> list[Window]:
     """Labelled fault windows from CSV: ``start`` and ``end`` columns (ignoring case); a ``name``,
     ``label``, ``description`` or ``note`` column names the window; other columns are ignored."""
-    header, body = _table(stream, source, sep)
+    header, body, sep = _table(stream, source, sep)
     start = _column(header, ("start",), source, sep)
     end = _column(header, ("end",), source, sep)
     name = _find(header, NAME_COLUMNS)
@@ -386,7 +387,7 @@ def read_row_times(
     sep: str = ",",
 ) -> FloatArray:
     """The time of every row of a data CSV (``time_column``, default the first column)."""
-    header, body = _table(stream, source, sep)
+    header, body, sep = _table(stream, source, sep)
     if time_column is None:
         j = 0
     elif time_column.strip() in header:
@@ -402,9 +403,18 @@ def read_row_times(
 
 def _table(
     stream: TextIO, source: str, sep: str
-) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
-    """The header (names stripped) and the non-blank records with their line numbers."""
-    reader = csv.reader(stream, delimiter=sep)
+) -> tuple[list[str], Iterator[tuple[int, list[str]]], str]:
+    """The header (names stripped), the non-blank records with their line numbers and the
+    separator read with: ``sep``, unless the header holds none of it but one of ``,`` ``;`` tab
+    (``shouwang replay`` writes its episodes with ``,`` whatever the separator of the data, and a
+    firm's incident records may come from yet another tool)."""
+    try:
+        first = stream.readline()
+    except UnicodeDecodeError:
+        raise ConfigError(source, "is not UTF-8 text; save it as UTF-8 (CSV UTF-8)") from None
+    if sep not in first:
+        sep = next((alt for alt in (",", ";", "\t") if alt in first), sep)
+    reader = csv.reader(itertools.chain([first], stream), delimiter=sep)
     try:
         header = next(reader, None)
     except csv.Error as e:
@@ -425,7 +435,7 @@ def _table(
         except UnicodeDecodeError:
             raise ConfigError(source, "is not UTF-8 text; save it as UTF-8 (CSV UTF-8)") from None
 
-    return names, body()
+    return names, body(), sep
 
 
 def _find(header: list[str], names: tuple[str, ...]) -> int | None:

@@ -15,7 +15,8 @@ through in chunks, so the scored file's size is bounded by the disk, not by memo
 
 Each detector's scores go through an :class:`~analytics.episodes.EpisodeTracker`; every episode is
 written to the output CSV as soon as it closes, and the file flushed, so an interrupted run keeps
-what it found. Columns: ``start,end,event,columns,peak,direction,contributions,open_at_end`` (times
+what it found (stopped while scoring, :func:`replay` raises :class:`ReplayInterrupted`, which
+says how many episodes the file holds). Columns: ``start,end,event,columns,peak,direction,contributions,open_at_end`` (times
 ISO 8601 with offset; ``peak`` in multiples of the threshold; ``contributions`` the signed
 per-column evidence at the peak, ``col:+3.2|col2:-1.1``). With ``scores`` a second CSV gets each
 scored row's two scores, in multiples of their thresholds.
@@ -42,7 +43,14 @@ from analytics.robust import Calibrated, RobustDetector, RobustParams, calibrate
 from core.errors import ConfigError
 from responsibility.model import BaselineFiling, Entry, MultivariateFiling
 
-__all__ = ["CST_TZ", "ReplaySettings", "ReplayStats", "parse_times", "replay"]
+__all__ = [
+    "CST_TZ",
+    "ReplayInterrupted",
+    "ReplaySettings",
+    "ReplayStats",
+    "parse_times",
+    "replay",
+]
 EPISODE_FIELDS = (
     "start",
     "end",
@@ -142,6 +150,22 @@ class ReplayStats:
     @property
     def alarms(self) -> int:
         return self.episodes
+
+
+class ReplayInterrupted(KeyboardInterrupt):
+    """Replay stopped while scoring (Ctrl-C, or a signal the caller turned into
+    :class:`KeyboardInterrupt`). ``out`` holds the header and the ``episodes`` that closed before
+    it, as whole rows; episodes still open were not written. ``scored_to``: the time of the last
+    row scored (None if none was)."""
+
+    def __init__(self, out: Path, episodes: int, scored_rows: int, scored_to: float | None) -> None:
+        super().__init__(
+            f"interrupted after {scored_rows} scored rows; {episodes} episodes in {out}"
+        )
+        self.out = out
+        self.episodes = episodes
+        self.scored_rows = scored_rows
+        self.scored_to = scored_to
 
 
 def replay(  # noqa: PLR0915 (calibrate, then stream: read top to bottom)
@@ -284,59 +308,62 @@ def replay(  # noqa: PLR0915 (calibrate, then stream: read top to bottom)
     open_at_end = scored = 0
     first: float | None = None
     last: float | None = None
-    with out.open("w", newline="") as fo, _MaybeOpen(scores) as fs:
-        writer = csv.writer(fo)
-        writer.writerow(EPISODE_FIELDS)
-        fo.flush()
-        swriter = csv.writer(fs) if fs is not None else None
-        if swriter is not None:
-            swriter.writerow(["time", *thresholds])
-
-        def emit(found: list[tuple[str, Episode]]) -> None:
-            nonlocal open_at_end
-            for event, e in sorted(found, key=lambda p: p[1].start):
-                writer.writerow(_episode_row(event, e, tz))
-                counts[event] += 1
-                open_at_end += e.open_at_end
-            if found:
-                fo.flush()
-
-        def score(ts: FloatArray, x: FloatArray) -> None:
-            nonlocal scored, first, last
-            if not len(ts):
-                return
-            scored += len(ts)
-            first = float(ts[0]) if first is None else first
-            last = float(ts[-1])
-            r, z = robust.score(ts, x)
-            streams: dict[str, tuple[FloatArray, FloatArray]] = {"robust_deviation": (r, z)}
-            if relation is not None:
-                streams["multivariate_anomaly"] = relation.score(z, x)
-            found: list[tuple[str, Episode]] = []
-            for event, tr in trackers.items():
-                s, c = streams[event]
-                found += [(event, e) for e in tr.update(ts, s, c) if e.end is not None]
-            emit(found)
+    try:
+        with out.open("w", newline="") as fo, _MaybeOpen(scores) as fs:
+            writer = csv.writer(fo)
+            writer.writerow(EPISODE_FIELDS)
+            fo.flush()
+            swriter = csv.writer(fs) if fs is not None else None
             if swriter is not None:
-                cells = [[_iso(t, tz) for t in ts.tolist()]]
-                for event, thr in thresholds.items():
-                    cells.append([f"{v / thr:.4g}" for v in streams[event][0].tolist()])
-                swriter.writerows(zip(*cells, strict=True))
+                swriter.writerow(["time", *thresholds])
 
-        for ts, x in pending:
-            score(ts, x)
-        for ts, x, bad in reader:
-            rows += len(ts)
-            skipped += bad
-            score(ts, x)
-        if scored == 0:
-            raise ConfigError(
-                str(src),
-                f"nothing is left to score: all {rows} rows went to calibration; calibrate on "
-                "fewer rows (an earlier --calibrate-until) or on a separate --calibrate-file",
-            )
-        ends = [(ev, tr.finish(last or 0.0)) for ev, tr in trackers.items()]
-        emit([(ev, e) for ev, e in ends if e is not None])
+            def emit(found: list[tuple[str, Episode]]) -> None:
+                nonlocal open_at_end
+                for event, e in sorted(found, key=lambda p: p[1].start):
+                    writer.writerow(_episode_row(event, e, tz))
+                    counts[event] += 1
+                    open_at_end += e.open_at_end
+                if found:
+                    fo.flush()
+
+            def score(ts: FloatArray, x: FloatArray) -> None:
+                nonlocal scored, first, last
+                if not len(ts):
+                    return
+                r, z = robust.score(ts, x)
+                streams: dict[str, tuple[FloatArray, FloatArray]] = {"robust_deviation": (r, z)}
+                if relation is not None:
+                    streams["multivariate_anomaly"] = relation.score(z, x)
+                found: list[tuple[str, Episode]] = []
+                for event, tr in trackers.items():
+                    s, c = streams[event]
+                    found += [(event, e) for e in tr.update(ts, s, c) if e.end is not None]
+                emit(found)
+                scored += len(ts)  # counted once judged: what an interruption reports
+                first = float(ts[0]) if first is None else first
+                last = float(ts[-1])
+                if swriter is not None:
+                    cells = [[_iso(t, tz) for t in ts.tolist()]]
+                    for event, thr in thresholds.items():
+                        cells.append([f"{v / thr:.4g}" for v in streams[event][0].tolist()])
+                    swriter.writerows(zip(*cells, strict=True))
+
+            for ts, x in pending:
+                score(ts, x)
+            for ts, x, bad in reader:
+                rows += len(ts)
+                skipped += bad
+                score(ts, x)
+            if scored == 0:
+                raise ConfigError(
+                    str(src),
+                    f"nothing is left to score: all {rows} rows went to calibration; calibrate on "
+                    "fewer rows (an earlier --calibrate-until) or on a separate --calibrate-file",
+                )
+            ends = [(ev, tr.finish(last or 0.0)) for ev, tr in trackers.items()]
+            emit([(ev, e) for ev, e in ends if e is not None])
+    except KeyboardInterrupt as e:  # Ctrl-C, or a signal the caller turned into one
+        raise ReplayInterrupted(out, _episodes_in(out), scored, last) from e
     return ReplayStats(
         columns=tuple(cols),
         rows=rows,
@@ -366,6 +393,15 @@ def _tracker(
     return EpisodeTracker(
         threshold, confirm_s=confirm_s, hold_s=hold_s, max_gap_s=cfg.max_gap_s, columns=cols
     )
+
+
+def _episodes_in(out: Path) -> int:
+    """The episode rows in ``out`` (whole rows: each was written in one piece)."""
+    try:
+        with out.open(newline="") as f:
+            return max(sum(1 for _ in csv.reader(f)) - 1, 0)
+    except OSError:
+        return 0
 
 
 def _joined(segments: list[tuple[FloatArray, FloatArray]], d: int) -> tuple[FloatArray, FloatArray]:

@@ -65,7 +65,13 @@ def evaluate(
     tz: Annotated[str, typer.Option(help="IANA time zone of times without an offset")] = (
         "Asia/Shanghai"
     ),
-    sep: Annotated[str, typer.Option(help="field separator of the files (',', ';', 'tab')")] = ",",
+    sep: Annotated[
+        str,
+        typer.Option(
+            help="field separator of the files (',', ';', 'tab'); a file whose header holds none "
+            "of it is read with the one it holds (replay's episodes: ',')"
+        ),
+    ] = ",",
     as_json: Annotated[bool, typer.Option("--json", help="print the scorecard as JSON")] = False,
 ) -> None:
     """Score alarms against labelled fault windows: faults found, delays, false alarms per day,

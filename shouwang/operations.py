@@ -3,6 +3,7 @@ the detectors' models and a back-test of them, everything at once, and what is t
 
 from __future__ import annotations
 
+import signal
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from core.settings import Settings, load_settings
 from shouwang.console import console, run_logged
@@ -105,7 +107,7 @@ def replay(
 ) -> None:
     """Back-test the detectors on exported data: calibrate on normal operation, stream the rest of
     the CSV through them and write the alarm episodes (score them with ``shouwang evaluate``)."""
-    from analytics.replay import ReplaySettings, settings_from_entry
+    from analytics.replay import ReplayInterrupted, ReplaySettings, settings_from_entry
     from analytics.replay import replay as run_replay
     from analytics.timeparse import parse_duration, parse_time, zone
     from core.errors import ConfigError
@@ -139,21 +141,49 @@ def replay(
         max_gap_s=base.max_gap_s if gap_s is None else gap_s,
         min_z=base.min_z if min_z is None else min_z,
     )
-    stats = run_replay(
-        src,
-        out,
-        time_column=time_column,
-        columns=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
-        sep=sep,
-        time_format=time_format,
-        tz=zone_info,
-        calibrate_files=calibrate_file or [],
-        calibrate_rows=calibrate_rows,
-        calibrate_until=until,
-        settings=settings,
-        scores=scores,
-        warn=lambda msg: console.print(f"[yellow]warning:[/] {msg}"),
-    )
+    interrupted_by = signal.SIGINT
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal interrupted_by
+        interrupted_by = signal.Signals(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)  # a service manager's stop: as Ctrl-C
+    try:
+        stats = run_replay(
+            src,
+            out,
+            time_column=time_column,
+            columns=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
+            sep=sep,
+            time_format=time_format,
+            tz=zone_info,
+            calibrate_files=calibrate_file or [],
+            calibrate_rows=calibrate_rows,
+            calibrate_until=until,
+            settings=settings,
+            scores=scores,
+            warn=lambda msg: console.print(f"[yellow]warning:[/] {msg}"),
+        )
+    except ReplayInterrupted as e:
+        upto = ""
+        if e.scored_to is not None:
+            last = datetime.fromtimestamp(e.scored_to, zone_info).isoformat(timespec="seconds")
+            upto = f" (data up to {last})"
+        console.print(
+            f"[bold red]interrupted[/] by {interrupted_by.name} after {e.scored_rows:,} scored "
+            f"rows{upto}: {escape(str(out))} holds the {e.episodes} episodes that closed before; "
+            "episodes still open were not written. Run again to score the whole file."
+        )
+        raise typer.Exit(128 + interrupted_by) from None
+    except KeyboardInterrupt:
+        console.print(
+            f"[bold red]interrupted[/] by {interrupted_by.name} while calibrating: "
+            f"nothing was written to {escape(str(out))}"
+        )
+        raise typer.Exit(128 + interrupted_by) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print_summary(Console(), stats, out, zone_info)  # the result on stdout, warnings on stderr
 
 

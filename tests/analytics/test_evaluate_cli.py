@@ -3,15 +3,21 @@ with no database or broker to reach."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from shouwang.launch import command
+from simulators.recordings import loop_run
+from simulators.recordings import write as write_recording
+from tests.analytics.test_replay_cli import exported
 
 DAY = 86_400.0
 
@@ -191,3 +197,81 @@ def test_bad_files_give_one_line_naming_file_and_line(
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith(expected), done.stderr
     assert "\n" not in done.stderr.strip()
+
+
+def test_replay_then_evaluate_on_a_firms_export(tmp_path: Path) -> None:
+    """The two commands one after the other, as docs/analytics.md shows them: replay a firm's
+    export (';', day-first local times), then score replay's episodes (written with ',') against
+    the firm's incident records with the export's own --sep and --time-format."""
+    rec = loop_run(3)
+    write_recording(rec, tmp_path / "iso.csv", tmp_path / "generated_labels.csv")
+    export = exported(tmp_path / "iso.csv", tmp_path / "export.csv")
+    local = "%d.%m.%Y %H:%M:%S"
+
+    def shown(t: float) -> str:  # the export's format: local time (UTC+8), whole seconds
+        return datetime.fromtimestamp(t + 8 * 3600, UTC).strftime(local)
+
+    incidents = write(
+        tmp_path / "incidents.csv",
+        "start;end;name",
+        *(f"{shown(lab.start)};{shown(lab.end)};{lab.kind}" for lab in rec.labels),
+    )
+    fmt = ("--time-column", "Zeit", "--sep", ";", "--time-format", local)
+    episodes, until = tmp_path / "episodes.csv", shown(rec.calibrate_until)
+    replayed = subprocess.run(
+        [*command("replay"), export, "--out", episodes, *fmt, "--calibrate-until", until],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+    )
+    assert replayed.returncode == 0, replayed.stderr
+    span = ("--rows", export, *fmt, "--from", until)
+    card = scorecard(run(tmp_path, episodes, incidents, *span, "--json"))
+
+    # What must come out, from the generated data and the episodes file alone.
+    labels = [(float(int(lab.start)), float(int(lab.end))) for lab in rec.labels]
+    with episodes.open(newline="") as f:
+        alarms = [
+            (datetime.fromisoformat(e["start"]).timestamp(), datetime.fromisoformat(e["end"]))
+            for e in csv.DictReader(f)
+        ]
+    rows = [float(int(t)) for t in rec.ts.tolist() if int(t) >= rec.calibrate_until]
+
+    def expect(card: dict[str, Any], faults: list[tuple[float, float]]) -> list[float]:
+        delays = [min(a for a, _ in alarms if s <= a <= e) - s for s, e in faults]
+        false = [a for a, b in alarms if not any(a <= e and b.timestamp() >= s for s, e in faults)]
+        normal = (rows[-1] - rec.calibrate_until - sum(e - s for s, e in faults)) / DAY
+        assert card["span"]["start"] == "2026-12-01T08:10:00+08:00"
+        assert (card["faults"], card["found"], card["missed"]) == (len(faults), len(faults), [])
+        assert card["delays_s"] == pytest.approx(delays, abs=1e-3)
+        assert card["median_delay_s"] == pytest.approx(float(np.median(delays)), abs=1e-3)
+        assert (card["alarms"], card["false_alarms"]) == (len(alarms), len(false))
+        assert card["normal_days"] == pytest.approx(normal)
+        assert card["false_alarms_per_day"] == pytest.approx(len(false) / normal)
+        inside = sum(any(s <= t <= e for s, e in faults) for t in rows)
+        assert card["pointwise"] == "rows" and card["tp"] + card["fn"] == inside
+        assert card["tp"] + card["fp"] + card["fn"] + card["tn"] == len(rows)
+        return delays
+
+    delays = expect(card, labels)
+    assert all(0 <= d <= 15 for d in delays)  # a 5 s ramp and a 5 s confirm time
+    assert len(alarms) >= 8  # each fault: both detectors
+    assert card["false_alarms"] <= 1  # the goal: at most 1 false alarm per hour
+    false = card["false_alarms"]
+    # The firm never recorded the leak: the episodes that found it are now false alarms.
+    unrecorded = write(
+        tmp_path / "some.csv",
+        *(line for line in incidents.read_text().splitlines() if not line.endswith(";leak")),
+    )
+    fewer = scorecard(run(tmp_path, episodes, unrecorded, *span, "--json"))
+    expect(fewer, [w for w, lab in zip(labels, rec.labels, strict=True) if lab.kind != "leak"])
+    assert fewer["false_alarms"] >= false + 1 and fewer["false_alarms_per_day"] > 0
+    # The same, readable.
+    table = run(tmp_path, episodes, incidents, *span, "--early", "0")
+    assert table.returncode == 0, table.stderr
+    lines = {ln.split("│")[1].strip(): ln for ln in table.stdout.splitlines() if "│" in ln}
+    assert "4 of 4" in lines["faults found"] and "100.0%" in lines["faults found"]
+    assert f"{false} of {len(alarms)}" in lines["false alarms"]
+    assert f"{card['false_alarms_per_day']:.2f} per day" in lines["false alarms"]
+    assert f"{np.median(delays):.3g}s" in lines["detection delay"]
