@@ -64,6 +64,8 @@ def countdown(due: datetime | None, done: datetime | None, now: datetime) -> tup
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 60:  # a P0's first minute: "0 min left" would read as already due
+        return f"{int(seconds)} 秒 s"
     minutes = int(seconds // 60)
     if minutes < 60:
         return f"{minutes} 分 min"

@@ -736,3 +736,13 @@ def test_a_shift_past_midnight_is_split_between_its_days() -> None:
     assert cv.week_of("2026-03-08", date(2000, 1, 1)) == date(2026, 3, 2)  # a Sunday
     assert cv.week_of("", date(2026, 3, 4)) == date(2026, 3, 2)
     assert isinstance(cv.week_of("2026-02-30", date(2026, 3, 4)), cv.Problem)
+
+
+def test_a_countdown_under_a_minute_is_in_seconds() -> None:
+    """A P0's response limit is a minute: its first minute must not read "0 min left"."""
+    from api.pages.view import countdown
+
+    now = datetime(2026, 12, 1, 8, tzinfo=UTC)
+    assert countdown(now + timedelta(seconds=55), None, now) == ("剩余 55 秒 s left", "soon")
+    assert countdown(now - timedelta(seconds=5), None, now) == ("超时 5 秒 s over", "late")
+    assert countdown(now + timedelta(minutes=3, seconds=30), None, now)[0] == "剩余 3 分 min left"
