@@ -100,6 +100,7 @@ def demo_roster() -> None:
         f.write("\n".join(lines) + "\n")
     shown = [
         f"duty page  {duty_url(s)}  (in a browser on this machine; a phone-sized window)",
+        f"console    {duty_url(s).removesuffix('/duty')}/console  (the firm manager's login)",
         *(f"login      {line}" for line in lines),
         f"notices    {notices_command(s)}",
         f"           (the password is in {s.state_dir / 'shouwang.env'}; each notice has its"

@@ -90,6 +90,7 @@ def main(s: Settings, *, speed: float, workers: int) -> None:
     console.print(
         f"duty page {duty_url(s)}"
         + (f"  logins: {logins}" if logins.exists() else "  (logins: shouwang demo roster)")
+        + f"\nconsole   {duty_url(s).removesuffix('/duty')}/console (the firm manager's login)"
         + (
             f"\nfaults    one every {s.demo_fault_every_s:.0f} s on firm {firm}'s devices"
             f" (SHOUWANG_DEMO_FAULT_EVERY_S; the first in a minute)"

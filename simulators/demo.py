@@ -98,13 +98,14 @@ def firm_devices(conn: Conn, firm_id: int) -> set[str]:
 class DemoPerson:
     person_id: int
     name: str
-    role: str  # duty_staff | maintenance_staff
+    role: str  # duty_staff | firm_manager | maintenance_staff
     phone: str  # their demo login's phone number
 
 
 def seed_roster(conn: Conn, now: datetime, *, days: float = 7.0) -> list[DemoPerson]:
     """The demo firm's duty staff and one maintenance person per unit serving its communities,
-    on shift for all of them from ``now`` for ``days``; returns them, duty staff first. Nothing
+    on shift for all of them from ``now`` for ``days``, and its manager (on no shift: the firm
+    console's login); returns them, duty staff first. Nothing
     is seeded when there is no firm."""
     firm = demo_firm(conn)
     if firm is None:
@@ -121,7 +122,9 @@ def seed_roster(conn: Conn, now: datetime, *, days: float = 7.0) -> list[DemoPer
         (communities,),
     ).fetchall()
     people: list[tuple[str, str, int | None, int | None, str, list[int]]] = [
-        (f"演示 值班员 {firm}", "duty_staff", firm, None, "13900000001", communities)
+        (f"演示 值班员 {firm}", "duty_staff", firm, None, "13900000001", communities),
+        # The firm's manager: the firm console (/console), on no shift.
+        (f"演示 经理 {firm}", "firm_manager", firm, None, "13900000002", []),
     ]
     seen: set[int] = set()
     for i, (unit, kind) in enumerate(units):

@@ -179,6 +179,8 @@ def test_demo_roster_prints_the_address_the_logins_and_where_notices_go(
         r"^login +(.+?) \((\w+)\): phone (\d{11})  password (demo-\S+)$", text, re.M
     )
     assert logins and logins[0][1] == "duty_staff", text
+    assert "console    http://127.0.0.1:18999/console" in text
+    assert [role for _, role, *_ in logins].count("firm_manager") == 1, text
     assert f"-p {settings.mqtt_port} -u svc-admin" in text and "sw/duty/v1/+/notifications" in text
     kept = (settings.state_dir / "demo-logins.txt").read_text()
     assert all(f"password {pw}" in kept for *_, pw in logins)
