@@ -218,7 +218,11 @@ def test_every_numeric_column_by_default(tmp_path: Path) -> None:
 
 # --- interrupted runs ---------------------------------------------------------------------------
 
-LONG_S = 180_000.0  # two chunks of the reader (100 000 rows): episodes are written per chunk
+# Four chunks of the reader (100 000 rows): episodes are written per chunk, and a signal is only
+# handled between chunks, so one sent once the first chunk's are out lands at the end of the
+# second at the latest, with two chunks left to prove it cut the run short (with two chunks, a
+# loaded machine let the run reach its end first).
+LONG_S = 380_000.0
 EPOCH = ("--time-format", "epoch_s", "--calibrate-rows", "600")
 
 
@@ -233,10 +237,10 @@ def epoch_export(rec: Recording, dest: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def long_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[list[str]]]:
-    """Two days of the loop at 1 s with 25 faults, and the episodes an uninterrupted replay
-    writes for it (header first)."""
+    """Four and a half days of the loop at 1 s with 50 faults, and the episodes an uninterrupted
+    replay writes for it (header first)."""
     d = tmp_path_factory.mktemp("long")
-    src = epoch_export(loop_run(5, duration_s=LONG_S, faults=25), d / "long.csv")
+    src = epoch_export(loop_run(5, duration_s=LONG_S, faults=50), d / "long.csv")
     replay(src, d / "all.csv", time_format="epoch_s", calibrate_rows=600)
     with (d / "all.csv").open(newline="") as f:
         return src, list(csv.reader(f))
