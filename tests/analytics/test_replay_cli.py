@@ -8,6 +8,7 @@ import csv
 import os
 import signal
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -235,6 +236,16 @@ def epoch_export(rec: Recording, dest: Path) -> Path:
     return dest
 
 
+# Runs the command as from a terminal, with Ctrl-C's default: a suite started in the background
+# by a shell (as CI may start it) has SIGINT ignored, which a child inherits and Python keeps.
+WITH_SIGINT = (
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL);"
+    " os.execvp(sys.argv[1], sys.argv[1:])",
+)
+
+
 @pytest.fixture(scope="module")
 def long_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[list[str]]]:
     """Four and a half days of the loop at 1 s with 50 faults, and the episodes an uninterrupted
@@ -256,7 +267,7 @@ def test_an_interrupted_run_keeps_the_episodes_closed_before(
     assert len(everything) > 30 and everything[0] == list(EPISODE_FIELDS)
     out = tmp_path / "e.csv"
     proc = subprocess.Popen(
-        [*command("replay"), str(src), "--out", str(out), *EPOCH],
+        [*WITH_SIGINT, *command("replay"), str(src), "--out", str(out), *EPOCH],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
