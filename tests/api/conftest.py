@@ -365,3 +365,7 @@ def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+# The browser tests' Chromium (one per module that asks for it).
+from tests.api.browser import chromium  # noqa: E402, F401

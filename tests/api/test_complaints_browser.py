@@ -12,16 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from core.db import Conn
 from core.settings import Settings
+from tests.api.browser import PHONE
 from tests.api.conftest import Api, Ids, LiveServer, live
 from tests.api.pages_helpers import PAGE_SETTINGS, PASSWORD, add_staff
 from tests.api.test_pages import png, report
-
-CHROMIUM = "/usr/bin/chromium"
-PHONE: ViewportSize = {"width": 360, "height": 740}
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +35,6 @@ def server(api_settings: Settings) -> Iterator[LiveServer]:
     )
     with live(settings) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: scripts/setup.sh installs Debian's chromium")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 def phone_page(browser: Browser) -> Page:

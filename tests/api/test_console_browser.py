@@ -17,18 +17,16 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from core.db import connect
 from core.settings import Settings
 from tests.api import report_data as make
+from tests.api.browser import DESKTOP, PHONE, overflow
 from tests.api.conftest import Api, LiveServer, live
 from tests.api.pages_helpers import PAGE_SETTINGS, PASSWORD, add_staff
 from tests.api.test_console import ZONE, Firm, api_rows, build_firm
 
-CHROMIUM = "/usr/bin/chromium"
-PHONE: ViewportSize = {"width": 360, "height": 740}
-DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 PAGES = ("/console", "/console/work-orders", "/console/devices", "/console/people")
 WEEK = date(2026, 3, 2)  # a Monday
 
@@ -41,16 +39,6 @@ def server(api_settings: Settings) -> Iterator[LiveServer]:
         yield s
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: scripts/setup.sh installs Debian's chromium")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def kept(tmp_path: Path) -> Iterator[list[Path]]:
     files: list[Path] = []
@@ -61,15 +49,6 @@ def kept(tmp_path: Path) -> Iterator[list[Path]]:
         out.mkdir(parents=True, exist_ok=True)
         for path in files:
             shutil.copy(path, out / path.name)
-
-
-def overflow(page: Page) -> int:
-    """How many CSS pixels the page is wider than the window (0: no horizontal scrolling)."""
-    width: int = page.evaluate(
-        "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
-        " - window.innerWidth"
-    )
-    return width
 
 
 def shoot(page: Page, tmp_path: Path, kept: list[Path], name: str) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 from pydantic import SecretStr
 
 from core.db import Conn
@@ -36,10 +36,11 @@ from core.wire import Channel, device_topic
 from ingest.__main__ import config_from as ingest_config
 from ingest.consumer import retire_session
 from tests.analytics.test_db_outage import retire_analytics_session
+from tests.api.browser import PHONE
 from tests.api.conftest import Api, LiveServer, can_connect, eventually, live
 from tests.api.pages_helpers import PAGE_SETTINGS, PASSWORD, Staff, add_staff
 from tests.api.test_pages import ZONE, png
-from tests.api.test_pages_browser import CHROMIUM, PHONE, Shots, phone_page
+from tests.api.test_pages_browser import Shots, phone_page
 from tests.conftest import Broker, settings_env
 from tests.mqtt_helpers import peer
 from tests.notify.test_dispatch import LOCAL_ENV, SECRET, Receiver
@@ -81,16 +82,6 @@ def server(api_settings: Settings) -> Iterator[LiveServer]:
     )
     with live(settings) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: scripts/setup.sh installs Debian's chromium")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

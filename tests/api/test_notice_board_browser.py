@@ -14,17 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser
 
 from core.db import connect
 from core.settings import Settings
 from tests.api import report_data as make
+from tests.api.browser import DESKTOP, PHONE, overflow
 from tests.api.conftest import Api, LiveServer, live
 from tests.api.test_notice_board import PUBLIC_URL, Community, make_community, put_board
-
-CHROMIUM = "/usr/bin/chromium"
-PHONE: ViewportSize = {"width": 360, "height": 740}
-DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +50,6 @@ def community(api_database: str) -> Community:
         return c
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: scripts/setup.sh installs Debian's chromium")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def kept(tmp_path: Path) -> Iterator[list[Path]]:
     files: list[Path] = []
@@ -73,15 +60,6 @@ def kept(tmp_path: Path) -> Iterator[list[Path]]:
         out.mkdir(parents=True, exist_ok=True)
         for path in files:
             shutil.copy(path, out / path.name)
-
-
-def overflow(page: Page) -> int:
-    """How many CSS pixels the page is wider than the window (0: no horizontal scrolling)."""
-    width: int = page.evaluate(
-        "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
-        " - window.innerWidth"
-    )
-    return width
 
 
 def test_the_board_fits_a_phone_and_prints_on_one_or_two_a4_pages(

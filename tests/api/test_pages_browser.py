@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Page
 from pydantic import SecretStr
 
 from core.db import Conn
@@ -24,13 +24,12 @@ from core.settings import Settings
 from notify.ack_links import AckLinks
 from notify.messages import render
 from notify.recipients import Recipient
+from tests.api.browser import CHROMIUM, PHONE
 from tests.api.conftest import Api, Ids, LiveServer, live, make_alarm
 from tests.api.pages_helpers import PAGE_SETTINGS, PASSWORD, add_staff
 from tests.api.test_pages import png, report
 
-CHROMIUM = "/usr/bin/chromium"
 SECRET = "pages-browser-secret"
-PHONE: ViewportSize = {"width": 360, "height": 740}
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +46,6 @@ def server(api_settings: Settings) -> Iterator[LiveServer]:
     )
     with live(settings) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: scripts/setup.sh installs Debian's chromium")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 class Shots:
