@@ -37,6 +37,7 @@ from api.routes import devices as device_routes
 from api.routes import exports as export_routes
 from api.routes import people as people_routes
 from api.routes import work_orders as wo_routes
+from api.scope import Action, Where, require
 from api.sla import LIMIT_KINDS
 from core.catalogue import DeviceClass
 
@@ -182,6 +183,21 @@ def _overdue(wo: wo_routes.WorkOrder) -> bool:
     return any(limit.outcome == "missed" for limit in wo.sla)
 
 
+async def _where(m: Manager, f: cv.Filters) -> Where:
+    """The API's work-order filters (``GET /v1/work-orders``) for the page's, in the manager's
+    scope."""
+    require(m.p, Action.READ_WORK_ORDERS)
+    return await wo_routes.filters(
+        m.p,
+        status=f.statuses,  # type: ignore[arg-type]
+        open=f.open,
+        community_id=f.community,
+        event_code=f.code,
+        opened_from=f.opened_from,
+        opened_until=f.opened_until,
+    )
+
+
 async def _listing(db: AsyncConn, m: Manager, f: cv.Filters, size: int) -> Listing:
     """One page of the work orders the JSON API lists for these filters (newest first); with
     ``overdue``, those of them past a limit."""
@@ -189,20 +205,8 @@ async def _listing(db: AsyncConn, m: Manager, f: cv.Filters, size: int) -> Listi
     rows: list[wo_routes.WorkOrder] = []
     scanned = 0
     while True:
-        got = await wo_routes.list_work_orders(
-            db,
-            m.p,
-            PageParams(size if not f.overdue else SCAN_CHUNK, after),
-            status=f.statuses,  # type: ignore[arg-type]
-            severity=None,
-            open=f.open,
-            breached=None,
-            community_id=f.community,
-            maintenance_unit_id=None,
-            device=None,
-            event_code=f.code,
-            opened_from=f.opened_from,
-            opened_until=f.opened_until,
+        got = await wo_routes.work_order_page(
+            db, await _where(m, f), PageParams(size if not f.overdue else SCAN_CHUNK, after)
         )
         if not f.overdue:
             return Listing(got.items, got.next, True)
@@ -313,18 +317,9 @@ async def work_orders_file(request: Request, db: Db, fmt: str) -> Response:
     if fmt not in ("xlsx", "csv"):
         problems.append(cv.Problem("format", "文件格式应为 xlsx 或 csv format must be xlsx or csv"))
     if not problems:
-        w = await wo_routes.filters(
-            m.p,
-            status=f.statuses,  # type: ignore[arg-type]
-            open=f.open,
-            community_id=f.community,
-            event_code=f.code,
-            opened_from=f.opened_from,
-            opened_until=f.opened_until,
-        )
         try:
             return await export_routes.work_order_file(
-                db, w, fmt, keep=_overdue if f.overdue else None
+                db, await _where(m, f), fmt, keep=_overdue if f.overdue else None
             )
         except ApiError as e:  # more than the cap: narrow the period
             problems.append(cv.Problem("from", f"{e.message}（请缩短时段 narrow the period）"))

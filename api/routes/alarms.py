@@ -106,30 +106,9 @@ async def matching(db: Db, w: Where, limit: int) -> list[dict[str, Any]]:
 
 
 @router.get("/alarms", response_model=Page[Alarm])
-async def list_alarms(
-    db: Db,
-    p: Caller,
-    paging: Paging,
-    state: Annotated[list[State] | None, Query()] = None,
-    severity: Annotated[list[Severity] | None, Query()] = None,
-    community_id: OptId = None,
-    device: Annotated[str | None, Query(pattern=CODE_PATTERN, description="device uid")] = None,
-    event_code: Annotated[str | None, Query(max_length=64)] = None,
-    opened_from: Annotated[datetime | None, Query()] = None,
-    opened_until: Annotated[datetime | None, Query()] = None,
-) -> Response:
+async def list_alarms(db: Db, p: Caller, paging: Paging, w: Filters) -> Response:
     """Alarms in scope, newest first; ``state`` and ``severity`` may repeat."""
     require(p, Action.READ_COMMUNITIES)
-    w = await filters(
-        p,
-        state=state,
-        severity=severity,
-        community_id=community_id,
-        device=device,
-        event_code=event_code,
-        opened_from=opened_from,
-        opened_until=opened_until,
-    )
     w.add_if(paging.after_id(), "a.id < %(after)s", "after")
     rows = await matching(db, w, paging.limit + 1)
     return page_response(rows, paging.limit, lambda r: (r["id"],))

@@ -15,7 +15,7 @@ from api import scope
 from api.deps import Caller, Db, Principal, blocking
 from api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
 from api.fields import CODE_PATTERN, BigId, OptId, RefId, aware
-from api.pagination import Page, Paging, page
+from api.pagination import Page, PageParams, Paging, page
 from api.queries import fetch_all, fetch_found, scalar
 from api.scope import Action, Where, require
 from api.sla import LIMIT_OUTCOMES
@@ -191,36 +191,14 @@ async def matching(db: Db, w: Where, limit: int) -> list[WorkOrder]:
 
 
 @router.get("/work-orders", response_model=Page[WorkOrder])
-async def list_work_orders(
-    db: Db,
-    p: Caller,
-    paging: Paging,
-    status: Annotated[list[Status] | None, Query()] = None,
-    severity: Annotated[list[Severity] | None, Query()] = None,
-    open: Annotated[bool | None, Query(description="true: not yet closed")] = None,
-    breached: Annotated[bool | None, Query(description="true: some limit was missed")] = None,
-    community_id: OptId = None,
-    maintenance_unit_id: OptId = None,
-    device: Annotated[str | None, Query(pattern=CODE_PATTERN, description="device uid")] = None,
-    event_code: Annotated[str | None, Query(max_length=64)] = None,
-    opened_from: Annotated[datetime | None, Query()] = None,
-    opened_until: Annotated[datetime | None, Query()] = None,
-) -> Page[WorkOrder]:
+async def list_work_orders(db: Db, p: Caller, paging: Paging, w: Filters) -> Page[WorkOrder]:
     """Work orders in scope, newest first; a maintenance unit sees those assigned to it."""
     require(p, Action.READ_WORK_ORDERS)
-    w = await filters(
-        p,
-        status=status,
-        severity=severity,
-        open=open,
-        breached=breached,
-        community_id=community_id,
-        maintenance_unit_id=maintenance_unit_id,
-        device=device,
-        event_code=event_code,
-        opened_from=opened_from,
-        opened_until=opened_until,
-    )
+    return await work_order_page(db, w, paging)
+
+
+async def work_order_page(db: Db, w: Where, paging: PageParams) -> Page[WorkOrder]:
+    """One page of the work orders matching ``w`` (``filters``), with their limits."""
     w.add_if(paging.after_id(), "wo.id < %(after)s", "after")
     rows = await matching(db, w, paging.limit + 1)
     result = page(rows, paging.limit, lambda r: (r.id,))
